@@ -1,0 +1,3 @@
+"""tradecycle: one stateless AI paper-trading cycle per invocation."""
+
+__version__ = "0.1.0"

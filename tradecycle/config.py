@@ -1,0 +1,319 @@
+"""``config.toml`` as pydantic models, the environment's secrets, and paper-only validation.
+
+Loading never touches the network or the database. Every problem becomes a
+``ConfigError`` whose message names the key (``risk.max_positions_count: must
+be >= 1``); the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from .errors import ConfigError
+from .models import RiskLimits
+
+PAPER_URL = "https://paper-api.alpaca.markets"
+DEFAULT_CONFIG = "config.toml"
+CONFIG_ENV = "TRADECYCLE_CONFIG"
+
+Percent = Annotated[Decimal, Field(gt=0, le=100)]
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CycleConfig(_Section):
+    analysis_timeout_seconds: PositiveSeconds = 30
+    order_timeout_seconds: PositiveSeconds = 10
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    retry_base_delay_seconds: PositiveSeconds = 1.0
+    retry_max_delay_seconds: PositiveSeconds = 30.0
+    retry_backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
+    max_quote_age_seconds: PositiveSeconds = 300
+    max_cycle_seconds: PositiveSeconds = 50
+
+
+class RiskConfig(_Section):
+    max_position_size_percent: Percent = Decimal(10)
+    max_total_exposure_percent: Percent = Decimal(50)
+    max_positions_count: Annotated[int, Field(ge=1)] = 15
+    daily_loss_limit_percent: Percent = Decimal(5)
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6
+
+    def limits(self) -> RiskLimits:
+        return RiskLimits(
+            max_position_size_percent=self.max_position_size_percent,
+            max_total_exposure_percent=self.max_total_exposure_percent,
+            max_positions_count=self.max_positions_count,
+            daily_loss_limit_percent=self.daily_loss_limit_percent,
+            min_confidence=self.min_confidence,
+        )
+
+
+class UniverseConfig(_Section):
+    stocks: list[str] = ["AAPL", "MSFT", "NVDA"]
+    crypto: list[str] = ["BTC/USD", "ETH/USD"]
+
+    @field_validator("stocks")
+    @classmethod
+    def _stock_symbols(cls, value: list[str]) -> list[str]:
+        value = [s.strip().upper() for s in value]
+        for symbol in value:
+            if not symbol or "/" in symbol or not symbol.replace(".", "").isalnum():
+                raise ValueError(f"not a stock symbol: {symbol!r}")
+        return _unique(value)
+
+    @field_validator("crypto")
+    @classmethod
+    def _crypto_symbols(cls, value: list[str]) -> list[str]:
+        value = [s.strip().upper() for s in value]
+        for symbol in value:
+            base, _, quote = symbol.partition("/")
+            if not (base.isalnum() and quote.isalnum()):
+                raise ValueError(f"crypto symbols are written like 'BTC/USD', not {symbol!r}")
+        return _unique(value)
+
+    @property
+    def symbols(self) -> list[str]:
+        return self.stocks + self.crypto
+
+
+def _unique(symbols: list[str]) -> list[str]:
+    if len(set(symbols)) != len(symbols):
+        raise ValueError("a symbol is listed twice")
+    return symbols
+
+
+class DatabaseConfig(_Section):
+    path: str = "tradecycle.db"
+    keep_days: Annotated[int, Field(ge=0)] = 0
+
+
+class LogConfig(_Section):
+    path: str = "tradecycle.jsonl"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {value!r}")
+    return value.rstrip("/")
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class AlpacaConfig(_Section):
+    base_url: str = PAPER_URL
+
+    @field_validator("base_url")
+    @classmethod
+    def _paper_only(cls, value: str) -> str:
+        url = _check_http_url(value)
+        if url == PAPER_URL or is_loopback(urlsplit(url).hostname):
+            return url
+        raise ValueError(
+            f"{value!r} is not the Alpaca paper API: tradecycle trades on paper only "
+            f"(use {PAPER_URL}, or a loopback address for a local test double)"
+        )
+
+
+class SimBrokerConfig(_Section):
+    starting_cash: Annotated[Decimal, Field(gt=0)] = Decimal(100000)
+
+
+class BrokerConfig(_Section):
+    provider: Literal["sim", "alpaca"] = "sim"
+    alpaca: AlpacaConfig = AlpacaConfig()
+    sim: SimBrokerConfig = SimBrokerConfig()
+
+
+class ServiceUrl(_Section):
+    base_url: str
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+
+class FinnhubConfig(ServiceUrl):
+    base_url: str = "https://finnhub.io/api/v1"
+
+
+class CoinGeckoConfig(ServiceUrl):
+    base_url: str = "https://api.coingecko.com/api/v3"
+    ids: dict[str, str] = {"BTC/USD": "bitcoin", "ETH/USD": "ethereum"}
+
+
+class SimMarketConfig(_Section):
+    seed: int = 42  # extension: the simulator's random walk is reproducible per seed
+
+
+class MarketDataConfig(_Section):
+    provider: Literal["sim", "live"] = "sim"
+    finnhub: FinnhubConfig = FinnhubConfig()
+    coingecko: CoinGeckoConfig = CoinGeckoConfig()
+    sim: SimMarketConfig = SimMarketConfig()
+
+
+class NewsConfig(_Section):
+    provider: Literal["sim", "finnhub", "none"] = "sim"
+    refresh_minutes: Annotated[float, Field(gt=0)] = 15
+
+
+class AIConfig(_Section):
+    provider: Literal["rules", "openai"] = "rules"
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    reanalyze_move_percent: Percent = Decimal("0.5")
+    max_decision_age_minutes: Annotated[float, Field(gt=0)] = 15
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+
+class Config(_Section):
+    cycle: CycleConfig = CycleConfig()
+    risk: RiskConfig = RiskConfig()
+    universe: UniverseConfig = UniverseConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    log: LogConfig = LogConfig()
+    broker: BrokerConfig = BrokerConfig()
+    market_data: MarketDataConfig = MarketDataConfig()
+    news: NewsConfig = NewsConfig()
+    ai: AIConfig = AIConfig()
+
+    # Set by load_config, not by the file: where relative paths resolve.
+    _base_dir: Path = PrivateAttr(default=Path("."))
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    @property
+    def database_path(self) -> Path:
+        return resolve_path(self.base_dir, self.database.path)
+
+    @property
+    def log_path(self) -> Path:
+        return resolve_path(self.base_dir, self.log.path)
+
+
+def resolve_path(base_dir: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+class Secrets:
+    """Keys from the environment. Never printed: ``repr`` shows only which are set."""
+
+    NAMES = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "FINNHUB_API_KEY", "COINGECKO_API_KEY", "OPENAI_API_KEY")
+
+    def __init__(self, environ: dict[str, str] | None = None):
+        env = os.environ if environ is None else environ
+        self._values = {name: env.get(name, "").strip() for name in self.NAMES}
+
+    def get(self, name: str) -> str:
+        return self._values[name]
+
+    def is_set(self, name: str) -> bool:
+        return bool(self._values[name])
+
+    def values(self) -> list[str]:
+        """Every secret that is set (for redaction)."""
+        return [v for v in self._values.values() if v]
+
+    def __repr__(self) -> str:
+        return f"Secrets(set={[n for n in self.NAMES if self.is_set(n)]})"
+
+
+def config_path(explicit: str | os.PathLike | None) -> Path:
+    """``--config``, else ``$TRADECYCLE_CONFIG``, else ``./config.toml``."""
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser()
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path} (pass --config PATH or set {CONFIG_ENV})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the whole file. Raises ConfigError naming the first bad keys."""
+    data = read_toml(path)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc)) from None
+    config._base_dir = path.resolve().parent
+    return config
+
+
+def load_database_path(path: Path) -> Path:
+    """Only ``database.path``, for ``killswitch``: an emergency stop must work
+    even when the rest of the config is invalid."""
+    data = read_toml(path)
+    section = data.get("database", {})
+    value = section.get("path", DatabaseConfig().path) if isinstance(section, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ConfigError("database.path: must be a file path")
+    return resolve_path(path.resolve().parent, value)
+
+
+_MESSAGES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "extra_forbidden": "unknown key",
+    "literal_error": "must be one of {expected}",
+}
+
+
+def describe_errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        template = _MESSAGES.get(error["type"])
+        ctx = error.get("ctx") or {}
+        if template:
+            message = template.format(**{k: v for k, v in ctx.items()})
+        else:
+            message = str(ctx.get("error") or error["msg"])
+            message = message.removeprefix("Value error, ")
+        lines.append(f"{key}: {message}")
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,1 @@
+"""Adapters to the outside world: the offline simulator and the real services."""

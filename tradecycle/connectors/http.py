@@ -1,0 +1,234 @@
+"""The one HTTP layer every live connector uses.
+
+One pooled ``requests.Session`` per service; a (connect, read) timeout on every
+call, never longer than what is left of the cycle's budget; tenacity retries
+on connection errors and 5xx with exponential backoff; 429 honours
+``Retry-After`` when the wait fits the budget. ``requests`` exceptions and
+HTTP statuses leave this module only as our own errors (``errors.py``), with
+any secret redacted from their text.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception
+
+from ..errors import BadResponse, RateLimited, ServiceError, ServiceUnavailable
+from ..models import Deadline
+from ..redact import redact
+
+CONNECT_TIMEOUT_SECONDS = 3.05
+USER_AGENT = "tradecycle/0.1 (+paper trading)"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Timeouts and retry policy, built from ``[cycle]`` (see ``from_cycle_config``)."""
+
+    timeout_seconds: float = 10.0
+    max_retries: int = 3
+    retry_base_delay_seconds: float = 1.0
+    retry_max_delay_seconds: float = 30.0
+    retry_backoff_multiplier: float = 2.0
+    deadline: Deadline | None = None
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    pool_size: int = 16
+
+    @classmethod
+    def from_cycle_config(cls, cycle, *, timeout_seconds: float, deadline: Deadline | None, secrets=()) -> "HttpSettings":
+        return cls(
+            timeout_seconds=timeout_seconds,
+            max_retries=cycle.max_retries,
+            retry_base_delay_seconds=cycle.retry_base_delay_seconds,
+            retry_max_delay_seconds=cycle.retry_max_delay_seconds,
+            retry_backoff_multiplier=cycle.retry_backoff_multiplier,
+            deadline=deadline,
+            secrets=tuple(secrets),
+        )
+
+    def remaining_seconds(self) -> float:
+        return self.deadline.remaining() if self.deadline else float("inf")
+
+
+class ServiceDown(ServiceUnavailable):
+    """ServiceUnavailable that also says whether the request may have reached the server."""
+
+    def __init__(self, service: str, message: str, *, may_have_arrived: bool, status_code: int | None = None):
+        super().__init__(service, message)
+        self.may_have_arrived = may_have_arrived
+        self.status_code = status_code
+
+
+class HttpClient:
+    """A JSON client for one service. ``request`` returns the decoded body."""
+
+    def __init__(self, service: str, base_url: str, settings: HttpSettings, headers: dict[str, str] | None = None):
+        self.service = service
+        self.base_url = base_url.rstrip("/")
+        self.settings = settings
+        self.calls = 0  # requests actually sent, for tests and `check`
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self.session.headers.update(headers or {})
+
+    def get(self, path: str, params: dict[str, Any] | None = None, **options) -> Any:
+        return self.request("GET", path, params=params, **options)
+
+    def post(self, path: str, body: Any, **options) -> Any:
+        return self.request("POST", path, json=body, **options)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        timeout_seconds: float | None = None,
+        retry: bool = True,
+        missing_ok: bool = False,
+    ) -> Any:
+        """Send one request (retried when ``retry``) and decode its JSON body.
+
+        ``missing_ok`` turns a 404 into ``None``. Raises ``RateLimited``,
+        ``ServiceDown`` (a ``ServiceUnavailable``) or ``BadResponse``.
+        """
+        attempts = 1 + (self.settings.max_retries if retry else 0)
+        retrying = Retrying(
+            stop=lambda state: self._should_stop(state, attempts),
+            wait=self._wait_seconds,
+            retry=retry_if_exception(_is_retryable),
+            reraise=True,
+            sleep=time.sleep,
+        )
+        return retrying(self._send_once, method, path, params, json, timeout_seconds, missing_ok)
+
+    # -- one attempt ---------------------------------------------------------
+
+    def _send_once(self, method, path, params, json, timeout_seconds, missing_ok) -> Any:
+        remaining = self.settings.remaining_seconds()
+        if remaining <= 0:
+            raise ServiceDown(self.service, "no time left in this cycle's budget", may_have_arrived=False)
+        read_timeout = min(timeout_seconds or self.settings.timeout_seconds, remaining)
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        self.calls += 1
+        try:
+            response = self.session.request(
+                method, url, params=params, json=json, timeout=(min(CONNECT_TIMEOUT_SECONDS, read_timeout), read_timeout)
+            )
+        except requests.exceptions.Timeout as exc:
+            if _never_sent(exc):
+                raise ServiceDown(self.service, f"cannot connect ({_reason(exc)})", may_have_arrived=False) from None
+            raise ServiceDown(self.service, f"no answer within {read_timeout:.1f}s", may_have_arrived=True) from None
+        except requests.exceptions.RequestException as exc:
+            if _never_sent(exc):
+                raise ServiceDown(self.service, f"cannot connect ({_reason(exc)})", may_have_arrived=False) from None
+            raise ServiceDown(self.service, f"connection failed ({_reason(exc)})", may_have_arrived=True) from None
+        return self._decode(response, missing_ok)
+
+    def _decode(self, response: requests.Response, missing_ok: bool) -> Any:
+        status = response.status_code
+        if status == 404 and missing_ok:
+            return None
+        if status == 429:
+            raise RateLimited(self.service, self._message(response, "rate limited"), _retry_after(response))
+        if status >= 500:
+            raise ServiceDown(
+                self.service, f"HTTP {status}: {self._message(response, 'server error')}", may_have_arrived=True, status_code=status
+            )
+        if status >= 400:
+            raise BadResponse(self.service, f"HTTP {status}: {self._message(response, 'request refused')}", status)
+        try:
+            return response.json()
+        except ValueError:
+            raise BadResponse(self.service, f"HTTP {status} but the body is not JSON", status) from None
+
+    def _message(self, response: requests.Response, fallback: str) -> str:
+        """The error text of any of the shapes services use, redacted, on one line."""
+        text = ""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            candidate = body.get("message") or body.get("error") or body.get("status")
+            if isinstance(candidate, dict):
+                candidate = candidate.get("message") or candidate.get("error_message")
+            text = str(candidate or "")
+        if not text:
+            text = response.text[:200] if response.text else fallback
+        return redact(" ".join(text.split()), self.settings.secrets)[:300]
+
+    # -- retry policy --------------------------------------------------------
+
+    def _wait_seconds(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after_seconds is not None:
+            return exc.retry_after_seconds
+        s = self.settings
+        delay = s.retry_base_delay_seconds * s.retry_backoff_multiplier ** (state.attempt_number - 1)
+        return min(delay, s.retry_max_delay_seconds)
+
+    def _should_stop(self, state: RetryCallState, attempts: int) -> bool:
+        if state.attempt_number >= attempts:
+            return True
+        # Never sleep past the cycle's budget: a wait that does not fit ends the retries now.
+        upcoming = getattr(state, "upcoming_sleep", 0) or 0
+        return upcoming >= self.settings.remaining_seconds()
+
+
+def _never_sent(exc: Exception) -> bool:
+    """True only when the request surely did not reach the server (no connection was made).
+
+    A reset or a read timeout after connecting may mean the server got it:
+    for an order that is the difference between "retry" and "look it up".
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    seen, current = set(), exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (NewConnectionError, NameResolutionError)):
+            return True
+        nested = getattr(current, "reason", None) or (current.args[0] if current.args else None)
+        current = nested if isinstance(nested, BaseException) else current.__context__
+    return False
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Name or service not known", "timed out", "Connection reset", "Remote end closed"):
+        if marker in text:
+            return marker.lower()
+    return type(exc).__name__
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, (RateLimited, ServiceDown)) and not isinstance(exc, BadResponse)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+__all__ = ["HttpClient", "HttpSettings", "ServiceDown", "ServiceError"]

@@ -1,0 +1,72 @@
+"""The few named errors the core understands. Connectors translate HTTP and
+``requests`` failures into these at the boundary; the CLI maps them to an
+``ExitCode`` and one line of text."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0  # completed, skipped by the kill switch, or another cycle holds the lock
+    ABORTED = 1  # broker unreachable, database unusable, unexpected error
+    USAGE = 2  # bad usage or invalid configuration
+
+
+class TradecycleError(Exception):
+    """Base of every error we raise on purpose. ``str()`` is one line for a user."""
+
+    exit_code = ExitCode.ABORTED
+
+
+class ConfigError(TradecycleError):
+    exit_code = ExitCode.USAGE
+
+
+class DatabaseUnusable(TradecycleError):
+    """The database cannot be opened, read or written: nothing may be traded."""
+
+
+class ServiceError(TradecycleError):
+    """A remote service failed. ``service`` names it for the user ("alpaca", "finnhub", ...)."""
+
+    def __init__(self, service: str, message: str):
+        super().__init__(f"{service}: {message}")
+        self.service = service
+        self.message = message
+
+
+class ServiceUnavailable(ServiceError):
+    """Connection refused, timeout, DNS, or 5xx after retries."""
+
+
+class RateLimited(ServiceError):
+    """429 that could not be waited out inside the budget."""
+
+    def __init__(self, service: str, message: str, retry_after_seconds: float | None = None):
+        super().__init__(service, message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class BadResponse(ServiceError):
+    """The service answered, but not with something we can use (4xx, malformed body)."""
+
+    def __init__(self, service: str, message: str, status_code: int | None = None):
+        super().__init__(service, message)
+        self.status_code = status_code
+
+
+class OrderRejected(ServiceError):
+    """The broker refused the order (403 buying power / blocked, 422 invalid)."""
+
+    def __init__(self, service: str, message: str, status_code: int | None = None):
+        super().__init__(service, message)
+        self.status_code = status_code
+
+
+class DuplicateOrder(OrderRejected):
+    """The client_order_id was used before (Alpaca 422): the order is already there."""
+
+
+class OrderUncertain(ServiceError):
+    """The order may or may not have reached the broker (timeout, dropped connection)."""

@@ -1,0 +1,224 @@
+"""Domain types shared by every layer. Plain frozen dataclasses, money as Decimal.
+
+Nothing here imports anything outside the standard library, so the core
+(cycle, risk, rules analyst) and the connectors can all depend on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Literal
+
+Action = Literal["buy", "sell", "hold"]
+Side = Literal["buy", "sell"]
+AssetClass = Literal["stock", "crypto"]
+
+CENT = Decimal("0.01")
+QTY_STEP = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals
+
+
+def to_cents(amount: Decimal) -> Decimal:
+    """Round a USD amount down to whole cents (never round an order up)."""
+    return amount.quantize(CENT, rounding=ROUND_DOWN)
+
+
+def to_qty(qty: Decimal) -> Decimal:
+    """Round a quantity down to Alpaca's 9 decimals."""
+    return qty.quantize(QTY_STEP, rounding=ROUND_DOWN)
+
+
+def is_crypto(symbol: str) -> bool:
+    """Crypto symbols are written the Alpaca order way: ``BTC/USD``."""
+    return "/" in symbol
+
+
+def normalize_symbol(symbol: str) -> str:
+    """The one place where Alpaca's position symbols (``BTCUSD``) become order symbols (``BTC/USD``).
+
+    Stock symbols pass through unchanged. A crypto pair without a slash is
+    recognised by its quote currency suffix.
+    """
+    symbol = symbol.strip().upper()
+    if "/" in symbol:
+        return symbol
+    for quote_ccy in ("USDT", "USDC", "USD", "BTC"):
+        if symbol.endswith(quote_ccy) and len(symbol) > len(quote_ccy) + 1:
+            return f"{symbol[: -len(quote_ccy)]}/{quote_ccy}"
+    return symbol
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A price and the time the source says it was true (not when we fetched it)."""
+
+    symbol: str
+    price: Decimal
+    as_of: datetime
+    source: str  # "sim", "finnhub", "coingecko", or "cache" when re-used from the database
+    change_percent: Decimal | None = None  # vs the previous close (stocks) or 24 h (crypto)
+    previous_close: Decimal | None = None
+
+    def age_seconds(self, now: datetime) -> float:
+        return max(0.0, (now - self.as_of).total_seconds())
+
+
+@dataclass(frozen=True)
+class NewsItem:
+    symbol: str
+    headline: str
+    published_at: datetime
+    source: str = ""
+    summary: str = ""
+    url: str = ""
+    news_id: str = ""  # stable id from the source, or derived from url/headline
+
+
+@dataclass(frozen=True)
+class Account:
+    equity: Decimal
+    last_equity: Decimal  # equity at the previous close: the base of the daily loss limit
+    cash: Decimal
+    buying_power: Decimal
+    status: str = "ACTIVE"
+    trading_blocked: bool = False
+    account_blocked: bool = False
+
+    @property
+    def tradable(self) -> bool:
+        return self.status == "ACTIVE" and not self.trading_blocked and not self.account_blocked
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    qty: Decimal
+    avg_entry_price: Decimal
+    market_value: Decimal
+    current_price: Decimal
+    unrealized_pl: Decimal
+
+
+@dataclass(frozen=True)
+class MarketClock:
+    is_open: bool
+    next_open: str | None = None
+    next_close: str | None = None
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    max_position_size_percent: Decimal
+    max_total_exposure_percent: Decimal
+    max_positions_count: int
+    daily_loss_limit_percent: Decimal
+    min_confidence: float
+
+
+@dataclass(frozen=True)
+class AnalysisInput:
+    """Everything the analyst may know about one symbol. The analyst never sees secrets."""
+
+    symbol: str
+    quote: Quote
+    quote_age_seconds: float
+    position: Position | None
+    headlines: tuple[NewsItem, ...]
+    recent_prices: tuple[Decimal, ...]  # oldest first, from earlier cycles (may be empty)
+    limits: RiskLimits
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One analyst verdict for one symbol, with what is needed to audit it later.
+
+    ``failure`` is None for a valid decision; otherwise it is the outcome the
+    cycle records (``ai_unavailable`` or ``ai_invalid``) and ``action`` is hold.
+    """
+
+    symbol: str
+    action: Action
+    confidence: float
+    reasoning: str
+    model: str
+    failure: str | None = None
+    latency_ms: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    raw_reply: str | None = None
+
+    @classmethod
+    def held(cls, symbol: str, failure: str, reasoning: str, model: str, **audit) -> "Decision":
+        return cls(symbol, "hold", 0.0, reasoning, model, failure=failure, **audit)
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """A market order the risk check approved. Exactly one of notional_usd / qty is set."""
+
+    symbol: str
+    side: Side
+    client_order_id: str
+    price: Decimal  # the quote the order was sized at
+    notional_usd: Decimal | None = None
+    qty: Decimal | None = None
+
+    @property
+    def asset_class(self) -> AssetClass:
+        return "crypto" if is_crypto(self.symbol) else "stock"
+
+    @property
+    def estimated_value(self) -> Decimal:
+        return self.notional_usd if self.notional_usd is not None else (self.qty or Decimal(0)) * self.price
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    """What the broker says about an order. ``status`` uses Alpaca's order states."""
+
+    client_order_id: str
+    broker_order_id: str | None
+    status: str
+    symbol: str = ""
+    side: str = ""
+    filled_qty: Decimal | None = None
+    filled_avg_price: Decimal | None = None
+    submitted_at: str | None = None
+    filled_at: str | None = None
+    message: str = ""
+
+    FINAL = frozenset({"filled", "canceled", "expired", "rejected", "dry_run", "not_sent"})
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+
+@dataclass
+class FetchResult:
+    """The market as one cycle saw it. Missing pieces are named in ``failures``."""
+
+    account: Account
+    clock: MarketClock
+    positions: dict[str, Position]
+    quotes: dict[str, Quote] = field(default_factory=dict)
+    news: dict[str, tuple[NewsItem, ...]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)  # source or symbol -> why
+
+
+class Deadline:
+    """A point in monotonic time that no retry, wait or order may pass."""
+
+    def __init__(self, seconds: float, monotonic=None):
+        import time
+
+        self._monotonic = monotonic or time.monotonic
+        self.expires_at = self._monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires_at - self._monotonic())
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining() <= 0

@@ -1,0 +1,91 @@
+"""The small Protocols the cycle talks to. The simulator, the live connectors
+and the tests' fakes all implement these; ``wiring.build_services`` picks the
+real ones from the config."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from .models import Account, AnalysisInput, Decision, MarketClock, NewsItem, OrderIntent, OrderResult, Position, Quote
+
+
+class QuoteSource(Protocol):
+    name: str
+
+    def get_quotes(self, symbols: Sequence[str]) -> dict[str, Quote | Exception]:
+        """One entry per requested symbol: a Quote, or the error that kept it
+        from us (a missing/unknown symbol is a ``BadResponse``). May raise a
+        ``ServiceError`` when the whole source is down."""
+
+
+class NewsSource(Protocol):
+    name: str
+
+    def get_news(self, symbol: str, since: datetime) -> list[NewsItem]:
+        """Headlines for one symbol published since ``since``, newest first.
+        Raises ``ServiceError`` on failure; the cycle then goes on without news."""
+
+
+class Broker(Protocol):
+    name: str
+
+    def get_account(self) -> Account: ...
+
+    def get_clock(self) -> MarketClock: ...
+
+    def get_positions(self) -> list[Position]:
+        """Positions with symbols normalized (``BTC/USD``, never ``BTCUSD``)."""
+
+    def submit_order(self, intent: OrderIntent) -> OrderResult:
+        """Send one market order. Raises ``OrderRejected`` (``DuplicateOrder`` for
+        a re-used client order id), ``OrderUncertain`` when it may have arrived,
+        ``ServiceUnavailable`` when it surely did not."""
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderResult | None:
+        """The order with this client order id, or None if the broker never saw it."""
+
+    def get_order(self, broker_order_id: str) -> OrderResult:
+        """The broker's current view of an order it accepted earlier (for sync)."""
+
+    def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
+        """The smallest order value in USD the broker accepts for this symbol at this price."""
+
+
+class Analyst(Protocol):
+    model: str
+
+    def analyse(self, inputs: Sequence[AnalysisInput], timeout_seconds: float) -> list[Decision]:
+        """At most one decision per input symbol, within ``timeout_seconds``.
+        Never raises for a service or reply problem: such symbols come back as
+        ``Decision.held(...)`` with the failure named. Missing symbols hold."""
+
+
+class RunLock(Protocol):
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False if another cycle holds it."""
+
+    def release(self) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC wall time."""
+
+    def monotonic(self) -> float: ...
+
+
+@dataclass
+class Services:
+    """Everything a cycle needs, built by ``wiring.build_services`` or by a test."""
+
+    broker: Broker
+    stock_quotes: QuoteSource
+    crypto_quotes: QuoteSource
+    news: NewsSource | None
+    analyst: Analyst
+    clock: Clock
+    lock: RunLock
