@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,10 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from .errors import ConfigError
 from .models import RiskLimits
+from .paths import read_toml, resolve_path
 
 PAPER_URL = "https://paper-api.alpaca.markets"
-DEFAULT_CONFIG = "config.toml"
-CONFIG_ENV = "TRADECYCLE_CONFIG"
 
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -227,11 +225,6 @@ class Config(_Section):
         return resolve_path(self.base_dir, self.log.path)
 
 
-def resolve_path(base_dir: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else base_dir / path
-
-
 class Secrets:
     """Keys from the environment. Never printed: ``repr`` shows only which are set."""
 
@@ -255,23 +248,6 @@ class Secrets:
         return f"Secrets(set={[n for n in self.NAMES if self.is_set(n)]})"
 
 
-def config_path(explicit: str | os.PathLike | None) -> Path:
-    """``--config``, else ``$TRADECYCLE_CONFIG``, else ``./config.toml``."""
-    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser()
-
-
-def read_toml(path: Path) -> dict:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path} (pass --config PATH or set {CONFIG_ENV})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-
-
 def load_config(path: Path) -> Config:
     """Read and validate the whole file. Raises ConfigError naming the first bad keys."""
     data = read_toml(path)
@@ -281,17 +257,6 @@ def load_config(path: Path) -> Config:
         raise ConfigError(describe_errors(exc)) from None
     config._base_dir = path.resolve().parent
     return config
-
-
-def load_database_path(path: Path) -> Path:
-    """Only ``database.path``, for ``killswitch``: an emergency stop must work
-    even when the rest of the config is invalid."""
-    data = read_toml(path)
-    section = data.get("database", {})
-    value = section.get("path", DatabaseConfig().path) if isinstance(section, dict) else None
-    if not isinstance(value, str) or not value:
-        raise ConfigError("database.path: must be a file path")
-    return resolve_path(path.resolve().parent, value)
 
 
 _MESSAGES = {
@@ -317,3 +282,24 @@ def describe_errors(exc: ValidationError) -> str:
             message = message.removeprefix("Value error, ")
         lines.append(f"{key}: {message}")
     return "invalid configuration: " + "; ".join(lines)
+
+
+def required_environment(config: Config) -> dict[str, str]:
+    """Environment variables the configured providers need -> the setting that needs them."""
+    needed = {}
+    if config.broker.provider == "alpaca":
+        needed |= {n: 'broker.provider = "alpaca"' for n in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")}
+    if config.market_data.provider == "live":
+        needed["FINNHUB_API_KEY"] = 'market_data.provider = "live"'
+    if config.news.provider == "finnhub":
+        needed.setdefault("FINNHUB_API_KEY", 'news.provider = "finnhub"')
+    return needed
+
+
+def check_environment(config: Config, secrets: Secrets) -> None:
+    """Raise ConfigError naming every required variable that is not set."""
+    missing = {n: why for n, why in required_environment(config).items() if not secrets.is_set(n)}
+    if missing:
+        names = ", ".join(missing)
+        reasons = "; ".join(sorted(set(missing.values())))
+        raise ConfigError(f"environment variable{'s' if len(missing) > 1 else ''} {names} not set (needed by {reasons})")

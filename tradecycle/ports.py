@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from .models import Account, AnalysisInput, Decision, MarketClock, NewsItem, OrderIntent, OrderResult, Position, Quote
+from .models import Deadline, Account, AnalysisInput, Decision, MarketClock, NewsItem, OrderIntent, OrderResult, Position, Quote
 
 
 class QuoteSource(Protocol):
@@ -89,3 +89,9 @@ class Services:
     analyst: Analyst
     clock: Clock
     lock: RunLock
+    deadline: Deadline  # the cycle's budget (cycle.max_cycle_seconds), shared with the HTTP layer
+
+
+class EventLog(Protocol):
+    def __call__(self, event: str, level: str = "info", **fields) -> None:
+        """Record one event (the JSON-lines log adds time and cycle id)."""

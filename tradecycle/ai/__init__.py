@@ -1,0 +1,1 @@
+"""Analysts: the offline rules analyst and the OpenAI-compatible LLM analyst."""

@@ -1,0 +1,202 @@
+"""What each command does, without any rendering: the CLI parses options,
+calls one function here, and renders what it returns.
+
+Imports are local to each function so that ``killswitch`` and ``status`` load
+neither pydantic's full config, nor requests, nor the connectors.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _open(db_path: Path):
+    from .store import open_database
+
+    return open_database(db_path)
+
+
+def load(config_option: str | None):
+    """The validated config and the environment's secrets (ConfigError -> exit 2)."""
+    from .config import Secrets, check_environment, load_config
+
+    config = load_config(paths.config_path(config_option))
+    secrets = Secrets()
+    check_environment(config, secrets)
+    return config, secrets
+
+
+def database_path(config_option: str | None, db_option: str | None) -> Path:
+    """``--db``, else ``database.path`` from the config (read without full validation)."""
+    if db_option:
+        return Path(db_option).expanduser()
+    return paths.load_database_path(paths.config_path(config_option))
+
+
+# -- run ------------------------------------------------------------------------
+
+
+def run(config_option: str | None, db_option: str | None, dry_run: bool):
+    """One cycle. Config is validated before anything is written."""
+    from .cycle import run_cycle
+    from .logs import JsonLog
+    from .store import Store
+    from .wiring import build_services, cycle_settings
+
+    config, secrets = load(config_option)
+    db_path = Path(db_option).expanduser() if db_option else config.database_path
+    db = _open(db_path)
+    log = JsonLog(config.log_path, config.log.level, secrets.values())
+    try:
+        services = build_services(config, db, secrets)
+        return run_cycle(services, Store(db), cycle_settings(config, dry_run), log)
+    finally:
+        log.close()
+        db.close()
+
+
+# -- kill switch ------------------------------------------------------------------
+
+
+def kill_switch(config_option: str | None, db_option: str | None, active: bool | None, reason: str | None):
+    """Show (``active`` None) or set the kill switch. Reads only ``database.path``.
+
+    Raises DatabaseUnusable (exit 1) when the flag cannot be read or recorded.
+    """
+    from .store import Store
+
+    db = _open(database_path(config_option, db_option))
+    try:
+        store = Store(db)
+        if active is None:
+            return store.kill_switch()
+        if active and not reason:
+            reason = "turned on by hand"
+        return store.set_kill_switch(active, reason if active else None, _now())
+    finally:
+        db.close()
+
+
+# -- read commands ----------------------------------------------------------------
+
+
+def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
+    """Kill switch, last cycle, account, positions, today's P&L and the use of each limit."""
+    from .config import load_config
+    from .store import reads
+
+    config = load_config(paths.config_path(config_option))
+    db = _open(Path(db_option).expanduser() if db_option else config.database_path)
+    try:
+        agent = reads.agent_status(db)
+        positions = reads.positions(db)
+        last = reads.last_cycle(db)
+    finally:
+        db.close()
+    account = None
+    if agent.get("equity") is not None:
+        equity, last_equity = Decimal(agent["equity"]), Decimal(agent["last_equity"])
+        pnl = equity - last_equity
+        account = {
+            "equity": agent["equity"],
+            "last_equity": agent["last_equity"],
+            "cash": agent["cash"],
+            "buying_power": agent["buying_power"],
+            "status": agent["account_status"],
+            "synced_at": agent["account_synced_at"],
+            "daily_pnl": str(pnl),
+            "daily_pnl_percent": _pct(pnl, last_equity),
+        }
+    return {
+        "kill_switch": {
+            "active": bool(agent.get("kill_switch_active")),
+            "reason": agent.get("kill_switch_reason"),
+            "changed_at": agent.get("kill_switch_changed_at"),
+        },
+        "last_cycle": _cycle_view(last),
+        "account": account,
+        "positions": positions,
+        "limits": _limit_use(config.risk, account, positions),
+        "database": str(db.path),
+    }
+
+
+def _pct(part: Decimal, whole: Decimal) -> float | None:
+    return round(float(part / whole * 100), 2) if whole else None
+
+
+def _cycle_view(row: dict | None) -> dict | None:
+    if row is None:
+        return None
+    keys = ("cycle_id", "started_at", "finished_at", "status", "dry_run", "error", "duration_ms", "orders_count", "errors_count")
+    view = {k: row.get(k) for k in keys}
+    view["dry_run"] = bool(view["dry_run"])
+    return view
+
+
+def _limit_use(risk, account: dict | None, positions: list[dict]) -> dict[str, dict]:
+    equity = Decimal(account["equity"]) if account else Decimal(0)
+    values = [Decimal(p["market_value"]) for p in positions]
+    loss = -Decimal(str(account["daily_pnl_percent"] or 0)) if account else Decimal(0)
+    return {
+        "max_positions_count": {"used": len(positions), "limit": risk.max_positions_count},
+        "max_position_size_percent": {"used": _pct(max(values, default=Decimal(0)), equity), "limit": float(risk.max_position_size_percent)},
+        "max_total_exposure_percent": {"used": _pct(sum(values, Decimal(0)), equity), "limit": float(risk.max_total_exposure_percent)},
+        "daily_loss_limit_percent": {"used": float(max(loss, Decimal(0))), "limit": float(risk.daily_loss_limit_percent)},
+    }
+
+
+def history(kind: str, config_option: str | None, db_option: str | None, limit: int, since: str | None = None,
+            symbol: str | None = None) -> list[dict[str, Any]]:
+    """Newest-first rows of ``cycles``, ``trades`` or ``decisions``."""
+    from .store import reads
+
+    db = _open(database_path(config_option, db_option))
+    try:
+        if kind == "cycles":
+            rows = reads.cycles(db, limit, since)
+        else:
+            rows = getattr(reads, kind)(db, limit, since, symbol.upper() if symbol else None)
+    finally:
+        db.close()
+    return rows
+
+
+def explain(config_option: str | None, db_option: str | None, cycle_id: str) -> dict[str, Any] | None:
+    from .store import reads
+
+    db = _open(database_path(config_option, db_option))
+    try:
+        return reads.cycle_story(db, cycle_id)
+    finally:
+        db.close()
+
+
+def check(config_option: str | None) -> dict[str, Any]:
+    """Validate the config and report which environment variables are set (names only)."""
+    from .config import Secrets, load_config, required_environment
+
+    path = paths.config_path(config_option)
+    config = load_config(path)
+    secrets = Secrets()
+    return {
+        "config": str(path),
+        "database": str(config.database_path),
+        "providers": {
+            "broker": config.broker.provider,
+            "market_data": config.market_data.provider,
+            "news": config.news.provider,
+            "ai": config.ai.provider,
+        },
+        "environment": {name: secrets.is_set(name) for name in Secrets.NAMES},
+        "required": sorted(required_environment(config)),
+    }

@@ -1,0 +1,223 @@
+"""The ``tradecycle`` command line: parse, call one function of ``app``, render.
+
+Exit codes: 0 the cycle completed (or was skipped by the kill switch, or
+another cycle held the lock); 1 aborted (broker unreachable, database
+unusable, unexpected error); 2 bad usage or invalid configuration.
+Errors are one line on stderr; ``--traceback`` or ``TRADECYCLE_DEBUG=1``
+shows the full traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+import typer
+
+from . import app
+from .errors import ExitCode, TradecycleError
+
+cli = typer.Typer(
+    name="tradecycle",
+    help="One AI paper-trading cycle per run. Safe first: paper only, kill switch, risk limits.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ConfigOption = Annotated[
+    Optional[str], typer.Option("--config", "-c", help="config file (default ./config.toml or $TRADECYCLE_CONFIG)")
+]
+DbOption = Annotated[Optional[str], typer.Option("--db", help="database file (default: database.path from the config)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+TracebackOption = Annotated[bool, typer.Option("--traceback", help="show the full traceback on errors")]
+LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="how many rows, newest first")]
+SinceOption = Annotated[Optional[str], typer.Option("--since", help="only rows at or after this ISO time (e.g. 2026-11-25T14:00)")]
+SymbolOption = Annotated[Optional[str], typer.Option("--symbol", help="only this symbol")]
+
+
+def _debug(flag: bool) -> bool:
+    return flag or os.environ.get("TRADECYCLE_DEBUG", "") not in ("", "0")
+
+
+def _error(message: str) -> None:
+    print(f"tradecycle: {message}", file=sys.stderr)
+
+
+@contextmanager
+def _guard(show_traceback: bool, prefix: str = ""):
+    """Turn our errors into one line and an exit code; a bug into exit 1."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except TradecycleError as exc:
+        if _debug(show_traceback):
+            traceback.print_exc()
+        _error(f"{prefix}{exc}")
+        raise typer.Exit(int(exc.exit_code)) from None
+    except Exception as exc:
+        if _debug(show_traceback):
+            traceback.print_exc()
+        _error(f"{prefix}unexpected error: {exc!r} (run with --traceback for details)")
+        raise typer.Exit(int(ExitCode.ABORTED)) from None
+
+
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+@cli.command()
+def run(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="do everything but send orders; record would-be orders")] = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Run one trading cycle."""
+    with _guard(show_traceback):
+        report = app.run(config, db, dry_run)
+    if report.status == "aborted":
+        if report.exception is not None and _debug(show_traceback):
+            traceback.print_exception(report.exception)
+        _error(report.summary_line())
+        raise typer.Exit(int(ExitCode.ABORTED))
+    if report.status == "locked":
+        _error(report.summary_line())
+        return
+    if _is_terminal():
+        from . import render
+
+        render.cycle_report(report)
+    else:
+        print(report.summary_line())
+
+
+class SwitchState(str, Enum):
+    on = "on"
+    off = "off"
+
+
+@cli.command()
+def killswitch(
+    state: Annotated[Optional[SwitchState], typer.Argument(help="on or off; omit to show")] = None,
+    reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="why (recorded with the flag)")] = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Turn the persisted kill switch on or off, or show it. Reads only database.path."""
+    active = None if state is None else state is SwitchState.on
+    prefix = "could not record the kill switch: " if active is not None else "could not read the kill switch: "
+    with _guard(show_traceback, prefix):
+        switch = app.kill_switch(config, db, active, reason)
+    if switch.active:
+        print(f"kill switch ON since {switch.changed_at}: {switch.reason}. No order will be sent.")
+    else:
+        since = f" since {switch.changed_at}" if switch.changed_at else ""
+        print(f"kill switch off{since}. Cycles trade normally.")
+
+
+@cli.command()
+def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False, show_traceback: TracebackOption = False) -> None:
+    """Kill switch, last cycle, account, positions, today's P&L and risk-limit use."""
+    with _guard(show_traceback):
+        data = app.status(config, db)
+    if as_json:
+        _print_json(data)
+    else:
+        from . import render
+
+        render.status(data)
+
+
+def _history(kind: str) -> Callable[..., None]:
+    def command(
+        limit: LimitOption = 20,
+        since: SinceOption = None,
+        symbol: SymbolOption = None,
+        as_json: JsonOption = False,
+        config: ConfigOption = None,
+        db: DbOption = None,
+        show_traceback: TracebackOption = False,
+    ) -> None:
+        with _guard(show_traceback):
+            rows = app.history(kind, config, db, limit, since, symbol)
+        if as_json:
+            _print_json(rows)
+        else:
+            from . import render
+
+            render.history(kind, rows)
+
+    command.__doc__ = f"Recent {kind}, newest first."
+    return command
+
+
+cli.command("cycles")(_history("cycles"))
+cli.command("trades")(_history("trades"))
+cli.command("decisions")(_history("decisions"))
+
+
+@cli.command()
+def explain(
+    cycle_id: Annotated[str, typer.Argument(help="a cycle id, or 'last'")],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Everything one cycle saw, decided and did."""
+    with _guard(show_traceback):
+        story = app.explain(config, db, cycle_id)
+    if story is None:
+        _error(f"no cycle {cycle_id!r} in the database (see `tradecycle cycles`)")
+        raise typer.Exit(int(ExitCode.ABORTED))
+    if as_json:
+        _print_json(story)
+    else:
+        from . import render
+
+        render.explain(story)
+
+
+@cli.command()
+def check(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Validate the config and show which environment variables are set (names only)."""
+    with _guard(show_traceback):
+        result = app.check(config)
+    missing = [n for n in result["required"] if not result["environment"][n]]
+    if as_json:
+        _print_json(result)
+    else:
+        print(f"config {result['config']}: valid")
+        print("providers: " + ", ".join(f"{k}={v}" for k, v in result["providers"].items()))
+        for name, is_set in result["environment"].items():
+            need = " (required)" if name in result["required"] else ""
+            print(f"  {name}: {'set' if is_set else 'not set'}{need}")
+    if missing:
+        _error(f"required environment variable(s) not set: {', '.join(missing)}")
+        raise typer.Exit(int(ExitCode.USAGE))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The offline world a new user meets first: a market that moves and a paper
+broker that fills, both kept in the same SQLite database.
+
+Market: each symbol follows a seeded random walk advanced by wall-clock time,
+so two runs a minute apart see different prices, and the same seed gives the
+same walk. A symbol first seen opens a few percent away from its previous
+close, so the day's change means something from the first cycle. The
+simulated exchange is open around the clock (stocks included), so a first
+try at any hour trades.
+
+Broker: fills market orders at once at the simulated price, keeps cash and
+positions, refuses what cash cannot pay for (like Alpaca's 403), refuses a
+re-used client order id (like Alpaca's 422), and reports ``last_equity`` as
+the equity at the start of the UTC day.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from ..errors import DuplicateOrder, OrderRejected
+from ..models import (
+    Account,
+    MarketClock,
+    NewsItem,
+    OrderIntent,
+    OrderResult,
+    Position,
+    Quote,
+    is_crypto,
+    to_qty,
+)
+from ..ports import Clock
+from ..store import SimLedger, iso
+from ..store.sim import SimPrice
+
+BASE_PRICES = {
+    "AAPL": "190",
+    "MSFT": "420",
+    "NVDA": "130",
+    "GOOGL": "170",
+    "AMZN": "185",
+    "META": "560",
+    "TSLA": "240",
+    "BTC/USD": "67000",
+    "ETH/USD": "3500",
+    "SOL/USD": "150",
+}
+# Volatility per square root of a second: about 0.25 % a minute for stocks.
+STOCK_VOLATILITY = 0.00033
+CRYPTO_VOLATILITY = 0.00045
+OPENING_GAP_PERCENT = 3.0
+MAX_STEP_SECONDS = 86_400
+
+
+def _rng(*parts: object) -> random.Random:
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _base_price(symbol: str) -> Decimal:
+    if symbol in BASE_PRICES:
+        return Decimal(BASE_PRICES[symbol])
+    return Decimal(_rng("base", symbol).randint(20, 500))
+
+
+class SimMarket:
+    """Quotes and headlines for any symbol. Implements QuoteSource and NewsSource."""
+
+    name = "sim"
+
+    def __init__(self, ledger: SimLedger, clock: Clock, seed: int = 42):
+        self.ledger = ledger
+        self.clock = clock
+        self.seed = seed
+
+    def get_quotes(self, symbols: Sequence[str]) -> dict[str, Quote | Exception]:
+        now = self.clock.now()
+        return {symbol: self.quote(symbol, now) for symbol in symbols}
+
+    def quote(self, symbol: str, now: datetime) -> Quote:
+        state = self._advance(symbol, now)
+        change = (state.price / state.previous_close - 1) * 100
+        return Quote(
+            symbol=symbol,
+            price=state.price,
+            as_of=now,
+            source="sim",
+            change_percent=change.quantize(Decimal("0.01")),
+            previous_close=state.previous_close,
+        )
+
+    def _advance(self, symbol: str, now: datetime) -> SimPrice:
+        today = now.date().isoformat()
+        state = self.ledger.price_state(symbol)
+        if state is None:
+            base = _base_price(symbol)
+            gap = _rng(self.seed, symbol, "open").uniform(-OPENING_GAP_PERCENT, OPENING_GAP_PERCENT)
+            price = (base * Decimal(str(1 + gap / 100))).quantize(Decimal("0.01"))
+            state = SimPrice(symbol, price, base, today, iso(now))
+        else:
+            elapsed = (now - datetime.fromisoformat(state.updated_at.replace("Z", "+00:00"))).total_seconds()
+            if elapsed > 0:
+                sigma = CRYPTO_VOLATILITY if is_crypto(symbol) else STOCK_VOLATILITY
+                z = _rng(self.seed, symbol, int(now.timestamp())).gauss(0.0, 1.0)
+                factor = math.exp(sigma * math.sqrt(min(elapsed, MAX_STEP_SECONDS)) * z)
+                price = (state.price * Decimal(str(factor))).quantize(Decimal("0.01"))
+                previous_close = state.previous_close if state.day == today else state.price
+                state = SimPrice(symbol, max(price, Decimal("0.01")), previous_close, today, iso(now))
+        self.ledger.save_price_state(state)
+        return state
+
+    def get_news(self, symbol: str, since: datetime) -> list[NewsItem]:
+        """One or two headlines an hour per symbol, worded after the day's move."""
+        now = self.clock.now()
+        quote = self.quote(symbol, now)
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        items = []
+        for hours_back in range(0, 3):
+            start = hour - timedelta(hours=hours_back)
+            rng = _rng(self.seed, symbol, "news", start.isoformat())
+            published = start + timedelta(minutes=rng.randint(0, 59))
+            if published > now or published < since:
+                continue
+            templates = _UP if (quote.change_percent or 0) > 0 else _DOWN
+            if rng.random() < 0.4:
+                templates = _NEUTRAL
+            headline = rng.choice(templates).format(name=symbol.split("/")[0])
+            items.append(
+                NewsItem(symbol, headline, published, source="Simulated Wire", news_id=f"sim-{symbol}-{start:%Y%m%d%H}")
+            )
+        return sorted(items, key=lambda item: item.published_at, reverse=True)
+
+
+_UP = [
+    "{name} climbs as analysts raise price targets",
+    "{name} rallies on strong demand outlook",
+    "Buyers step in as {name} extends gains",
+]
+_DOWN = [
+    "{name} slides as investors take profits",
+    "{name} falls after cautious guidance",
+    "Sellers weigh on {name} in choppy trade",
+]
+_NEUTRAL = [
+    "{name} trades flat ahead of sector data",
+    "Options traders eye {name} into month end",
+]
+
+
+class SimBroker:
+    """A paper broker that fills market orders at the simulated price. Implements Broker."""
+
+    name = "sim"
+
+    def __init__(self, ledger: SimLedger, market: SimMarket, clock: Clock, starting_cash: Decimal):
+        self.ledger = ledger
+        self.market = market
+        self.clock = clock
+        self.starting_cash = starting_cash
+
+    def get_account(self) -> Account:
+        now = self.clock.now()
+        today = now.date().isoformat()
+        self.ledger.open_account(self.starting_cash, today)
+        book = self.ledger.account()
+        cash = Decimal(book["cash"])
+        equity = cash + sum((p.market_value for p in self.get_positions()), Decimal(0))
+        if book["day"] != today:
+            self.ledger.start_day(today, equity)
+            book = self.ledger.account()
+        return Account(
+            equity=equity,
+            last_equity=Decimal(book["day_start_equity"]),
+            cash=cash,
+            buying_power=cash,
+        )
+
+    def get_clock(self) -> MarketClock:
+        return MarketClock(is_open=True)
+
+    def get_positions(self) -> list[Position]:
+        now = self.clock.now()
+        positions = []
+        for symbol, (qty, avg) in self.ledger.holdings().items():
+            price = self.market.quote(symbol, now).price
+            value = (qty * price).quantize(Decimal("0.01"))
+            positions.append(
+                Position(symbol, qty, avg, value, price, (value - qty * avg).quantize(Decimal("0.01")))
+            )
+        return positions
+
+    def submit_order(self, intent: OrderIntent) -> OrderResult:
+        if self.ledger.order(client_order_id=intent.client_order_id):
+            raise DuplicateOrder("sim", "client_order_id must be unique", 422)
+        self.get_account()  # make sure the books are open
+        now = self.clock.now()
+        price = self.market.quote(intent.symbol, now).price
+        holdings = self.ledger.holdings()
+        held_qty, held_avg = holdings.get(intent.symbol, (Decimal(0), Decimal(0)))
+        if intent.side == "buy":
+            qty = to_qty(intent.notional_usd / price) if intent.notional_usd is not None else intent.qty
+            cost = (qty * price).quantize(Decimal("0.01"))
+            cash = Decimal(self.ledger.account()["cash"])
+            if qty <= 0:
+                raise OrderRejected("sim", "order quantity is zero", 422)
+            if cost > cash:
+                raise OrderRejected("sim", f"insufficient buying power (need {cost}, have {cash})", 403)
+            new_qty = held_qty + qty
+            holding = (new_qty, ((held_qty * held_avg + qty * price) / new_qty).quantize(Decimal("0.0001")))
+            cash_delta = -cost
+        else:
+            qty = intent.qty if intent.qty is not None else to_qty(intent.notional_usd / price)
+            if qty <= 0 or qty > held_qty:
+                raise OrderRejected("sim", f"insufficient qty available for order (requested: {qty}, available: {held_qty})", 403)
+            holding = (held_qty - qty, held_avg)
+            cash_delta = (qty * price).quantize(Decimal("0.01"))
+        order = {
+            "id": str(uuid.uuid4()),
+            "client_order_id": intent.client_order_id,
+            "symbol": intent.symbol,
+            "side": intent.side,
+            "qty": str(qty),
+            "notional": str(intent.notional_usd) if intent.notional_usd is not None else None,
+            "filled_qty": str(qty),
+            "filled_avg_price": str(price),
+            "status": "filled",
+            "submitted_at": iso(now),
+            "filled_at": iso(now),
+            "message": "",
+        }
+        self.ledger.record_fill(order, cash_delta, holding)
+        return _result(order)
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderResult | None:
+        order = self.ledger.order(client_order_id=client_order_id)
+        return _result(order) if order else None
+
+    def get_order(self, broker_order_id: str) -> OrderResult:
+        order = self.ledger.order(order_id=broker_order_id)
+        if order is None:
+            raise OrderRejected("sim", f"order {broker_order_id} not found", 404)
+        return _result(order)
+
+    def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
+        return Decimal("1")
+
+
+def _result(order: dict) -> OrderResult:
+    return OrderResult(
+        client_order_id=order["client_order_id"],
+        broker_order_id=order["id"],
+        status=order["status"],
+        symbol=order["symbol"],
+        side=order["side"],
+        filled_qty=Decimal(order["filled_qty"]) if order["filled_qty"] else None,
+        filled_avg_price=Decimal(order["filled_avg_price"]) if order["filled_avg_price"] else None,
+        submitted_at=order["submitted_at"],
+        filled_at=order["filled_at"],
+        message=order["message"] or "",
+    )

@@ -1,0 +1,560 @@
+"""One trading cycle: the seven steps of the contract, services injected.
+
+``run_cycle`` reads like the contract's table of contents; each step is a
+function below it whose docstring says what happens when it fails. The
+cycle never imports requests or sqlite: it talks to ``ports`` and ``Store``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from . import risk
+from .errors import DatabaseUnusable, OrderRejected, OrderUncertain, ServiceError, TradecycleError
+from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, RiskLimits, is_crypto
+from .parallel import gather
+from .ports import EventLog, Services
+
+if TYPE_CHECKING:
+    from .store import Store
+
+NEWS_LOOKBACK = timedelta(hours=24)
+ABORTS_THAT_TRIP_KILL_SWITCH = 3
+
+
+@dataclass(frozen=True)
+class CycleSettings:
+    stocks: tuple[str, ...]
+    crypto: tuple[str, ...]
+    limits: RiskLimits
+    analysis_timeout_seconds: float = 30
+    max_quote_age_seconds: float = 300
+    news_refresh_minutes: float = 15
+    dry_run: bool = False
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.stocks + self.crypto
+
+
+class CycleAborted(TradecycleError):
+    """The cycle cannot go on safely (broker unreachable, dead cycle unresolved)."""
+
+
+@dataclass
+class Outcome:
+    """What became of one symbol: the row written to ``ai_decisions``."""
+
+    symbol: str
+    outcome: str
+    decision: Decision | None = None
+    quote: Quote | None = None
+    detail: str = ""
+    verdict: risk.Verdict | None = None
+
+
+@dataclass
+class Cycle:
+    """The state of one cycle as it moves through the steps."""
+
+    services: Services
+    store: "Store"
+    settings: CycleSettings
+    log: EventLog
+    cycle_id: str
+    started_at: datetime
+    status: str = "running"
+    error: str | None = None
+    halt_reason: str | None = None  # the kill switch tripped during this cycle
+    market: FetchResult | None = None
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    orders_sent: int = 0
+    notes: list[str] = field(default_factory=list)
+    exception: BaseException | None = None
+
+    def note(self, text: str, **fields) -> None:
+        self.notes.append(text)
+        self.log("cycle.note", "warning", message=text, **fields)
+
+    def settle(self, outcome: Outcome) -> None:
+        """Write one ai_decisions row as soon as its outcome is known."""
+        self.outcomes[outcome.symbol] = outcome
+        record_outcome(self, outcome)
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    cycle_id: str | None
+    status: str  # completed | skipped | aborted | locked
+    dry_run: bool
+    error: str | None = None
+    symbols: int = 0
+    orders: int = 0
+    errors: int = 0
+    duration_ms: int = 0
+    outcomes: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    exception: BaseException | None = None
+
+    def summary_line(self) -> str:
+        if self.status == "locked":
+            return "another cycle is running (lock taken): nothing done"
+        what = f"cycle {self.cycle_id} {self.status}"
+        if self.status == "skipped":
+            return f"{what}: {self.error}"
+        order_word = "would-be order" if self.dry_run else "order"
+        line = f"{what}: {self.symbols} symbols, {self.orders} {order_word}{'s' if self.orders != 1 else ''}, {self.errors} errors"
+        if self.dry_run:
+            line += " (dry run)"
+        if self.error:
+            line += f": {self.error}"
+        return line
+
+
+def run_cycle(services: Services, store: "Store", settings: CycleSettings, log: EventLog) -> CycleReport:
+    """One cycle. Returns a report; raises only ``DatabaseUnusable`` when even
+    the cycle's own row cannot be written (nothing is traded then)."""
+    if not services.lock.acquire():
+        log("cycle.locked", "warning", message="another cycle holds the run lock")
+        return CycleReport(None, "locked", settings.dry_run)
+    try:
+        cycle = initialize(services, store, settings, log)  # 1
+        if cycle.status == "running":
+            try:
+                fetch_market_data(cycle)  # 2
+                decisions = analyse(cycle)  # 3
+                approved = check_risk(cycle, decisions)  # 4
+                execute(cycle, approved)  # 5
+                sync_state(cycle)  # 6
+            except TradecycleError as exc:
+                cycle.status, cycle.error = "aborted", str(exc)
+            except Exception as exc:  # a bug: record it, never trade past it
+                cycle.status, cycle.error, cycle.exception = "aborted", f"unexpected error: {exc!r}", exc
+                log("cycle.crashed", "error", traceback=traceback.format_exc(limit=8))
+        return complete(cycle)  # 7
+    finally:
+        services.lock.release()
+
+
+# -- 1. initialize ------------------------------------------------------------
+
+
+def initialize(services: Services, store: "Store", settings: CycleSettings, log: EventLog) -> Cycle:
+    """New cycle id and ``cycles`` row; kill switch; dead cycles reconciled.
+
+    Fails with DatabaseUnusable (the caller exits 1, nothing traded) when the
+    row cannot be written. A kill switch that is on makes the cycle
+    ``skipped``. A broker that cannot tell what became of a dead cycle's
+    orders aborts the cycle before any decision.
+    """
+    now = services.clock.now()
+    cycle_id = f"{now:%Y-%m-%dT%H:%M}Z-{secrets.token_hex(2)}"
+    bound = _bind(log, cycle_id)
+    store.start_cycle(cycle_id, now, settings.dry_run)
+    cycle = Cycle(services, store, settings, bound, cycle_id, now)
+    bound("cycle.started", dry_run=settings.dry_run, symbols=len(settings.symbols))
+    switch = store.kill_switch()
+    if switch.active:
+        cycle.status, cycle.error = "skipped", f"kill switch is on ({switch.reason or 'no reason given'})"
+        return cycle
+    try:
+        reconcile_dead_cycles(cycle)
+    except ServiceError as exc:
+        cycle.status, cycle.error = "aborted", f"cannot reconcile a dead cycle's orders: {exc}"
+    return cycle
+
+
+def reconcile_dead_cycles(cycle: Cycle) -> None:
+    """A ``running`` row seen while we hold the lock is a cycle whose process
+    died. Mark it aborted and ask the broker what became of each order it may
+    have sent; its decisions are never re-sent."""
+    dead = cycle.store.running_cycles(except_id=cycle.cycle_id)
+    for cycle_id in dead:
+        cycle.store.mark_cycle_aborted(cycle_id, f"process died; found by cycle {cycle.cycle_id}", cycle.started_at)
+        cycle.note(f"cycle {cycle_id} had died; marked aborted", dead_cycle_id=cycle_id)
+    for trade in cycle.store.pending_trades(dead) if dead else []:
+        result = cycle.services.broker.get_order_by_client_id(trade["client_order_id"])
+        if result is None:
+            result = OrderResult(trade["client_order_id"], None, "not_sent", message="the broker never received it")
+        cycle.store.update_trade(trade["client_order_id"], result, cycle.services.clock.now())
+        cycle.log("order.reconciled", client_order_id=trade["client_order_id"], status=result.status)
+
+
+# -- 2. fetch -----------------------------------------------------------------
+
+
+def fetch_market_data(cycle: Cycle) -> None:
+    """Account, clock, positions, quotes and due headlines, all at once.
+
+    The broker failing aborts the cycle (nothing can be sized safely). A quote
+    source failing falls back, per symbol, to the last stored price if it is
+    younger than ``max_quote_age_seconds``. News failing leaves no news.
+    After the fetch, the daily loss limit and the account's state may trip
+    the kill switch.
+    """
+    services, settings, store = cycle.services, cycle.settings, cycle.store
+    now = services.clock.now()
+    due_news = [s for s in settings.symbols if services.news and _news_due(store, s, now, settings)]
+    tasks = {
+        "account": services.broker.get_account,
+        "clock": services.broker.get_clock,
+        "positions": services.broker.get_positions,
+        "stocks": lambda: services.stock_quotes.get_quotes(settings.stocks) if settings.stocks else {},
+        "crypto": lambda: services.crypto_quotes.get_quotes(settings.crypto) if settings.crypto else {},
+    }
+    for symbol in due_news:
+        tasks[f"news:{symbol}"] = lambda s=symbol: services.news.get_news(s, now - NEWS_LOOKBACK)
+    results = gather(tasks)
+    for key in ("account", "clock", "positions"):
+        if isinstance(results[key], Exception):
+            raise CycleAborted(f"broker unreachable ({key}): {results[key]}")
+    market = FetchResult(
+        account=results["account"],
+        clock=results["clock"],
+        positions={p.symbol: p for p in results["positions"]},
+    )
+    cycle.market = market
+    _collect_quotes(cycle, {**_per_symbol(results["stocks"], settings.stocks), **_per_symbol(results["crypto"], settings.crypto)})
+    for symbol in due_news:
+        items = results[f"news:{symbol}"]
+        if isinstance(items, Exception):
+            cycle.note(f"news for {symbol} unavailable ({items}); analysing without fresh headlines", symbol=symbol)
+        else:
+            store.record_news(symbol, items, now)
+    for symbol in settings.symbols:
+        market.news[symbol] = tuple(store.recent_news(symbol, now - NEWS_LOOKBACK)) if services.news else ()
+    cycle.log("market.fetched", quotes=len(market.quotes), failures=len(market.failures), news_calls=len(due_news))
+    check_account_safety(cycle)
+
+
+def _per_symbol(result, symbols) -> dict:
+    if isinstance(result, Exception):
+        return {symbol: result for symbol in symbols}
+    return {symbol: result.get(symbol, ServiceError("quotes", "no quote returned")) for symbol in symbols}
+
+
+def _news_due(store: "Store", symbol: str, now: datetime, settings: CycleSettings) -> bool:
+    last = store.news_fetched_at(symbol)
+    return last is None or now - last >= timedelta(minutes=settings.news_refresh_minutes)
+
+
+def _collect_quotes(cycle: Cycle, fetched: dict[str, Quote | Exception]) -> None:
+    market, store = cycle.market, cycle.store
+    now = cycle.services.clock.now()
+    fresh = []
+    for symbol, quote in fetched.items():
+        if isinstance(quote, Quote):
+            market.quotes[symbol] = quote
+            fresh.append(quote)
+            continue
+        market.failures[symbol] = str(quote)
+        cached = store.last_quote(symbol)
+        if cached and cached.age_seconds(now) <= cycle.settings.max_quote_age_seconds:
+            market.quotes[symbol] = cached
+            cycle.note(f"{symbol}: quote unavailable ({quote}); using the stored price from {cached.as_of:%H:%M:%S}Z", symbol=symbol)
+        else:
+            cycle.note(f"{symbol}: no quote ({quote})", symbol=symbol)
+    store.record_quotes(cycle.cycle_id, fresh, now)
+
+
+def check_account_safety(cycle: Cycle) -> None:
+    """Trip the kill switch on a daily loss past the limit or an account that
+    cannot trade. The cycle then decides nothing and sends nothing."""
+    account = cycle.market.account
+    reason = risk.account_problem(account) or risk.daily_loss_breach(account, cycle.settings.limits)
+    if reason:
+        trip_kill_switch(cycle, reason)
+
+
+def trip_kill_switch(cycle: Cycle, reason: str) -> None:
+    cycle.store.set_kill_switch(True, reason, cycle.services.clock.now())
+    cycle.halt_reason = reason
+    cycle.note(f"kill switch turned on: {reason}")
+
+
+# -- 3. analyse ----------------------------------------------------------------
+
+
+def analyse(cycle: Cycle) -> dict[str, Decision]:
+    """Ask the analyst about every symbol that can trade now.
+
+    Symbols without a fresh quote, stocks while the market is closed, and
+    everything once the kill switch tripped are settled here without an AI
+    call. The analyst never raises for a service problem; if it raises
+    anyway, every symbol holds as ``ai_unavailable``.
+    """
+    market, settings, services = cycle.market, cycle.settings, cycle.services
+    now = services.clock.now()
+    inputs = []
+    for symbol in settings.symbols:
+        quote = market.quotes.get(symbol)
+        if cycle.halt_reason:
+            cycle.settle(Outcome(symbol, "kill_switch", quote=quote, detail=cycle.halt_reason))
+        elif quote is None:
+            cycle.settle(Outcome(symbol, "no_quote", detail=market.failures.get(symbol, "no price")))
+        elif quote.age_seconds(now) > settings.max_quote_age_seconds:
+            age = quote.age_seconds(now)
+            cycle.settle(Outcome(symbol, "stale_quote", quote=quote, detail=f"price is {age:.0f}s old (limit {settings.max_quote_age_seconds:.0f}s)"))
+        elif not is_crypto(symbol) and not market.clock.is_open:
+            cycle.settle(Outcome(symbol, "market_closed", quote=quote, detail=f"market closed; next open {market.clock.next_open}"))
+        else:
+            inputs.append(_analysis_input(cycle, symbol, quote, now))
+    if not inputs:
+        return {}
+    timeout = min(settings.analysis_timeout_seconds, services.deadline.remaining())
+    analyst = services.analyst
+    try:
+        decisions = {d.symbol: d for d in analyst.analyse(inputs, timeout)}
+    except Exception as exc:  # the Protocol says it never raises; a bug must still not trade
+        cycle.note(f"analyst failed: {exc!r}")
+        decisions = {}
+    wanted = {item.symbol for item in inputs}
+    for symbol in sorted(set(decisions) - wanted):
+        cycle.log("analysis.dropped", "warning", symbol=symbol, message="decision for a symbol that was not asked about")
+    return {
+        s: decisions.get(s) or Decision.held(s, "ai_unavailable", "the analyst returned no decision", analyst.model)
+        for s in (item.symbol for item in inputs)
+    }
+
+
+def _analysis_input(cycle: Cycle, symbol: str, quote: Quote, now: datetime) -> AnalysisInput:
+    return AnalysisInput(
+        symbol=symbol,
+        quote=quote,
+        quote_age_seconds=quote.age_seconds(now),
+        position=cycle.market.positions.get(symbol),
+        headlines=cycle.market.news.get(symbol, ()),
+        recent_prices=tuple(cycle.store.recent_prices(symbol)),
+        limits=cycle.settings.limits,
+    )
+
+
+# -- 4. risk ---------------------------------------------------------------------
+
+
+def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
+    """Size and check every decision against the limits; settle the refusals.
+
+    Approved orders are returned sells first (they free cash and exposure),
+    each checked against the portfolio as it will be after the ones before
+    it. Never raises for a risk reason; a minimum the broker cannot tell us
+    falls back to the connector's default.
+    """
+    market = cycle.market
+    portfolio = risk.Portfolio(
+        equity=market.account.equity,
+        cash=min(market.account.cash, market.account.buying_power),
+        holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
+    )
+    ordered = sorted(decisions.values(), key=lambda d: (d.action != "sell", d.symbol))
+    approved = []
+    for decision in ordered:
+        quote = market.quotes[decision.symbol]
+        if decision.failure:
+            cycle.settle(Outcome(decision.symbol, decision.failure, decision, quote, decision.reasoning))
+            continue
+        minimum = cycle.services.broker.min_order_notional(decision.symbol, quote.price) if decision.action == "buy" else Decimal(0)
+        verdict = risk.plan_order(
+            decision, quote.price, portfolio, cycle.settings.limits,
+            client_order_id=client_order_id(cycle.cycle_id, decision.symbol), min_notional_usd=minimum,
+        )
+        outcome = Outcome(decision.symbol, verdict.reason, decision, quote, verdict.detail, verdict)
+        if verdict.allowed:
+            approved.append(outcome)
+            portfolio = portfolio.after(verdict.intent)
+        else:
+            cycle.settle(outcome)
+    return approved
+
+
+def client_order_id(cycle_id: str, symbol: str) -> str:
+    """Deterministic per cycle and symbol (<= 48 chars), so a retry cannot duplicate."""
+    compact = cycle_id.replace("-", "").replace(":", "")
+    return f"tc-{compact}-{symbol.replace('/', '')}"[:48]
+
+
+# -- 5. execute --------------------------------------------------------------------
+
+
+def execute(cycle: Cycle, approved: list[Outcome]) -> None:
+    """Send approved orders one by one (or record them, in a dry run).
+
+    Before each order: the cycle's time budget, then the kill switch, re-read
+    from the database. The trade row is written (``submitting``) before the
+    order leaves; if that write fails, DatabaseUnusable aborts the cycle and
+    the order is never sent. A rejection is recorded and the next symbol goes
+    on; an order that may or may not have arrived is recorded ``unknown`` and
+    looked up by the next sync.
+    """
+    services, store = cycle.services, cycle.store
+    for item in approved:
+        intent = item.verdict.intent
+        if services.deadline.expired:
+            item.outcome, item.detail = "time_budget", "cycle.max_cycle_seconds passed: no new orders"
+        elif (switch := store.kill_switch()).active:
+            item.outcome, item.detail = "kill_switch", switch.reason or "kill switch turned on"
+        elif cycle.settings.dry_run:
+            store.insert_trade(_trade_row(cycle, intent, "dry_run"))
+            item.outcome = "dry_run"
+            cycle.orders_sent += 1
+        else:
+            store.insert_trade(_trade_row(cycle, intent, "submitting"))
+            item.outcome, item.detail = _submit(cycle, intent)
+        cycle.settle(item)
+
+
+def _submit(cycle: Cycle, intent) -> tuple[str, str]:
+    now = cycle.services.clock.now
+    try:
+        result = cycle.services.broker.submit_order(intent)
+    except OrderRejected as exc:
+        cycle.store.update_trade(intent.client_order_id, OrderResult(intent.client_order_id, None, "rejected"), now(), notes=exc.message)
+        cycle.log("order.rejected", "warning", symbol=intent.symbol, client_order_id=intent.client_order_id, message=exc.message)
+        return "rejected", exc.message
+    except OrderUncertain as exc:
+        cycle.store.update_trade(intent.client_order_id, OrderResult(intent.client_order_id, None, "unknown"), now(), notes=str(exc))
+        cycle.note(f"{intent.symbol}: order outcome unknown ({exc}); the next sync looks it up", symbol=intent.symbol)
+        return "error", f"order outcome unknown: {exc}"
+    except ServiceError as exc:
+        cycle.store.update_trade(intent.client_order_id, OrderResult(intent.client_order_id, None, "not_sent"), now(), notes=str(exc))
+        cycle.note(f"{intent.symbol}: order not sent ({exc})", symbol=intent.symbol)
+        return "error", f"order not sent: {exc}"
+    cycle.store.update_trade(intent.client_order_id, result, now())
+    cycle.orders_sent += 1
+    cycle.log("order.sent", symbol=intent.symbol, side=intent.side, client_order_id=intent.client_order_id,
+              order_id=result.broker_order_id, status=result.status)
+    return "ordered", f"{intent.side} sent: {result.status}"
+
+
+def _trade_row(cycle: Cycle, intent, status: str) -> dict:
+    now = cycle.services.clock.now().isoformat(timespec="seconds").replace("+00:00", "Z")
+    return {
+        "cycle_id": cycle.cycle_id,
+        "symbol": intent.symbol,
+        "side": intent.side,
+        "quantity": str(intent.qty) if intent.qty is not None else None,
+        "notional_usd": str(intent.notional_usd) if intent.notional_usd is not None else None,
+        "price": str(intent.price),
+        "status": status,
+        "client_order_id": intent.client_order_id,
+        "dry_run": int(status == "dry_run"),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+# -- 6. sync ----------------------------------------------------------------------
+
+
+def sync_state(cycle: Cycle) -> None:
+    """Write back positions and account as the broker now has them, and move
+    earlier orders forward (new -> filled, unknown -> what the broker says).
+    A broker failure here is noted; the orders already sent stand."""
+    services, store = cycle.services, cycle.store
+    now = services.clock.now()
+    try:
+        for trade in store.pending_trades():
+            if trade["broker_order_id"]:
+                result = services.broker.get_order(trade["broker_order_id"])
+            else:
+                result = services.broker.get_order_by_client_id(trade["client_order_id"])
+            if result is not None and result.status != trade["status"]:
+                store.update_trade(trade["client_order_id"], result, now)
+        results = gather({"positions": services.broker.get_positions, "account": services.broker.get_account})
+        for value in results.values():
+            if isinstance(value, Exception):
+                raise value
+        store.replace_positions(results["positions"], now)
+        store.save_account(results["account"], len(results["positions"]), now)
+    except ServiceError as exc:
+        cycle.note(f"sync with the broker failed ({exc}); it is retried next cycle")
+
+
+# -- 7. complete ------------------------------------------------------------------
+
+
+def complete(cycle: Cycle) -> CycleReport:
+    """Record the cycle's end and metrics; log one event. Always runs.
+
+    Three aborted cycles in a row trip the kill switch."""
+    if cycle.status == "running":
+        cycle.status = "completed"
+    now = cycle.services.clock.now()
+    duration_ms = int((now - cycle.started_at).total_seconds() * 1000)
+    errors = sum(1 for o in cycle.outcomes.values() if o.outcome in ("error", "ai_unavailable", "ai_invalid"))
+    errors += 1 if cycle.status == "aborted" else 0
+    summary = {
+        "symbols": len(cycle.settings.symbols),
+        "orders": cycle.orders_sent,
+        "errors": errors,
+        "outcomes": {s: o.outcome for s, o in cycle.outcomes.items()},
+        "notes": cycle.notes,
+    }
+    cycle.store.finish_cycle(
+        cycle.cycle_id, status=cycle.status, finished_at=now, duration_ms=duration_ms, error=cycle.error, summary=summary
+    )
+    if cycle.status == "aborted":
+        recent = cycle.store.last_statuses(ABORTS_THAT_TRIP_KILL_SWITCH)
+        if len(recent) == ABORTS_THAT_TRIP_KILL_SWITCH and all(s == "aborted" for s in recent):
+            cycle.store.set_kill_switch(True, f"{ABORTS_THAT_TRIP_KILL_SWITCH} aborted cycles in a row; last: {cycle.error}", now)
+    level = {"aborted": "error", "skipped": "warning"}.get(cycle.status, "info")
+    cycle.log(f"cycle.{cycle.status}", level, duration_ms=duration_ms, orders=cycle.orders_sent, errors=errors, error=cycle.error)
+    return CycleReport(
+        cycle.cycle_id, cycle.status, cycle.settings.dry_run, cycle.error, len(cycle.settings.symbols),
+        cycle.orders_sent, errors, duration_ms, summary["outcomes"], tuple(cycle.notes), cycle.exception,
+    )
+
+
+# -- the audit row ------------------------------------------------------------------
+
+
+def record_outcome(cycle: Cycle, item: Outcome) -> None:
+    decision, quote = item.decision, item.quote
+    now = cycle.services.clock.now()
+    row = {
+        "cycle_id": cycle.cycle_id,
+        "symbol": item.symbol,
+        "action": decision.action if decision else "hold",
+        "confidence": decision.confidence if decision else None,
+        "reasoning": decision.reasoning if decision else item.detail,
+        "model": decision.model if decision else None,
+        "outcome": item.outcome,
+        "detail": item.detail,
+        "created_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "price": str(quote.price) if quote else None,
+        "quote_age_seconds": round(quote.age_seconds(now), 1) if quote else None,
+        "quote_source": quote.source if quote else None,
+    }
+    if decision:
+        row.update(
+            raw_reply=decision.raw_reply,
+            latency_ms=decision.latency_ms,
+            prompt_tokens=decision.prompt_tokens,
+            completion_tokens=decision.completion_tokens,
+        )
+        news = cycle.market.news.get(item.symbol, ()) if cycle.market else ()
+        position = cycle.market.positions.get(item.symbol) if cycle.market else None
+        row["inputs"] = {
+            "price": str(quote.price) if quote else None,
+            "change_percent": str(quote.change_percent) if quote and quote.change_percent is not None else None,
+            "position_qty": str(position.qty) if position else None,
+            "headlines": [n.headline for n in news],
+        }
+    cycle.store.record_decision(row)
+    cycle.log("decision", symbol=item.symbol, action=row["action"], confidence=row["confidence"],
+              outcome=item.outcome, price=row["price"], detail=item.detail)
+
+
+def _bind(log: EventLog, cycle_id: str) -> EventLog:
+    def bound(event: str, level: str = "info", **fields) -> None:
+        log(event, level, cycle_id=cycle_id, **fields)
+
+    return bound
+
+
+__all__ = ["CycleReport", "CycleSettings", "run_cycle", "client_order_id", "DatabaseUnusable"]

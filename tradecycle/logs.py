@@ -1,0 +1,51 @@
+"""JSON-lines event log: one event a line, ISO-8601 UTC time, level, event
+name, the cycle id, and the event's fields. Secrets are redacted from every
+value before it is written. Rotates by size (5 files of 5 MB)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .redact import redact
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+MAX_BYTES = 5_000_000
+BACKUPS = 5
+
+
+class JsonLog:
+    """Callable as ``log(event, level="info", **fields)`` (the ``EventLog`` port)."""
+
+    def __init__(self, path: Path | None, level: str = "INFO", secrets: list[str] | None = None):
+        self.threshold = LEVELS[level.lower()]
+        self.secrets = list(secrets or [])
+        self._logger = logging.getLogger(f"tradecycle.events.{id(self)}")
+        self._logger.propagate = False
+        self._logger.setLevel(logging.DEBUG)
+        self.path = path
+        if path is not None:
+            handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self._logger.addHandler(handler)
+
+    def __call__(self, event: str, level: str = "info", **fields) -> None:
+        number = LEVELS.get(level, logging.INFO)
+        if number < self.threshold or self.path is None:
+            return
+        record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"), "level": level, "event": event}
+        record.update({k: v for k, v in fields.items() if v is not None})
+        line = redact(json.dumps(record, default=str, ensure_ascii=False), self.secrets)
+        self._logger.log(number, line)
+
+    def close(self) -> None:
+        for handler in list(self._logger.handlers):
+            handler.close()
+            self._logger.removeHandler(handler)
+
+
+def null_log(event: str, level: str = "info", **fields) -> None:
+    """An EventLog that records nothing."""

@@ -1,0 +1,52 @@
+"""Where the config and the database are, read without pydantic.
+
+``killswitch`` uses only this module to find the database: an emergency stop
+must work fast, and even when the rest of the config is invalid.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG = "config.toml"
+CONFIG_ENV = "TRADECYCLE_CONFIG"
+DEFAULT_DATABASE = "tradecycle.db"
+
+
+def config_path(explicit: str | os.PathLike | None) -> Path:
+    """``--config``, else ``$TRADECYCLE_CONFIG``, else ``./config.toml``."""
+    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser()
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path} (pass --config PATH or set {CONFIG_ENV})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def resolve_path(base_dir: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def load_database_path(path: Path) -> Path:
+    """Only ``database.path``, for ``killswitch``: an emergency stop must work
+    even when the rest of the config is invalid."""
+    data = read_toml(path)
+    section = data.get("database", {})
+    value = section.get("path", DEFAULT_DATABASE) if isinstance(section, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ConfigError("database.path: must be a file path")
+    return resolve_path(path.resolve().parent, value)
+
+

@@ -1,0 +1,243 @@
+"""The audit trail and the agent's state: every statement the cycle and the
+read commands need, by name. Money is written as Decimal text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ..models import Account, NewsItem, OrderResult, Position, Quote
+from .db import Database
+
+PENDING_TRADE_STATUSES = ("submitting", "unknown", "new", "accepted", "pending_new", "partially_filled")
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class KillSwitch:
+    active: bool
+    reason: str | None
+    changed_at: str | None
+
+
+class Store:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- kill switch ---------------------------------------------------------
+
+    def kill_switch(self) -> KillSwitch:
+        row = self.db.one("SELECT kill_switch_active, kill_switch_reason, kill_switch_changed_at FROM agent_status WHERE id = 1")
+        if row is None:
+            return KillSwitch(False, None, None)
+        return KillSwitch(bool(row["kill_switch_active"]), row["kill_switch_reason"], row["kill_switch_changed_at"])
+
+    def set_kill_switch(self, active: bool, reason: str | None, now: datetime) -> KillSwitch:
+        self.db.execute(
+            "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ? WHERE id = 1",
+            (int(active), reason, iso(now)),
+        )
+        return self.kill_switch()
+
+    # -- cycles --------------------------------------------------------------
+
+    def start_cycle(self, cycle_id: str, started_at: datetime, dry_run: bool) -> None:
+        self.db.execute(
+            "INSERT INTO cycles (cycle_id, started_at, status, dry_run) VALUES (?, ?, 'running', ?)",
+            (cycle_id, iso(started_at), int(dry_run)),
+        )
+
+    def finish_cycle(
+        self, cycle_id: str, *, status: str, finished_at: datetime, duration_ms: int, error: str | None, summary: dict
+    ) -> None:
+        with self.db.transaction():
+            self.db.execute(
+                """UPDATE cycles SET status = ?, finished_at = ?, error = ?, duration_ms = ?, symbols_count = ?,
+                   orders_count = ?, errors_count = ?, summary = ? WHERE cycle_id = ?""",
+                (
+                    status,
+                    iso(finished_at),
+                    error,
+                    duration_ms,
+                    summary.get("symbols", 0),
+                    summary.get("orders", 0),
+                    summary.get("errors", 0),
+                    json.dumps(summary, default=str),
+                    cycle_id,
+                ),
+            )
+            self.db.execute(
+                "UPDATE agent_status SET last_cycle_id = ?, last_cycle_time = ? WHERE id = 1",
+                (cycle_id, iso(finished_at)),
+            )
+
+    def running_cycles(self, except_id: str) -> list[str]:
+        rows = self.db.query("SELECT cycle_id FROM cycles WHERE status = 'running' AND cycle_id != ?", (except_id,))
+        return [r["cycle_id"] for r in rows]
+
+    def mark_cycle_aborted(self, cycle_id: str, error: str, now: datetime) -> None:
+        self.db.execute(
+            "UPDATE cycles SET status = 'aborted', error = ?, finished_at = COALESCE(finished_at, ?) WHERE cycle_id = ?",
+            (error, iso(now), cycle_id),
+        )
+
+    def last_statuses(self, count: int) -> list[str]:
+        """Statuses of the newest ``count`` finished (not skipped) cycles, newest first."""
+        rows = self.db.query(
+            "SELECT status FROM cycles WHERE status IN ('completed', 'aborted') ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            (count,),
+        )
+        return [r["status"] for r in rows]
+
+    # -- quotes and news caches ----------------------------------------------
+
+    def record_quotes(self, cycle_id: str, quotes: Iterable[Quote], fetched_at: datetime) -> None:
+        rows = [
+            (cycle_id, q.symbol, str(q.price), iso(q.as_of), q.source, _text(q.change_percent), _text(q.previous_close), iso(fetched_at))
+            for q in quotes
+        ]
+        with self.db.transaction():
+            for row in rows:
+                self.db.execute(
+                    """INSERT INTO quotes (cycle_id, symbol, price, as_of, source, change_percent, previous_close, fetched_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                    row,
+                )
+
+    def last_quote(self, symbol: str) -> Quote | None:
+        """The newest price we stored for a symbol (any source but the cache itself)."""
+        row = self.db.one(
+            "SELECT * FROM quotes WHERE symbol = ? AND source != 'cache' ORDER BY id DESC LIMIT 1", (symbol,)
+        )
+        if row is None:
+            return None
+        return Quote(
+            symbol=symbol,
+            price=Decimal(row["price"]),
+            as_of=parse_iso(row["as_of"]),
+            source="cache",
+            change_percent=Decimal(row["change_percent"]) if row["change_percent"] else None,
+            previous_close=Decimal(row["previous_close"]) if row["previous_close"] else None,
+        )
+
+    def recent_prices(self, symbol: str, limit: int = 10) -> list[Decimal]:
+        """The last ``limit`` distinct-cycle prices for a symbol, oldest first."""
+        rows = self.db.query("SELECT price FROM quotes WHERE symbol = ? ORDER BY id DESC LIMIT ?", (symbol, limit))
+        return [Decimal(r["price"]) for r in reversed(rows)]
+
+    def news_fetched_at(self, symbol: str) -> datetime | None:
+        row = self.db.one("SELECT fetched_at FROM news_fetches WHERE symbol = ?", (symbol,))
+        return parse_iso(row["fetched_at"]) if row else None
+
+    def record_news(self, symbol: str, items: Sequence[NewsItem], fetched_at: datetime) -> None:
+        with self.db.transaction():
+            for item in items:
+                self.db.execute(
+                    """INSERT OR IGNORE INTO news (symbol, news_id, headline, summary, source, url, published_at, fetched_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (symbol, item.news_id or item.url or item.headline, item.headline, item.summary, item.source, item.url,
+                     iso(item.published_at), iso(fetched_at)),
+                )
+            self.db.execute(
+                "INSERT INTO news_fetches (symbol, fetched_at) VALUES (?, ?) ON CONFLICT(symbol) DO UPDATE SET fetched_at = excluded.fetched_at",
+                (symbol, iso(fetched_at)),
+            )
+
+    def recent_news(self, symbol: str, since: datetime, limit: int = 5) -> list[NewsItem]:
+        rows = self.db.query(
+            "SELECT * FROM news WHERE symbol = ? AND published_at >= ? ORDER BY published_at DESC LIMIT ?",
+            (symbol, iso(since), limit),
+        )
+        return [
+            NewsItem(symbol, r["headline"], parse_iso(r["published_at"]), r["source"] or "", r["summary"] or "", r["url"] or "", r["news_id"])
+            for r in rows
+        ]
+
+    # -- decisions and trades ------------------------------------------------
+
+    def record_decision(self, row: dict[str, Any]) -> int:
+        """Insert one ai_decisions row (keys are column names). Returns its id."""
+        if isinstance(row.get("inputs"), (dict, list)):
+            row = {**row, "inputs": json.dumps(row["inputs"], default=str)}
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        return self.db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
+
+    def insert_trade(self, row: dict[str, Any]) -> int:
+        """Write the trade row *before* the order is sent. Raises DatabaseUnusable
+        (so the order is not sent) when it cannot be written."""
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        return self.db.execute(f"INSERT INTO trades ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
+
+    def update_trade(self, client_order_id: str, result: OrderResult, now: datetime, notes: str | None = None) -> None:
+        self.db.execute(
+            """UPDATE trades SET status = ?, broker_order_id = COALESCE(?, broker_order_id),
+               filled_qty = COALESCE(?, filled_qty), filled_avg_price = COALESCE(?, filled_avg_price),
+               quantity = COALESCE(?, quantity), executed_at = COALESCE(?, executed_at),
+               notes = COALESCE(?, notes), updated_at = ? WHERE client_order_id = ?""",
+            (
+                result.status,
+                result.broker_order_id,
+                _text(result.filled_qty),
+                _text(result.filled_avg_price),
+                _text(result.filled_qty) if result.filled_qty else None,
+                result.filled_at,
+                notes if notes is not None else (result.message or None),
+                iso(now),
+                client_order_id,
+            ),
+        )
+
+    def pending_trades(self, cycle_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Trades sent (or about to be) whose final state we do not know yet."""
+        marks = ", ".join("?" for _ in PENDING_TRADE_STATUSES)
+        sql = f"SELECT * FROM trades WHERE status IN ({marks})"
+        params: list[Any] = list(PENDING_TRADE_STATUSES)
+        if cycle_ids is not None:
+            sql += f" AND cycle_id IN ({', '.join('?' for _ in cycle_ids)})"
+            params += list(cycle_ids)
+        return self.db.query(sql + " ORDER BY id", tuple(params))
+
+    # -- synced broker state -------------------------------------------------
+
+    def replace_positions(self, positions: Sequence[Position], synced_at: datetime) -> None:
+        with self.db.transaction():
+            self.db.execute("DELETE FROM positions")
+            for p in positions:
+                self.db.execute(
+                    """INSERT INTO positions (symbol, qty, avg_entry_price, market_value, current_price, unrealized_pl, synced_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                    (p.symbol, str(p.qty), str(p.avg_entry_price), str(p.market_value), str(p.current_price), str(p.unrealized_pl), iso(synced_at)),
+                )
+
+    def save_account(self, account: Account, position_count: int, synced_at: datetime) -> None:
+        self.db.execute(
+            """UPDATE agent_status SET equity = ?, last_equity = ?, cash = ?, buying_power = ?, account_status = ?,
+               account_synced_at = ?, position_count = ?, daily_pnl = ? WHERE id = 1""",
+            (
+                str(account.equity),
+                str(account.last_equity),
+                str(account.cash),
+                str(account.buying_power),
+                account.status,
+                iso(synced_at),
+                position_count,
+                str(account.equity - account.last_equity),
+            ),
+        )

@@ -1,0 +1,93 @@
+"""The SQLite connection: WAL, short busy timeout, one lock, errors translated.
+
+Every statement goes through ``Database.execute``/``query`` so that any
+``sqlite3`` failure becomes ``DatabaseUnusable`` (exit 1, before any order).
+Statements run in autocommit mode; ``transaction()`` groups a few writes into
+one short ``BEGIN IMMEDIATE`` so that ``killswitch on`` never waits long.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from ..errors import DatabaseUnusable
+
+BUSY_TIMEOUT_SECONDS = 5.0
+
+
+class Database:
+    def __init__(self, path: Path, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            if not self.path.parent.is_dir():
+                raise DatabaseUnusable(f"database folder does not exist: {self.path.parent}")
+            conn = sqlite3.connect(
+                self.path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise DatabaseUnusable(_describe(self.path, exc)) from None
+        self.journal_mode = mode
+        self.conn = conn
+        self.utils = sqlite_utils.Database(conn)
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
+        with self._guard():
+            return self.conn.execute(sql, params)
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        with self._guard():
+            cursor = self.conn.execute(sql, params)
+            names = [c[0] for c in cursor.description or ()]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A short write transaction; rolled back on any error."""
+        with self._guard():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise DatabaseUnusable(_describe(self.path, exc)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+
+def _describe(path: Path, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        return f"database {path} is corrupt ({text}); move it aside or restore a backup"
+    if "locked" in text or "busy" in text:
+        return f"database {path} is locked by another process ({text})"
+    if "readonly" in text or "read-only" in text:
+        return f"database {path} is read-only ({text})"
+    if "full" in text:
+        return f"database {path}: disk full ({text})"
+    return f"database {path} is unusable ({text})"

@@ -1,0 +1,125 @@
+"""The one place that turns a config into real services.
+
+Imports of the live connectors happen here, lazily, so commands that never
+touch a service (``killswitch``, ``status``) never import ``requests``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from .config import Config, Secrets
+from .cycle import CycleSettings
+from .lock import FileLock, lock_path_for
+from .models import Deadline
+from .ports import Services
+from .store import Database, SimLedger
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:
+    return CycleSettings(
+        stocks=tuple(config.universe.stocks),
+        crypto=tuple(config.universe.crypto),
+        limits=config.risk.limits(),
+        analysis_timeout_seconds=config.cycle.analysis_timeout_seconds,
+        max_quote_age_seconds=config.cycle.max_quote_age_seconds,
+        news_refresh_minutes=config.news.refresh_minutes,
+        dry_run=dry_run,
+    )
+
+
+def build_services(config: Config, db: Database, secrets: Secrets, clock: SystemClock | None = None) -> Services:
+    """Build every service the config names (check ``config.missing_environment``
+    first: a live service without its keys is a configuration error)."""
+    clock = clock or SystemClock()
+    deadline = Deadline(config.cycle.max_cycle_seconds)
+    ledger = SimLedger(db)
+    sim_market = None
+
+    def market():
+        nonlocal sim_market
+        if sim_market is None:
+            from .connectors.sim import SimMarket
+
+            sim_market = SimMarket(ledger, clock, seed=config.market_data.sim.seed)
+        return sim_market
+
+    live = _LiveFactory(config, secrets, deadline)
+    if config.broker.provider == "sim":
+        from .connectors.sim import SimBroker
+
+        broker = SimBroker(ledger, market(), clock, config.broker.sim.starting_cash)
+    else:
+        broker = live.alpaca()
+    if config.market_data.provider == "sim":
+        stock_quotes = crypto_quotes = market()
+    else:
+        stock_quotes, crypto_quotes = live.finnhub_quotes(), live.coingecko()
+    news = {"sim": market, "finnhub": live.finnhub_news, "none": lambda: None}[config.news.provider]()
+    if config.ai.provider == "rules":
+        from .ai.rules import RulesAnalyst
+
+        analyst = RulesAnalyst()
+    else:
+        analyst = live.openai()
+    lock = FileLock(lock_path_for(db.path))
+    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline)
+
+
+class _LiveFactory:
+    """Builders for the real services (imported only when configured)."""
+
+    def __init__(self, config: Config, secrets: Secrets, deadline: Deadline):
+        self.config, self.secrets, self.deadline = config, secrets, deadline
+
+    def _http(self, timeout_seconds: float):
+        from .connectors.http import HttpSettings
+
+        return HttpSettings.from_cycle_config(
+            self.config.cycle, timeout_seconds=timeout_seconds, deadline=self.deadline, secrets=self.secrets.values()
+        )
+
+    def alpaca(self):
+        from .connectors.alpaca import AlpacaBroker
+
+        return AlpacaBroker(
+            self.config.broker.alpaca.base_url,
+            self.secrets.get("APCA_API_KEY_ID"),
+            self.secrets.get("APCA_API_SECRET_KEY"),
+            self._http(self.config.cycle.order_timeout_seconds),
+            order_timeout_seconds=self.config.cycle.order_timeout_seconds,
+        )
+
+    def finnhub_quotes(self):
+        from .connectors.finnhub import FinnhubQuotes
+
+        return FinnhubQuotes(self.config.market_data.finnhub.base_url, self.secrets.get("FINNHUB_API_KEY"), self._http(10))
+
+    def finnhub_news(self):
+        from .connectors.finnhub import FinnhubNews
+
+        return FinnhubNews(self.config.market_data.finnhub.base_url, self.secrets.get("FINNHUB_API_KEY"), self._http(10))
+
+    def coingecko(self):
+        from .connectors.coingecko import CoinGeckoQuotes
+
+        cg = self.config.market_data.coingecko
+        return CoinGeckoQuotes(cg.base_url, cg.ids, self.secrets.get("COINGECKO_API_KEY"), self._http(10))
+
+    def openai(self):
+        from .ai.openai_compat import OpenAICompatAnalyst
+
+        ai = self.config.ai
+        return OpenAICompatAnalyst(
+            ai.base_url, ai.model, ai.temperature, self.secrets.get("OPENAI_API_KEY"),
+            self._http(self.config.cycle.analysis_timeout_seconds),
+        )
