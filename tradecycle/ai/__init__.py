@@ -1,0 +1,1 @@
+"""Analysts: the prompt, the strict reply parser and the OpenAI-compatible client."""
