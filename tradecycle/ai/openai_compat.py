@@ -1,0 +1,241 @@
+"""An ``Analyst`` backed by any OpenAI-compatible chat completions server
+(OpenAI, Ollama, LM Studio, vLLM, llama.cpp server, gateways).
+
+One request per symbol, all at once in a bounded thread pool: a slow or
+broken answer for one symbol holds only that symbol, a 15-symbol universe
+takes about as long as one symbol, and a reply can only speak for the symbol
+it was asked about. Everything ends inside ``timeout_seconds``: requests and
+their retries share one ``Deadline``, and ``analyse`` stops waiting at it.
+
+``analyse`` never raises for a service or reply problem. A symbol that could
+not be analysed holds with ``failure`` set:
+
+- ``ai_unavailable``: timeout, connection failure, 429/5xx after retries, or a
+  request the server refused (400/401/404...: wrong key, model or URL);
+- ``ai_invalid``: the server answered but the reply was truncated, empty, not
+  JSON or failed validation.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..connectors.http import HttpClient, HttpSettings
+from ..errors import BadResponse, RateLimited, ServiceError
+from ..models import AnalysisInput, Deadline, Decision
+from ..redact import redact
+from .parse import parse_reply
+from .prompt import build_messages, decision_schema
+
+MAX_RAW_REPLY_CHARS = 4000
+SCHEMA_NAME = "trading_decisions"
+# A server that does not understand json_schema answers 400 (422 on FastAPI-based
+# servers). Its wording differs per server, so any such refusal earns one retry
+# with json_object; a refusal for another reason fails again and is reported.
+_FALLBACK_STATUSES = frozenset({400, 422})
+_HINTS = {401: " (check OPENAI_API_KEY)", 403: " (check OPENAI_API_KEY)", 404: " (check ai.model and ai.base_url)"}
+
+Logger = Callable[[str, dict], None]
+_Event = tuple[str, dict]
+
+
+class OpenAICompatAnalyst:
+    """Asks an OpenAI-compatible server for one decision per symbol.
+
+    ``api_key`` may be empty (local servers); then no Authorization header is
+    sent. The key never appears in a reasoning, a log field or an error.
+    ``logger(event, fields)`` is called from the calling thread only.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        temperature: float,
+        api_key: str,
+        http: HttpSettings,
+        max_workers: int = 8,
+        logger: Logger | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.temperature = temperature
+        self._api_key = api_key
+        self._http = http
+        self._max_workers = max(1, max_workers)
+        self._logger = logger
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatAnalyst(base_url={self.base_url!r}, model={self.model!r})"
+
+    def analyse(self, inputs: Sequence[AnalysisInput], timeout_seconds: float) -> list[Decision]:
+        """One decision per input, in input order, returned within ``timeout_seconds``.
+
+        A symbol whose analysis is not done by then holds with ``ai_unavailable``
+        ("analysis did not finish within Ns"); its request runs on in the
+        background only until the shared deadline ends it.
+        """
+        if not inputs:
+            return []
+        started = time.monotonic()
+        deadline = Deadline(timeout_seconds)
+        client = self._client(deadline)
+        pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(self._max_workers, len(inputs)), thread_name_prefix="tradecycle-ai"
+        )
+        try:
+            futures = [pool.submit(self._analyse_one, client, inp) for inp in inputs]
+            concurrent.futures.wait(futures, timeout=deadline.remaining())
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+        decisions = []
+        for inp, future in zip(inputs, futures):
+            if future.done() and not future.cancelled():
+                decision, events = future.result()
+                for event, fields in events:
+                    self._log(event, fields)
+            else:
+                decision = Decision.held(
+                    inp.symbol,
+                    "ai_unavailable",
+                    f"analysis did not finish within {timeout_seconds:g}s",
+                    self.model,
+                    latency_ms=_elapsed_ms(started),
+                )
+            decisions.append(decision)
+        return decisions
+
+    # -- one symbol (runs in a worker thread) ---------------------------------
+
+    def _analyse_one(self, client: HttpClient, inp: AnalysisInput) -> tuple[Decision, list[_Event]]:
+        """The decision for one symbol and the events to log. Never raises."""
+        started = time.monotonic()
+        events: list[_Event] = []
+        try:
+            body = self._complete(client, build_messages([inp]), inp.symbol, events)
+        except BadResponse as exc:
+            return self._held(inp, "ai_unavailable", self._refused(exc), started), events
+        except RateLimited as exc:
+            return self._held(inp, "ai_unavailable", f"model server rate limited: {exc.message}", started), events
+        except ServiceError as exc:
+            return self._held(inp, "ai_unavailable", f"model server unavailable: {exc.message}", started), events
+        except Exception as exc:  # a bug must hold this symbol, not abort the cycle
+            reason = f"unexpected error: {type(exc).__name__}: {exc}"
+            events.append(("ai_unexpected_error", {"symbol": inp.symbol, "error": self._redact(reason)}))
+            return self._held(inp, "ai_unavailable", reason, started), events
+        return self._decide(inp, body, started, events), events
+
+    def _complete(self, client: HttpClient, messages: list[dict], symbol: str, events: list[_Event]) -> Any:
+        """POST the chat completion; on a refused json_schema, once more with json_object."""
+        schema_format = {
+            "type": "json_schema",
+            "json_schema": {"name": SCHEMA_NAME, "schema": decision_schema(), "strict": True},
+        }
+        try:
+            return client.post("chat/completions", self._payload(messages, schema_format))
+        except BadResponse as exc:
+            if exc.status_code not in _FALLBACK_STATUSES:
+                raise
+            events.append(("ai_json_schema_refused", {"symbol": symbol, "error": self._redact(exc.message)}))
+        return client.post("chat/completions", self._payload(messages, {"type": "json_object"}))
+
+    def _payload(self, messages: list[dict], response_format: dict) -> dict:
+        return {
+            "model": self.model,
+            "temperature": self.temperature,
+            "messages": messages,
+            "response_format": response_format,
+        }
+
+    def _decide(self, inp: AnalysisInput, body: Any, started: float, events: list[_Event]) -> Decision:
+        """Turn a chat completion body into the symbol's decision (or hold)."""
+        usage = body.get("usage") if isinstance(body, dict) else None
+        audit = {
+            "latency_ms": _elapsed_ms(started),
+            "prompt_tokens": _token_count(usage, "prompt_tokens"),
+            "completion_tokens": _token_count(usage, "completion_tokens"),
+        }
+        choice = _first_choice(body)
+        if choice is None:
+            reason = "model server reply has no choices[0].message"
+            error = _error_text(body)
+            if error:  # some gateways answer 200 with an error object
+                reason = f"model server error: {error}"
+            return Decision.held(inp.symbol, "ai_unavailable", self._redact(reason), self.model, **audit)
+        message = choice["message"]
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            content = None  # content parts or other shapes: not the JSON text we asked for
+        audit["raw_reply"] = content[:MAX_RAW_REPLY_CHARS] if content is not None else None
+
+        if choice.get("finish_reason") == "length":
+            return Decision.held(inp.symbol, "ai_invalid", "reply truncated (finish_reason=length)", self.model, **audit)
+        refusal = message.get("refusal")
+        if not content and isinstance(refusal, str) and refusal:
+            return Decision.held(inp.symbol, "ai_invalid", f"model refused: {refusal[:200]}", self.model, **audit)
+
+        parsed = parse_reply(content, [inp.symbol])
+        for other in parsed.dropped:
+            events.append(
+                ("ai_decision_dropped", {"symbol": inp.symbol, "reply_symbol": other, "reason": "symbol outside the request"})
+            )
+        if inp.symbol in parsed.invalid:
+            return Decision.held(inp.symbol, "ai_invalid", parsed.invalid[inp.symbol], self.model, **audit)
+        valid = parsed.decisions[inp.symbol]
+        return Decision(inp.symbol, valid.action, valid.confidence, valid.reasoning, self.model, **audit)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _client(self, deadline: Deadline) -> HttpClient:
+        """A client for this analysis: its requests and retries end at ``deadline``."""
+        secrets = self._http.secrets + ((self._api_key,) if self._api_key else ())
+        settings = dataclasses.replace(self._http, deadline=deadline, secrets=secrets)
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        return HttpClient("ai", self.base_url, settings, headers=headers)
+
+    def _refused(self, exc: BadResponse) -> str:
+        if exc.status_code is not None and 200 <= exc.status_code < 300:
+            return f"model server sent an unusable answer: {exc.message}"
+        return f"model server refused the request: {exc.message}{_HINTS.get(exc.status_code, '')}"
+
+    def _held(self, inp: AnalysisInput, failure: str, reasoning: str, started: float) -> Decision:
+        return Decision.held(inp.symbol, failure, self._redact(reasoning), self.model, latency_ms=_elapsed_ms(started))
+
+    def _redact(self, text: str) -> str:
+        return redact(text, (*self._http.secrets, self._api_key))
+
+    def _log(self, event: str, fields: dict) -> None:
+        if self._logger is not None:
+            self._logger(event, {"model": self.model, **fields})
+
+
+def _first_choice(body: Any) -> dict | None:
+    """``choices[0]`` when it carries a ``message`` object, else None."""
+    if not isinstance(body, dict):
+        return None
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    return choices[0] if isinstance(choices[0].get("message"), dict) else None
+
+
+def _error_text(body: Any) -> str:
+    """The message of an ``{"error": ...}`` body, on one line, or ``""``."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        error = error.get("message")
+    return " ".join(str(error).split())[:300] if error else ""
+
+
+def _token_count(usage: Any, name: str) -> int | None:
+    value = usage.get(name) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
