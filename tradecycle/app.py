@@ -57,7 +57,7 @@ def run(config_option: str | None, db_option: str | None, dry_run: bool):
     db = _open(db_path)
     log = JsonLog(config.log_path, config.log.level, secrets.values())
     try:
-        services = build_services(config, db, secrets)
+        services = build_services(config, db, secrets, log)
         return run_cycle(services, Store(db), cycle_settings(config, dry_run), log)
     finally:
         log.close()

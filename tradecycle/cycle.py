@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from . import risk
 from .errors import DatabaseUnusable, OrderRejected, OrderUncertain, ServiceError, TradecycleError
 from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, RiskLimits, is_crypto
+from .ai.prompt import prompt_inputs_summary
 from .parallel import gather
 from .ports import EventLog, Services
 
@@ -73,6 +74,7 @@ class Cycle:
     halt_reason: str | None = None  # the kill switch tripped during this cycle
     market: FetchResult | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    inputs: dict[str, AnalysisInput] = field(default_factory=dict)  # what the analyst was shown
     orders_sent: int = 0
     notes: list[str] = field(default_factory=list)
     exception: BaseException | None = None
@@ -154,10 +156,10 @@ def initialize(services: Services, store: "Store", settings: CycleSettings, log:
     """
     now = services.clock.now()
     cycle_id = f"{now:%Y-%m-%dT%H:%M}Z-{secrets.token_hex(2)}"
-    bound = _bind(log, cycle_id)
+    log.bind(cycle_id=cycle_id)
     store.start_cycle(cycle_id, now, settings.dry_run)
-    cycle = Cycle(services, store, settings, bound, cycle_id, now)
-    bound("cycle.started", dry_run=settings.dry_run, symbols=len(settings.symbols))
+    cycle = Cycle(services, store, settings, log, cycle_id, now)
+    log("cycle.started", dry_run=settings.dry_run, symbols=len(settings.symbols))
     switch = store.kill_switch()
     if switch.active:
         cycle.status, cycle.error = "skipped", f"kill switch is on ({switch.reason or 'no reason given'})"
@@ -304,6 +306,7 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
             cycle.settle(Outcome(symbol, "market_closed", quote=quote, detail=f"market closed; next open {market.clock.next_open}"))
         else:
             inputs.append(_analysis_input(cycle, symbol, quote, now))
+    cycle.inputs = {item.symbol: item for item in inputs}
     if not inputs:
         return {}
     timeout = min(settings.analysis_timeout_seconds, services.deadline.remaining())
@@ -537,24 +540,11 @@ def record_outcome(cycle: Cycle, item: Outcome) -> None:
             prompt_tokens=decision.prompt_tokens,
             completion_tokens=decision.completion_tokens,
         )
-        news = cycle.market.news.get(item.symbol, ()) if cycle.market else ()
-        position = cycle.market.positions.get(item.symbol) if cycle.market else None
-        row["inputs"] = {
-            "price": str(quote.price) if quote else None,
-            "change_percent": str(quote.change_percent) if quote and quote.change_percent is not None else None,
-            "position_qty": str(position.qty) if position else None,
-            "headlines": [n.headline for n in news],
-        }
+        if item.symbol in cycle.inputs:
+            row["inputs"] = prompt_inputs_summary(cycle.inputs[item.symbol])
     cycle.store.record_decision(row)
     cycle.log("decision", symbol=item.symbol, action=row["action"], confidence=row["confidence"],
               outcome=item.outcome, price=row["price"], detail=item.detail)
-
-
-def _bind(log: EventLog, cycle_id: str) -> EventLog:
-    def bound(event: str, level: str = "info", **fields) -> None:
-        log(event, level, cycle_id=cycle_id, **fields)
-
-    return bound
 
 
 __all__ = ["CycleReport", "CycleSettings", "run_cycle", "client_order_id", "DatabaseUnusable"]

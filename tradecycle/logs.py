@@ -27,6 +27,7 @@ class JsonLog:
         self._logger.propagate = False
         self._logger.setLevel(logging.DEBUG)
         self.path = path
+        self.context: dict = {}
         if path is not None:
             handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(message)s"))
@@ -37,9 +38,13 @@ class JsonLog:
         if number < self.threshold or self.path is None:
             return
         record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"), "level": level, "event": event}
+        record.update(self.context)
         record.update({k: v for k, v in fields.items() if v is not None})
         line = redact(json.dumps(record, default=str, ensure_ascii=False), self.secrets)
         self._logger.log(number, line)
+
+    def bind(self, **context) -> None:
+        self.context.update(context)
 
     def close(self) -> None:
         for handler in list(self._logger.handlers):
@@ -47,5 +52,15 @@ class JsonLog:
             self._logger.removeHandler(handler)
 
 
-def null_log(event: str, level: str = "info", **fields) -> None:
-    """An EventLog that records nothing."""
+class MemoryLog:
+    """An EventLog that keeps events in a list (for tests and for `--json` reports)."""
+
+    def __init__(self):
+        self.events: list[dict] = []
+        self.context: dict = {}
+
+    def __call__(self, event: str, level: str = "info", **fields) -> None:
+        self.events.append({"event": event, "level": level, **self.context, **fields})
+
+    def bind(self, **context) -> None:
+        self.context.update(context)

@@ -94,4 +94,7 @@ class Services:
 
 class EventLog(Protocol):
     def __call__(self, event: str, level: str = "info", **fields) -> None:
-        """Record one event (the JSON-lines log adds time and cycle id)."""
+        """Record one event (the JSON-lines log adds the time and the bound context)."""
+
+    def bind(self, **context) -> None:
+        """Add fields (the cycle id) to every later event, from any component."""

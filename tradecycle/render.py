@@ -99,7 +99,7 @@ def explain(story: dict[str, Any]) -> None:
                              [[q["symbol"], q["price"], q["as_of"], q["source"], q["change_percent"]] for q in story["quotes"]]))
     rows = []
     for d in story["decisions"]:
-        headlines = "; ".join((d.get("inputs") or {}).get("headlines") or [])
+        headlines = "; ".join(h["title"] for h in (d.get("inputs") or {}).get("headlines") or [])
         rows.append([d["symbol"], d["action"], d["confidence"], d["outcome"], d.get("detail"), d["reasoning"], headlines[:120]])
     console.print(_table("decisions", ["symbol", "action", "confidence", "outcome", "risk verdict", "reasoning", "headlines"], rows))
     if story["trades"]:

@@ -13,7 +13,7 @@ from .config import Config, Secrets
 from .cycle import CycleSettings
 from .lock import FileLock, lock_path_for
 from .models import Deadline
-from .ports import Services
+from .ports import EventLog, Services
 from .store import Database, SimLedger
 
 
@@ -37,7 +37,7 @@ def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:
     )
 
 
-def build_services(config: Config, db: Database, secrets: Secrets, clock: SystemClock | None = None) -> Services:
+def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog, clock: SystemClock | None = None) -> Services:
     """Build every service the config names (check ``config.missing_environment``
     first: a live service without its keys is a configuration error)."""
     clock = clock or SystemClock()
@@ -53,7 +53,7 @@ def build_services(config: Config, db: Database, secrets: Secrets, clock: System
             sim_market = SimMarket(ledger, clock, seed=config.market_data.sim.seed)
         return sim_market
 
-    live = _LiveFactory(config, secrets, deadline)
+    live = _LiveFactory(config, secrets, deadline, log)
     if config.broker.provider == "sim":
         from .connectors.sim import SimBroker
 
@@ -78,8 +78,8 @@ def build_services(config: Config, db: Database, secrets: Secrets, clock: System
 class _LiveFactory:
     """Builders for the real services (imported only when configured)."""
 
-    def __init__(self, config: Config, secrets: Secrets, deadline: Deadline):
-        self.config, self.secrets, self.deadline = config, secrets, deadline
+    def __init__(self, config: Config, secrets: Secrets, deadline: Deadline, log: EventLog):
+        self.config, self.secrets, self.deadline, self.log = config, secrets, deadline, log
 
     def _http(self, timeout_seconds: float):
         from .connectors.http import HttpSettings
@@ -122,4 +122,5 @@ class _LiveFactory:
         return OpenAICompatAnalyst(
             ai.base_url, ai.model, ai.temperature, self.secrets.get("OPENAI_API_KEY"),
             self._http(self.config.cycle.analysis_timeout_seconds),
+            logger=lambda event, fields: self.log(event, "warning", **fields),
         )

@@ -1,0 +1,263 @@
+"""The whole cycle with injected fakes and a real SQLite file: what reached the
+broker, the rows written, the outcome of every symbol."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tradecycle.cycle import client_order_id, run_cycle
+from tradecycle.errors import OrderRejected, ServiceUnavailable
+from tradecycle.models import Account
+
+from .fakes import FakeBroker, FakeClock, FakeLock, FakeNews, FakeQuotes, ScriptedAnalyst, position, services, settings
+
+
+def decisions(db, cycle_id=None):
+    rows = db.query("SELECT symbol, action, outcome, detail, reasoning FROM ai_decisions ORDER BY id")
+    return {r["symbol"]: r for r in rows}
+
+
+def test_buy_reaches_the_broker_sized_by_the_tool_and_is_recorded(db, store, log):
+    broker = FakeBroker(equity="100000")
+    svc = services(broker=broker, analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)}))
+    report = run_cycle(svc, store, settings(), log)
+
+    assert report.status == "completed" and report.orders == 1
+    [order] = broker.orders
+    assert (order.symbol, order.side, order.notional_usd) == ("AAPL", "buy", Decimal("10000.00"))
+    assert order.client_order_id == client_order_id(report.cycle_id, "AAPL")
+    [trade] = db.query("SELECT * FROM trades")
+    assert trade["status"] == "accepted" and trade["broker_order_id"] == broker.known[order.client_order_id].broker_order_id
+    assert decisions(db)["AAPL"]["outcome"] == "ordered"
+    [cycle] = db.query("SELECT * FROM cycles")
+    assert (cycle["status"], cycle["dry_run"], cycle["finished_at"] is not None) == ("completed", 0, True)
+    assert all(e.get("cycle_id") == report.cycle_id for e in log.events)
+
+
+def test_dry_run_records_would_be_orders_and_sends_none(db, store, log):
+    broker = FakeBroker()
+    svc = services(broker=broker, analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)}))
+    report = run_cycle(svc, store, settings(dry_run=True), log)
+
+    assert broker.orders == []
+    [trade] = db.query("SELECT status, dry_run, notional_usd FROM trades")
+    assert trade == {"status": "dry_run", "dry_run": 1, "notional_usd": "10000.00"}
+    assert decisions(db)["AAPL"]["outcome"] == "dry_run"
+    assert db.one("SELECT dry_run FROM cycles")["dry_run"] == 1
+    assert "would-be order" in report.summary_line()
+
+
+def test_kill_switch_on_at_start_skips_the_cycle(db, store, log):
+    store.set_kill_switch(True, "maintenance", FakeClock().now())
+    broker = FakeBroker()
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    report = run_cycle(services(broker=broker, analyst=analyst), store, settings(), log)
+
+    assert report.status == "skipped" and "maintenance" in report.error
+    assert broker.orders == [] and analyst.seen == []
+    assert db.one("SELECT status FROM cycles")["status"] == "skipped"
+
+
+def test_kill_switch_turned_on_between_orders_stops_the_rest(db, store, log):
+    broker = FakeBroker(prices={})
+    quotes = FakeQuotes({"AAPL": "200", "MSFT": "400", "NVDA": "100"}, FakeClock())
+    # The switch is flipped (as `tradecycle killswitch on` would) right after the first order.
+    broker.before_order = lambda intent: broker.orders and None
+    sent = []
+
+    def flip_after_first(intent):
+        sent.append(intent.symbol)
+        if len(sent) == 1:
+            store.set_kill_switch(True, "stop now", FakeClock().now())
+
+    broker.before_order = flip_after_first
+    analyst = ScriptedAnalyst({s: ("buy", 0.9) for s in ("AAPL", "MSFT", "NVDA")})
+    report = run_cycle(services(broker=broker, quotes=quotes, analyst=analyst), store, settings(stocks=("AAPL", "MSFT", "NVDA")), log)
+
+    assert [o.symbol for o in broker.orders] == ["AAPL"]
+    outcomes = {s: r["outcome"] for s, r in decisions(db).items()}
+    assert outcomes == {"AAPL": "ordered", "MSFT": "kill_switch", "NVDA": "kill_switch"}
+    assert report.status == "completed"
+
+
+def test_another_cycle_holding_the_lock_means_no_row_and_no_order(db, store, log):
+    broker = FakeBroker()
+    report = run_cycle(services(broker=broker, lock=FakeLock(free=False), analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)})), store, settings(), log)
+    assert report.status == "locked"
+    assert db.query("SELECT * FROM cycles") == [] and broker.orders == []
+
+
+@pytest.mark.parametrize(
+    "quotes, clock_open, script, outcome",
+    [
+        ({"AAPL": ("200", "2")}, True, ("buy", 0.5), "low_confidence"),
+        ({"AAPL": ("200", "2")}, True, ("hold", 0.9), "hold"),
+        ({"AAPL": ("200", "2")}, True, ("sell", 0.9), "no_position"),
+        ({}, True, ("buy", 0.9), "no_quote"),
+        ({"AAPL": ("200", "2")}, False, ("buy", 0.9), "market_closed"),
+    ],
+)
+def test_outcome_of_each_refusal(db, store, log, quotes, clock_open, script, outcome):
+    clock = FakeClock()
+    broker = FakeBroker(clock_open=clock_open)
+    analyst = ScriptedAnalyst({"AAPL": script})
+    run_cycle(services(broker=broker, quotes=FakeQuotes(quotes, clock), analyst=analyst, clock=clock), store, settings(), log)
+    assert decisions(db)["AAPL"]["outcome"] == outcome
+    assert broker.orders == []
+    if outcome in ("no_quote", "market_closed"):
+        assert analyst.seen == []  # no AI call is spent on a symbol that cannot trade
+
+
+def test_stale_quote_never_trades(db, store, log):
+    clock = FakeClock()
+    broker = FakeBroker()
+    quotes = FakeQuotes({"AAPL": "200"}, clock, age_seconds=600)
+    run_cycle(services(broker=broker, quotes=quotes, clock=clock, analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)})), store, settings(), log)
+    row = decisions(db)["AAPL"]
+    assert row["outcome"] == "stale_quote" and "600s old" in row["detail"]
+    assert broker.orders == []
+
+
+def test_quote_source_down_uses_a_recent_stored_price(db, store, log):
+    clock = FakeClock()
+    broker = FakeBroker()
+    analyst = ScriptedAnalyst({"AAPL": ("hold", 0.5)})
+    run_cycle(services(broker=broker, quotes=FakeQuotes({"AAPL": "200"}, clock), clock=clock, analyst=analyst), store, settings(), log)
+    clock.advance(60)
+    down = FakeQuotes({"AAPL": ServiceUnavailable("finnhub", "HTTP 429: API limit reached")}, clock)
+    analyst.script["AAPL"] = ("buy", 0.9)
+    report = run_cycle(services(broker=broker, quotes=down, clock=clock, analyst=analyst), store, settings(), log)
+
+    assert report.status == "completed"
+    assert [o.symbol for o in broker.orders] == ["AAPL"]
+    row = db.one("SELECT quote_source, price FROM ai_decisions ORDER BY id DESC LIMIT 1")
+    assert row == {"quote_source": "cache", "price": "200"}
+    assert any("using the stored price" in note for note in report.notes)
+
+
+def test_broker_unreachable_aborts_before_any_decision(db, store, log):
+    broker = FakeBroker()
+    broker.fail_account = ServiceUnavailable("alpaca", "cannot connect (connection refused)")
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    report = run_cycle(services(broker=broker, analyst=analyst), store, settings(), log)
+    assert report.status == "aborted" and "broker unreachable" in report.error
+    assert broker.orders == [] and analyst.seen == []
+    assert db.one("SELECT status, error FROM cycles")["status"] == "aborted"
+
+
+def test_three_aborted_cycles_in_a_row_trip_the_kill_switch(db, store, log):
+    broker = FakeBroker()
+    broker.fail_account = ServiceUnavailable("alpaca", "down")
+    for _ in range(3):
+        run_cycle(services(broker=broker), store, settings(), log)
+    switch = store.kill_switch()
+    assert switch.active and "3 aborted cycles in a row" in switch.reason
+
+
+def test_daily_loss_trips_the_kill_switch_and_sends_nothing(db, store, log):
+    broker = FakeBroker(equity="94000", last_equity="100000")
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    run_cycle(services(broker=broker, analyst=analyst), store, settings(), log)
+    switch = store.kill_switch()
+    assert switch.active and switch.reason == "daily loss limit: -6.0% (limit 5%)"
+    assert broker.orders == [] and analyst.seen == []
+    assert decisions(db)["AAPL"]["outcome"] == "kill_switch"
+
+
+def test_blocked_account_trips_the_kill_switch(db, store, log):
+    broker = FakeBroker()
+    broker.account = Account(Decimal(100000), Decimal(100000), Decimal(100000), Decimal(100000), trading_blocked=True)
+    run_cycle(services(broker=broker, analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)})), store, settings(), log)
+    assert store.kill_switch().active and broker.orders == []
+
+
+def test_limits_hold_across_orders_in_one_cycle(db, store, log):
+    # 48 % exposure already: new buys may add at most 2 % of equity in all.
+    held = [position(s, "8000") for s in ("A", "B", "C", "D", "E", "F")]  # 6 x 8 % = 48 %
+    broker = FakeBroker(equity="100000", cash="52000", positions=held)
+    quotes = FakeQuotes({"AAPL": "200", "MSFT": "400"}, FakeClock())
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9), "MSFT": ("buy", 0.9)})
+    run_cycle(services(broker=broker, quotes=quotes, analyst=analyst), store, settings(stocks=("AAPL", "MSFT")), log)
+    assert sum(o.notional_usd for o in broker.orders) <= Decimal(2000)
+    assert [o.notional_usd for o in broker.orders] == [Decimal("2000.00")]
+    assert decisions(db)["MSFT"]["outcome"] == "exposure_limit_exceeded"
+
+
+def test_max_positions_reached(db, store, log):
+    held = [position(f"S{i}", "1000") for i in range(15)]
+    broker = FakeBroker(positions=held)
+    run_cycle(services(broker=broker, analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)})), store, settings(), log)
+    assert broker.orders == [] and decisions(db)["AAPL"]["outcome"] == "max_positions_reached"
+
+
+def test_sell_closes_the_whole_position(db, store, log):
+    broker = FakeBroker(positions=[position("AAPL", "5000", qty="25")])
+    run_cycle(services(broker=broker, analyst=ScriptedAnalyst({"AAPL": ("sell", 0.8)})), store, settings(), log)
+    [order] = broker.orders
+    assert (order.side, order.qty, order.notional_usd) == ("sell", Decimal(25), None)
+
+
+def test_rejected_order_is_recorded_and_the_cycle_goes_on(db, store, log):
+    broker = FakeBroker()
+    broker.reject["AAPL"] = OrderRejected("alpaca", "insufficient buying power", 403)
+    quotes = FakeQuotes({"AAPL": "200", "MSFT": "400"}, FakeClock())
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9), "MSFT": ("buy", 0.9)})
+    report = run_cycle(services(broker=broker, quotes=quotes, analyst=analyst), store, settings(stocks=("AAPL", "MSFT")), log)
+    assert report.status == "completed"
+    trades = {t["symbol"]: t for t in db.query("SELECT symbol, status, notes FROM trades")}
+    assert trades["AAPL"] == {"symbol": "AAPL", "status": "rejected", "notes": "insufficient buying power"}
+    assert trades["MSFT"]["status"] == "accepted"
+    assert decisions(db)["AAPL"]["outcome"] == "rejected"
+
+
+def test_order_is_not_sent_when_its_trade_row_cannot_be_written(db, store, log):
+    broker = FakeBroker()
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    # Something else holds a unique client_order_id row already: the INSERT fails.
+    db.execute("CREATE TRIGGER no_trades BEFORE INSERT ON trades BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+    report = run_cycle(services(broker=broker, analyst=analyst), store, settings(), log)
+    assert broker.orders == []
+    assert report.status == "aborted" and "unusable" in report.error
+
+
+def test_dead_cycle_is_marked_and_its_order_reconciled(db, store, log):
+    clock = FakeClock()
+    broker = FakeBroker()
+    # A cycle that died right after its order left: row still running, trade still submitting.
+    store.start_cycle("dead-1", clock.now(), False)
+    store.insert_trade({"cycle_id": "dead-1", "symbol": "AAPL", "side": "buy", "status": "submitting", "client_order_id": "tc-dead-AAPL"})
+    store.insert_trade({"cycle_id": "dead-1", "symbol": "MSFT", "side": "buy", "status": "submitting", "client_order_id": "tc-dead-MSFT"})
+    from tradecycle.models import OrderResult
+
+    broker.known["tc-dead-AAPL"] = OrderResult("tc-dead-AAPL", "broker-1", "filled", "AAPL", "buy")
+    run_cycle(services(broker=broker, clock=clock), store, settings(), log)
+
+    assert db.one("SELECT status FROM cycles WHERE cycle_id = 'dead-1'")["status"] == "aborted"
+    trades = {t["client_order_id"]: (t["status"], t["broker_order_id"]) for t in db.query("SELECT * FROM trades")}
+    assert trades == {"tc-dead-AAPL": ("filled", "broker-1"), "tc-dead-MSFT": ("not_sent", None)}
+    assert broker.orders == []  # nothing re-sent
+
+
+def test_news_is_fetched_once_per_refresh_window_and_failures_do_not_stop_the_cycle(db, store, log):
+    clock = FakeClock()
+    news = FakeNews({"AAPL": ["Apple beats estimates"]})
+    analyst = ScriptedAnalyst()
+    for _ in range(3):
+        run_cycle(services(news=news, clock=clock, analyst=analyst), store, settings(), log)
+        clock.advance(60)
+    assert news.calls == ["AAPL"]
+    assert [h.headline for h in analyst.seen[-1][0].headlines] == ["Apple beats estimates"]
+    clock.advance(15 * 60)
+    failing = FakeNews(fail=ServiceUnavailable("finnhub", "HTTP 503"))
+    report = run_cycle(services(news=failing, clock=clock, analyst=analyst), store, settings(), log)
+    assert report.status == "completed" and any("news for AAPL unavailable" in n for n in report.notes)
+
+
+def test_time_budget_spent_means_no_new_orders(db, store, log):
+    broker = FakeBroker()
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    report = run_cycle(services(broker=broker, analyst=analyst, deadline_seconds=0), store, settings(), log)
+    assert broker.orders == [] and report.status == "completed"
+    assert decisions(db)["AAPL"]["outcome"] == "time_budget"
