@@ -3,7 +3,9 @@
 One pooled ``requests.Session`` per service; a (connect, read) timeout on every
 call, never longer than what is left of the cycle's budget; tenacity retries
 on connection errors and 5xx with exponential backoff; 429 honours
-``Retry-After`` when the wait fits the budget. ``requests`` exceptions and
+``Retry-After`` when the wait fits the budget (and ``retry_max_delay_seconds``).
+Redirects are never followed: a redirect could carry our key headers to
+another host, or turn an order POST into a GET. ``requests`` exceptions and
 HTTP statuses leave this module only as our own errors (``errors.py``), with
 any secret redacted from their text.
 """
@@ -11,8 +13,10 @@ any secret redacted from their text.
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timezone
 from typing import Any
 
 import requests
@@ -65,6 +69,14 @@ class ServiceDown(ServiceUnavailable):
         self.status_code = status_code
 
 
+class ServiceRefused(BadResponse):
+    """The service answered 4xx (not 429). ``detail`` is the service's own message, redacted."""
+
+    def __init__(self, service: str, message: str, status_code: int, detail: str):
+        super().__init__(service, message, status_code)
+        self.detail = detail
+
+
 class HttpClient:
     """A JSON client for one service. ``request`` returns the decoded body."""
 
@@ -73,6 +85,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.settings = settings
         self.calls = 0  # requests actually sent, for tests and `check`
+        self._calls_lock = threading.Lock()  # connectors send from several threads at once
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=settings.pool_size, max_retries=0)
         self.session.mount("http://", adapter)
@@ -100,7 +113,8 @@ class HttpClient:
         """Send one request (retried when ``retry``) and decode its JSON body.
 
         ``missing_ok`` turns a 404 into ``None``. Raises ``RateLimited``,
-        ``ServiceDown`` (a ``ServiceUnavailable``) or ``BadResponse``.
+        ``ServiceDown`` (a ``ServiceUnavailable``) or ``BadResponse``
+        (``ServiceRefused`` for a 4xx answer).
         """
         attempts = 1 + (self.settings.max_retries if retry else 0)
         retrying = Retrying(
@@ -120,10 +134,16 @@ class HttpClient:
             raise ServiceDown(self.service, "no time left in this cycle's budget", may_have_arrived=False)
         read_timeout = min(timeout_seconds or self.settings.timeout_seconds, remaining)
         url = f"{self.base_url}/{path.lstrip('/')}"
-        self.calls += 1
+        with self._calls_lock:
+            self.calls += 1
         try:
             response = self.session.request(
-                method, url, params=params, json=json, timeout=(min(CONNECT_TIMEOUT_SECONDS, read_timeout), read_timeout)
+                method,
+                url,
+                params=params,
+                json=json,
+                timeout=(min(CONNECT_TIMEOUT_SECONDS, read_timeout), read_timeout),
+                allow_redirects=False,
             )
         except requests.exceptions.Timeout as exc:
             if _never_sent(exc):
@@ -146,7 +166,13 @@ class HttpClient:
                 self.service, f"HTTP {status}: {self._message(response, 'server error')}", may_have_arrived=True, status_code=status
             )
         if status >= 400:
-            raise BadResponse(self.service, f"HTTP {status}: {self._message(response, 'request refused')}", status)
+            detail = self._message(response, "request refused")
+            raise ServiceRefused(self.service, f"HTTP {status}: {detail}", status, detail)
+        if 300 <= status < 400:
+            location = redact(response.headers.get("Location", "elsewhere"), self.settings.secrets)[:200]
+            raise BadResponse(
+                self.service, f"HTTP {status}: redirected to {location} (set base_url to the final address)", status
+            )
         try:
             return response.json()
         except ValueError:
@@ -182,8 +208,10 @@ class HttpClient:
         if state.attempt_number >= attempts:
             return True
         # Never sleep past the cycle's budget: a wait that does not fit ends the retries now.
+        # Backoff is capped at retry_max_delay_seconds; a longer Retry-After (an hour, say)
+        # ends them too, even with no deadline set.
         upcoming = getattr(state, "upcoming_sleep", 0) or 0
-        return upcoming >= self.settings.remaining_seconds()
+        return upcoming >= self.settings.remaining_seconds() or upcoming > self.settings.retry_max_delay_seconds
 
 
 def _never_sent(exc: Exception) -> bool:
@@ -192,7 +220,7 @@ def _never_sent(exc: Exception) -> bool:
     A reset or a read timeout after connecting may mean the server got it:
     for an order that is the difference between "retry" and "look it up".
     """
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, _NEVER_SENT):
         return True
     if not isinstance(exc, requests.exceptions.ConnectionError):
         return False
@@ -206,6 +234,15 @@ def _never_sent(exc: Exception) -> bool:
         nested = getattr(current, "reason", None) or (current.args[0] if current.args else None)
         current = nested if isinstance(nested, BaseException) else current.__context__
     return False
+
+
+# Raised before any byte leaves: connect timeout, or a URL requests cannot even use.
+_NEVER_SENT = (
+    requests.exceptions.ConnectTimeout,
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+)
 
 
 def _reason(exc: Exception) -> str:
@@ -227,8 +264,14 @@ def _retry_after(response: requests.Response) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:  # the other form the RFC allows: an HTTP date
         parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    except (TypeError, ValueError):
+        return None  # unreadable: fall back to our own backoff
+    if parsed.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return max(0.0, parsed.timestamp() - time.time())
 
 
-__all__ = ["HttpClient", "HttpSettings", "ServiceDown", "ServiceError"]
+__all__ = ["HttpClient", "HttpSettings", "ServiceDown", "ServiceError", "ServiceRefused"]

@@ -1,0 +1,211 @@
+"""Reply bodies shaped exactly like the real services' (see /work/shared/API_NOTES.md).
+
+Plain data, no behaviour, so any test (connectors, fake server, end-to-end)
+can reuse them. Copy before mutating: ``dict(ALPACA_ACCOUNT, equity="1")``.
+Alpaca sends numbers as strings; Finnhub and CoinGecko send JSON numbers.
+"""
+
+# -- Alpaca paper -------------------------------------------------------------
+
+ALPACA_ACCOUNT = {
+    "id": "e6fe16f3-64a4-4921-8928-cadf02f92f98",
+    "account_number": "PA3BUTEST",
+    "status": "ACTIVE",
+    "currency": "USD",
+    "cash": "100000",
+    "portfolio_value": "100000",
+    "equity": "100523.17",
+    "last_equity": "100000",
+    "buying_power": "200000",
+    "trading_blocked": False,
+    "transfers_blocked": False,
+    "account_blocked": False,
+    "shorting_enabled": True,
+    "multiplier": "2",
+    "created_at": "2024-11-01T14:02:11.371826Z",
+}
+
+ALPACA_CLOCK_OPEN = {
+    "timestamp": "2025-01-15T10:30:00.123456-05:00",
+    "is_open": True,
+    "next_open": "2025-01-16T09:30:00-05:00",
+    "next_close": "2025-01-15T16:00:00-05:00",
+}
+
+ALPACA_CLOCK_CLOSED = dict(
+    ALPACA_CLOCK_OPEN,
+    timestamp="2025-01-15T20:00:00.123456-05:00",
+    is_open=False,
+)
+
+ALPACA_POSITION_STOCK = {
+    "asset_id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415",
+    "symbol": "AAPL",
+    "exchange": "NASDAQ",
+    "asset_class": "us_equity",
+    "qty": "3",
+    "qty_available": "3",
+    "side": "long",
+    "avg_entry_price": "187.21",
+    "market_value": "575.13",
+    "cost_basis": "561.63",
+    "current_price": "191.71",
+    "unrealized_pl": "13.5",
+    "unrealized_plpc": "0.0240371774300518",
+    "lastday_price": "190.04",
+    "change_today": "0.0087876236581772",
+}
+
+ALPACA_POSITION_CRYPTO = {
+    "asset_id": "276e2673-764b-4ab6-a611-caf665ca6340",
+    "symbol": "BTCUSD",  # positions drop the slash that orders use
+    "exchange": "CRYPTO",
+    "asset_class": "crypto",
+    "qty": "0.004987",
+    "qty_available": "0.004987",
+    "side": "long",
+    "avg_entry_price": "67012.5",
+    "market_value": "335.87",
+    "cost_basis": "334.19",
+    "current_price": "67349",
+    "unrealized_pl": "1.68",
+    "unrealized_plpc": "0.005027",
+    "lastday_price": "66100",
+    "change_today": "0.018895",
+}
+
+ALPACA_ORDER_NEW = {
+    "id": "61e69015-8549-4bfd-b9c3-01e75843f47d",
+    "client_order_id": "c1-AAPL",
+    "created_at": "2025-01-15T15:30:01.541Z",
+    "updated_at": "2025-01-15T15:30:01.544Z",
+    "submitted_at": "2025-01-15T15:30:01.538Z",
+    "filled_at": None,
+    "expired_at": None,
+    "canceled_at": None,
+    "failed_at": None,
+    "asset_id": "b0b6dd9d-8b9b-48a9-ba46-b9d54906e415",
+    "symbol": "AAPL",
+    "asset_class": "us_equity",
+    "notional": "500",
+    "qty": None,
+    "filled_qty": "0",
+    "filled_avg_price": None,
+    "order_class": "",  # often "" rather than "simple"
+    "order_type": "market",
+    "type": "market",
+    "side": "buy",
+    "time_in_force": "day",
+    "limit_price": None,
+    "stop_price": None,
+    "status": "accepted",
+    "extended_hours": False,
+}
+
+ALPACA_ORDER_FILLED = dict(
+    ALPACA_ORDER_NEW,
+    status="filled",
+    filled_qty="2.670798",
+    filled_avg_price="187.21",
+    filled_at="2025-01-15T15:30:01.912Z",
+)
+
+ALPACA_ORDER_CRYPTO_NEW = dict(
+    ALPACA_ORDER_NEW,
+    id="9a1c2e55-0c3c-4c2b-9e71-5f0c8b0f0e11",
+    client_order_id="c1-BTC-USD",
+    symbol="BTC/USD",  # orders keep the slash
+    asset_class="crypto",
+    notional="250",
+    time_in_force="gtc",
+    status="pending_new",
+)
+
+ALPACA_ASSET_BTC = {
+    "id": "276e2673-764b-4ab6-a611-caf665ca6340",
+    "class": "crypto",
+    "exchange": "CRYPTO",
+    "symbol": "BTC/USD",
+    "name": "Bitcoin  / US Dollar",
+    "status": "active",
+    "tradable": True,
+    "marginable": False,
+    "shortable": False,
+    "easy_to_borrow": False,
+    "fractionable": True,
+    "min_order_size": "0.0001",
+    "min_trade_increment": "0.0001",
+    "price_increment": "1",
+}
+
+ALPACA_ERROR_BUYING_POWER = {"code": 40310000, "message": "insufficient buying power"}
+ALPACA_ERROR_DUPLICATE_CLIENT_ID = {"code": 40010001, "message": "client_order_id must be unique"}
+ALPACA_ERROR_INVALID_TIF = {"code": 42210000, "message": "invalid crypto time_in_force"}
+ALPACA_ERROR_NOT_FOUND = {"code": 40410000, "message": "order not found"}
+
+# -- Finnhub --------------------------------------------------------------------
+
+FINNHUB_QUOTE_AAPL = {
+    "c": 191.71,
+    "d": 1.67,
+    "dp": 0.8788,
+    "h": 192.5,
+    "l": 189.88,
+    "o": 190.3,
+    "pc": 190.04,
+    "t": 1736955000,
+}
+
+# An unknown symbol answers 200 with zeros and nulls: "no quote", never a price of 0.
+FINNHUB_QUOTE_UNKNOWN = {"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0}
+
+FINNHUB_RATE_LIMITED = {"error": "API limit reached. Please try again later. Remaining Limit: 0"}
+
+FINNHUB_NEWS_AAPL = [  # Finnhub returns newest first, but do not rely on it
+    {
+        "category": "company",
+        "datetime": 1736953200,  # 2025-01-15T15:00:00Z
+        "headline": "Apple shares climb as iPhone demand steadies",
+        "id": 132100001,
+        "image": "https://example.com/a.jpg",
+        "related": "AAPL",
+        "source": "Reuters",
+        "summary": "Apple's stock rose on Wednesday ...",
+        "url": "https://finnhub.io/api/news?id=aaa",
+    },
+    {
+        "category": "company",
+        "datetime": 1736938800,  # 2025-01-15T11:00:00Z
+        "headline": "Analysts split on Apple's services growth",
+        "id": 132100002,
+        "image": "",
+        "related": "AAPL",
+        "source": "MarketWatch",
+        "summary": "",
+        "url": "https://finnhub.io/api/news?id=bbb",
+    },
+    {
+        "category": "company",
+        "datetime": 1736852400,  # 2025-01-14T11:00:00Z
+        "headline": "Apple supplier outlook",
+        "id": 132100003,
+        "image": "",
+        "related": "AAPL",
+        "source": "Yahoo",
+        "summary": "Suppliers expect ...",
+        "url": "https://finnhub.io/api/news?id=ccc",
+    },
+]
+
+# -- CoinGecko ------------------------------------------------------------------
+
+COINGECKO_SIMPLE_PRICE = {
+    "bitcoin": {"usd": 67000.1, "usd_24h_change": -1.2, "last_updated_at": 1732500000},
+    "ethereum": {"usd": 3412.55, "usd_24h_change": 2.0485, "last_updated_at": 1732499990},
+}
+
+COINGECKO_UNKNOWN_ID: dict = {}  # an unknown id is silently missing
+
+COINGECKO_RATE_LIMITED = {
+    "status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit. Please visit ..."}
+}

@@ -1,0 +1,152 @@
+"""CoinGecko prices against replies shaped like CoinGecko's (tests/api_shapes.py)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import responses
+from responses import matchers
+
+from tests.api_shapes import COINGECKO_RATE_LIMITED, COINGECKO_SIMPLE_PRICE, COINGECKO_UNKNOWN_ID
+from tradecycle.connectors.coingecko import CoinGeckoQuotes
+from tradecycle.connectors.http import HttpSettings
+from tradecycle.errors import BadResponse, RateLimited, ServiceUnavailable
+from tradecycle.models import Deadline, Quote
+
+BASE = "https://api.coingecko.com/api/v3"
+PRICE_URL = f"{BASE}/simple/price"
+IDS = {"BTC/USD": "bitcoin", "ETH/USD": "ethereum", "DOGE/USD": "dogecoin-typo"}
+DEMO_KEY = "CG-demokey0123456789abcd"
+
+
+def fast_settings(**overrides) -> HttpSettings:
+    values = dict(timeout_seconds=1.0, max_retries=2, retry_base_delay_seconds=0.001, retry_max_delay_seconds=0.01)
+    return HttpSettings(**(values | overrides))
+
+
+def source(api_key: str = "", **settings) -> CoinGeckoQuotes:
+    return CoinGeckoQuotes(BASE, IDS, api_key, fast_settings(**settings))
+
+
+def price_query(ids: str) -> list:
+    params = {"ids": ids, "vs_currencies": "usd", "include_24hr_change": "true", "include_last_updated_at": "true"}
+    return [matchers.query_param_matcher(params)]
+
+
+@pytest.fixture
+def server():
+    with responses.RequestsMock() as rsps:
+        yield rsps
+
+
+def test_one_request_serves_every_coin(server):
+    server.get(PRICE_URL, match=price_query("bitcoin,ethereum"), json=COINGECKO_SIMPLE_PRICE)
+
+    quotes = source().get_quotes(["BTC/USD", "ETH/USD"])
+
+    assert len(server.calls) == 1
+    assert quotes["BTC/USD"] == Quote(
+        symbol="BTC/USD",
+        price=Decimal("67000.1"),
+        as_of=datetime.fromtimestamp(1732500000, UTC),
+        source="coingecko",
+        change_percent=Decimal("-1.2"),
+    )
+    assert quotes["ETH/USD"].price == Decimal("3412.55")
+    assert quotes["ETH/USD"].change_percent == Decimal("2.0485")
+
+
+def test_an_unknown_id_answered_with_empty_object_is_no_quote(server):
+    server.get(PRICE_URL, match=price_query("dogecoin-typo"), json=COINGECKO_UNKNOWN_ID)
+
+    quotes = source().get_quotes(["DOGE/USD"])
+
+    assert isinstance(quotes["DOGE/USD"], BadResponse)
+    assert "no quote for DOGE/USD" in str(quotes["DOGE/USD"])
+
+
+def test_a_missing_coin_does_not_spoil_the_others(server):
+    server.get(PRICE_URL, match=price_query("bitcoin,dogecoin-typo"), json={"bitcoin": COINGECKO_SIMPLE_PRICE["bitcoin"]})
+
+    quotes = source().get_quotes(["BTC/USD", "DOGE/USD"])
+
+    assert isinstance(quotes["BTC/USD"], Quote)
+    assert isinstance(quotes["DOGE/USD"], BadResponse)
+
+
+def test_a_symbol_without_a_configured_id_names_the_config_key_and_costs_no_request(server):
+    quotes = source().get_quotes(["SOL/USD"])
+
+    assert isinstance(quotes["SOL/USD"], BadResponse)
+    assert "market_data.coingecko.ids" in str(quotes["SOL/USD"])
+    assert len(server.calls) == 0
+
+
+@pytest.mark.parametrize(("api_key", "sends_header"), [("", False), (DEMO_KEY, True)])
+def test_demo_key_header_only_when_a_key_is_set(server, api_key, sends_header):
+    server.get(PRICE_URL, json=COINGECKO_SIMPLE_PRICE)
+
+    source(api_key).get_quotes(["BTC/USD"])
+
+    request = server.calls[0].request
+    assert ("x-cg-demo-api-key" in request.headers) is sends_header
+    if sends_header:
+        assert request.headers["x-cg-demo-api-key"] == DEMO_KEY
+        assert DEMO_KEY not in request.url
+
+
+def test_when_the_call_fails_every_symbol_gets_that_error(server, monkeypatch):
+    sleeps: list[float] = []
+    monkeypatch.setattr(time, "sleep", sleeps.append)
+    server.get(PRICE_URL, status=429, headers={"retry-after": "60"}, json=COINGECKO_RATE_LIMITED)
+
+    quotes = source(retry_max_delay_seconds=120, deadline=Deadline(5)).get_quotes(["BTC/USD", "ETH/USD", "SOL/USD"])
+
+    assert quotes["BTC/USD"] is quotes["ETH/USD"]
+    assert isinstance(quotes["BTC/USD"], RateLimited)
+    assert "exceeded the Rate Limit" in str(quotes["BTC/USD"])
+    assert "market_data.coingecko.ids" in str(quotes["SOL/USD"])  # its own, more useful, error
+    assert sleeps == []
+
+
+def test_an_unreachable_service_is_reported_not_raised(server):
+    server.get(PRICE_URL, status=502, body="bad gateway")
+
+    quotes = source(max_retries=0).get_quotes(["BTC/USD"])
+
+    assert isinstance(quotes["BTC/USD"], ServiceUnavailable)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"usd": 67000.1, "usd_24h_change": -1.2},
+        {"usd": 0, "last_updated_at": 1732500000},
+        {"usd_24h_change": -1.2, "last_updated_at": 1732500000},
+    ],
+    ids=["no-timestamp", "zero-price", "no-price"],
+)
+def test_an_entry_that_cannot_drive_a_trade_is_no_quote(server, entry):
+    server.get(PRICE_URL, json={"bitcoin": entry})
+
+    quotes = source().get_quotes(["BTC/USD"])
+
+    assert isinstance(quotes["BTC/USD"], BadResponse)
+    assert "no quote for BTC/USD" in str(quotes["BTC/USD"])
+
+
+def test_change_may_be_null(server):
+    server.get(PRICE_URL, json={"bitcoin": COINGECKO_SIMPLE_PRICE["bitcoin"] | {"usd_24h_change": None}})
+
+    assert source().get_quotes(["BTC/USD"])["BTC/USD"].change_percent is None
+
+
+def test_the_demo_key_echoed_in_an_error_is_redacted(server):
+    server.get(PRICE_URL, status=401, json={"status": {"error_code": 10002, "error_message": f"bad key {DEMO_KEY}"}})
+
+    quotes = source(DEMO_KEY).get_quotes(["BTC/USD"])
+
+    assert DEMO_KEY not in str(quotes["BTC/USD"])

@@ -1,0 +1,335 @@
+"""Alpaca paper trading as a ``ports.Broker``.
+
+Every request goes through ``HttpClient``. Alpaca sends numbers as strings;
+they become ``Decimal`` here and nowhere else. Position symbols come back as
+``BTCUSD`` and leave this module as ``BTC/USD`` (``models.normalize_symbol``).
+This module never decides what to trade: it sends what it is given, exactly
+once, and says what the broker made of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import ROUND_UP, Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import BadResponse, DuplicateOrder, OrderRejected, OrderUncertain, ServiceError, ServiceUnavailable
+from ..models import CENT, Account, MarketClock, OrderIntent, OrderResult, Position, is_crypto, normalize_symbol, to_cents, to_qty
+from .http import HttpClient, HttpSettings, ServiceDown, ServiceRefused
+
+STOCK_MIN_NOTIONAL_USD = Decimal("1")
+# Used when a crypto pair's own minimum cannot be read (asset call failed or
+# the reply lacks min_order_size). Erring high only turns a tiny order into
+# "below_minimum"; erring low would only get it refused by the broker. $10
+# covers BTC's 0.0001 minimum up to a price of $100,000.
+CRYPTO_FALLBACK_MIN_NOTIONAL_USD = Decimal("10")
+
+
+class _MayHaveArrived(Exception):
+    """Internal: the order POST ended without an answer we can trust."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AlpacaBroker:
+    """The Alpaca paper API. ``base_url`` is validated as paper or loopback by the config."""
+
+    name = "alpaca"
+
+    def __init__(
+        self,
+        base_url: str,
+        key_id: str,
+        secret_key: str,
+        http: HttpSettings,
+        order_timeout_seconds: float = 10,
+    ):
+        settings = replace(http, secrets=tuple(dict.fromkeys((*http.secrets, key_id, secret_key))))
+        headers = {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key}
+        self._http = HttpClient(self.name, base_url, settings, headers)
+        self._order_timeout_seconds = order_timeout_seconds
+        self._min_order_size: dict[str, Decimal] = {}  # crypto pair -> min qty, read once per instance
+
+    @property
+    def calls(self) -> int:
+        """HTTP requests sent so far (for tests and ``check --online``)."""
+        return self._http.calls
+
+    # -- account -------------------------------------------------------------
+
+    def get_account(self) -> Account:
+        """GET /v2/account. Raises ``ServiceError``; ``BadResponse`` if a used field is missing."""
+        data = _expect(self._http.get("/v2/account"), dict, "account")
+        return Account(
+            equity=_decimal(data, "equity"),
+            last_equity=_decimal(data, "last_equity"),
+            cash=_decimal(data, "cash"),
+            buying_power=_decimal(data, "buying_power"),
+            status=str(data.get("status") or ""),
+            trading_blocked=bool(data.get("trading_blocked", False)),
+            account_blocked=bool(data.get("account_blocked", False)),
+        )
+
+    def get_clock(self) -> MarketClock:
+        """GET /v2/clock. Raises ``ServiceError``."""
+        data = _expect(self._http.get("/v2/clock"), dict, "clock")
+        if not isinstance(data.get("is_open"), bool):
+            raise BadResponse(self.name, "clock reply lacks 'is_open'")
+        return MarketClock(is_open=data["is_open"], next_open=data.get("next_open"), next_close=data.get("next_close"))
+
+    def get_positions(self) -> list[Position]:
+        """GET /v2/positions, symbols normalized (``BTCUSD`` -> ``BTC/USD``). Raises ``ServiceError``."""
+        rows = _expect(self._http.get("/v2/positions"), list, "positions")
+        return [
+            Position(
+                symbol=normalize_symbol(_text(row, "symbol")),
+                qty=_decimal(row, "qty"),
+                avg_entry_price=_decimal(row, "avg_entry_price"),
+                market_value=_decimal(row, "market_value"),
+                current_price=_decimal(row, "current_price"),
+                unrealized_pl=_decimal(row, "unrealized_pl"),
+            )
+            for row in (_expect(row, dict, "position") for row in rows)
+        ]
+
+    # -- orders --------------------------------------------------------------
+
+    def submit_order(self, intent: OrderIntent) -> OrderResult:
+        """Send one market order, at most once, and return what the broker made of it.
+
+        The ``client_order_id`` is what keeps this safe: Alpaca refuses (422) a
+        second order with an id it has seen, so the same intent can never be
+        placed twice, however often this is called.
+
+        1. POST /v2/orders without retries, ``order_timeout_seconds`` to answer.
+           A 200 returns the order.
+        2. 422 "client_order_id must be unique": the order is already there
+           (an earlier attempt landed). Look it up and return it; if the lookup
+           fails, or finds an order for another symbol or side, raise
+           ``DuplicateOrder``.
+        3. Any other 4xx (403 buying power / blocked account, 422 invalid):
+           raise ``OrderRejected`` with the broker's message and status.
+        4. No connection was ever made (refused, DNS, connect timeout, budget
+           spent before sending): raise ``ServiceUnavailable``; nothing was sent.
+        5. It may have arrived (read timeout, reset, 5xx, a 200 we cannot read):
+           look it up by client order id.
+           - found: return it;
+           - the lookup itself fails: raise ``OrderUncertain`` (the next
+             cycle's sync looks it up again);
+           - the broker has no such order: send it ONCE more with the SAME
+             client order id. If the first attempt lands after all, one of
+             the two is refused as a duplicate, so at most one order exists.
+             A 200 returns it; a duplicate 422 goes to step 2; a rejection
+             raises ``OrderRejected``; anything else raises ``OrderUncertain``.
+
+        A 429 on the first send raises ``RateLimited``: the order was not placed.
+        An intent without exactly one positive ``notional_usd`` / ``qty`` raises
+        ``OrderRejected`` (status ``None``) before anything is sent.
+        """
+        body = order_body(intent)  # raises OrderRejected for an unusable intent
+        try:
+            return self._post_order(body)
+        except DuplicateOrder as duplicate:
+            return self._existing_order(intent, duplicate)
+        except ServiceDown as down:
+            if not down.may_have_arrived:
+                raise ServiceUnavailable(self.name, f"order {intent.client_order_id} not sent: {down.message}") from None
+            doubt = down.message
+        except _MayHaveArrived as exc:
+            doubt = exc.reason
+
+        try:
+            found = self.get_order_by_client_id(intent.client_order_id)
+        except ServiceError as exc:
+            raise OrderUncertain(
+                self.name, f"order {intent.client_order_id} may have been placed ({doubt}); lookup failed: {exc.message}"
+            ) from None
+        if found is not None:
+            return self._same_order_or_raise(intent, found)
+
+        try:
+            return self._post_order(body)
+        except DuplicateOrder as duplicate:
+            return self._existing_order(intent, duplicate)
+        except OrderRejected:
+            raise
+        except (ServiceError, _MayHaveArrived) as exc:
+            reason = exc.message if isinstance(exc, ServiceError) else exc.reason
+            raise OrderUncertain(
+                self.name, f"order {intent.client_order_id} may have been placed ({doubt}); resend failed: {reason}"
+            ) from None
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderResult | None:
+        """GET /v2/orders:by_client_order_id; ``None`` when the broker never saw it (404). Raises ``ServiceError``."""
+        data = self._http.get(
+            "/v2/orders:by_client_order_id",
+            params={"client_order_id": client_order_id},
+            timeout_seconds=self._order_timeout_seconds,
+            missing_ok=True,
+        )
+        return None if data is None else parse_order(data)
+
+    def get_order(self, broker_order_id: str) -> OrderResult:
+        """GET /v2/orders/{id}: the broker's current view. Raises ``ServiceError`` (``BadResponse`` on 404)."""
+        return parse_order(self._http.get(f"/v2/orders/{quote(broker_order_id, safe='')}"))
+
+    def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
+        """The smallest order value in USD the broker takes for ``symbol`` at ``price``.
+
+        Stocks: $1. Crypto: the pair's ``min_order_size`` (GET /v2/assets/BTC%2FUSD,
+        read once per instance) times ``price``, rounded up to the cent, and never
+        under $1. Never raises: when the asset cannot be read it answers
+        ``CRYPTO_FALLBACK_MIN_NOTIONAL_USD`` (not cached, so a later call tries again).
+        """
+        if not is_crypto(symbol):
+            return STOCK_MIN_NOTIONAL_USD
+        min_size = self._crypto_min_order_size(normalize_symbol(symbol))
+        if min_size is None:
+            return CRYPTO_FALLBACK_MIN_NOTIONAL_USD
+        return max(STOCK_MIN_NOTIONAL_USD, (min_size * price).quantize(CENT, rounding=ROUND_UP))
+
+    # -- internals -----------------------------------------------------------
+
+    def _post_order(self, body: dict[str, str]) -> OrderResult:
+        """One POST, no retry. Raises ``OrderRejected``/``DuplicateOrder``, ``RateLimited``,
+        ``ServiceDown``, or ``_MayHaveArrived`` for a 2xx we cannot read."""
+        try:
+            reply = self._http.post("/v2/orders", body, retry=False, timeout_seconds=self._order_timeout_seconds)
+        except ServiceRefused as refused:
+            raise _rejection(refused) from None
+        except BadResponse as exc:
+            if exc.status_code is not None and 200 <= exc.status_code < 300:
+                raise _MayHaveArrived(exc.message) from None
+            raise OrderRejected(self.name, exc.message, exc.status_code) from None  # e.g. a redirect: not placed
+        try:
+            return parse_order(reply)
+        except BadResponse as exc:
+            raise _MayHaveArrived(f"unreadable order reply: {exc.message}") from None
+
+    def _existing_order(self, intent: OrderIntent, duplicate: DuplicateOrder) -> OrderResult:
+        """The order a duplicate 422 points at, or ``duplicate`` re-raised when it cannot be read."""
+        try:
+            found = self.get_order_by_client_id(intent.client_order_id)
+        except ServiceError as exc:
+            raise DuplicateOrder(
+                self.name, f"{duplicate.message} (lookup failed: {exc.message})", duplicate.status_code
+            ) from None
+        if found is None:
+            raise duplicate
+        return self._same_order_or_raise(intent, found)
+
+    def _same_order_or_raise(self, intent: OrderIntent, found: OrderResult) -> OrderResult:
+        """Return ``found`` if it is this intent's order; a different order under the same id is a duplicate."""
+        if found.symbol == normalize_symbol(intent.symbol) and found.side == intent.side:
+            return found
+        raise DuplicateOrder(
+            self.name,
+            f"client_order_id {intent.client_order_id} already used by a {found.side} {found.symbol} order",
+            422,
+        )
+
+    def _crypto_min_order_size(self, symbol: str) -> Decimal | None:
+        if symbol not in self._min_order_size:
+            try:
+                asset = self._http.get(f"/v2/assets/{quote(symbol, safe='')}", retry=False)
+                self._min_order_size[symbol] = _decimal(_expect(asset, dict, "asset"), "min_order_size")
+            except ServiceError:
+                return None
+        return self._min_order_size[symbol]
+
+
+# -- request and reply shapes (pure functions) ----------------------------------
+
+
+def order_body(intent: OrderIntent) -> dict[str, str]:
+    """The JSON Alpaca wants for a market order: exactly one of ``notional`` / ``qty``, as strings.
+
+    ``notional`` is rounded down to the cent, ``qty`` down to 9 decimals.
+    Raises ``OrderRejected`` (status ``None``) when the intent has neither,
+    both, or a size that rounds to nothing: such an order is never sent.
+    """
+    has_notional, has_qty = intent.notional_usd is not None, intent.qty is not None
+    if has_notional == has_qty:
+        raise OrderRejected("alpaca", f"order {intent.client_order_id}: needs exactly one of notional_usd or qty")
+    body = {
+        "symbol": intent.symbol,
+        "side": intent.side,
+        "type": "market",
+        "time_in_force": "gtc" if is_crypto(intent.symbol) else "day",
+        "client_order_id": intent.client_order_id,
+    }
+    if has_notional:
+        notional = to_cents(intent.notional_usd)
+        if notional <= 0:
+            raise OrderRejected("alpaca", f"order {intent.client_order_id}: notional {intent.notional_usd} is not positive")
+        body["notional"] = f"{notional:.2f}"
+    else:
+        qty = to_qty(intent.qty)
+        if qty <= 0:
+            raise OrderRejected("alpaca", f"order {intent.client_order_id}: qty {intent.qty} is not positive")
+        body["qty"] = format(qty.normalize(), "f")
+    return body
+
+
+def parse_order(data: Any) -> OrderResult:
+    """An Alpaca order object as an ``OrderResult``. Raises ``BadResponse`` if it is not one."""
+    data = _expect(data, dict, "order")
+    return OrderResult(
+        client_order_id=_text(data, "client_order_id"),
+        broker_order_id=_text(data, "id"),
+        status=_text(data, "status"),
+        symbol=normalize_symbol(str(data.get("symbol") or "")),
+        side=str(data.get("side") or ""),
+        filled_qty=_optional_decimal(data, "filled_qty"),
+        filled_avg_price=_optional_decimal(data, "filled_avg_price"),
+        submitted_at=data.get("submitted_at"),
+        filled_at=data.get("filled_at"),
+    )
+
+
+def _rejection(refused: ServiceRefused) -> OrderRejected:
+    """A 4xx on an order: ``DuplicateOrder`` when the client order id was seen before."""
+    detail = refused.detail
+    lowered = detail.lower()
+    if refused.status_code == 422 and "client_order_id" in lowered and any(
+        word in lowered for word in ("unique", "duplicate", "already", "used")
+    ):
+        return DuplicateOrder("alpaca", detail, refused.status_code)
+    return OrderRejected("alpaca", detail, refused.status_code)
+
+
+def _expect(value: Any, kind: type, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise BadResponse("alpaca", f"{what} reply is not a JSON {'object' if kind is dict else 'list'}")
+    return value
+
+
+def _text(data: dict, key: str) -> str:
+    value = data.get(key)
+    if value is None or value == "":
+        raise BadResponse("alpaca", f"reply lacks {key!r}")
+    return str(value)
+
+
+def _decimal(data: dict, key: str) -> Decimal:
+    """``data[key]`` (a string like ``"187.21"``, or a number) as a Decimal. Raises ``BadResponse``."""
+    number = _optional_decimal(data, key)
+    if number is None:
+        raise BadResponse("alpaca", f"reply lacks {key!r}")
+    return number
+
+
+def _optional_decimal(data: dict, key: str) -> Decimal | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise BadResponse("alpaca", f"{key!r} is not a number: {str(value)[:40]!r}") from None
+    if not number.is_finite():
+        raise BadResponse("alpaca", f"{key!r} is not a finite number")
+    return number

@@ -1,0 +1,102 @@
+"""CoinGecko crypto prices as a ``ports.QuoteSource``: one batched call per cycle.
+
+CoinGecko names coins by id (``bitcoin``), not by pair; the map from Alpaca
+symbols (``BTC/USD``) to ids is the config key ``market_data.coingecko.ids``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ..errors import BadResponse, ServiceError
+from ..models import Quote, normalize_symbol
+from .http import HttpClient, HttpSettings
+
+SERVICE = "coingecko"
+IDS_CONFIG_KEY = "market_data.coingecko.ids"
+
+
+class CoinGeckoQuotes:
+    """USD prices from GET /simple/price for every configured coin in one request."""
+
+    name = SERVICE
+
+    def __init__(self, base_url: str, ids: dict[str, str], api_key: str, http: HttpSettings):
+        headers = {"x-cg-demo-api-key": api_key} if api_key else {}
+        settings = replace(http, secrets=tuple(dict.fromkeys((*http.secrets, api_key)))) if api_key else http
+        self._http = HttpClient(SERVICE, base_url, settings, headers)
+        self._ids = {normalize_symbol(symbol): coin_id.strip() for symbol, coin_id in ids.items()}
+
+    @property
+    def calls(self) -> int:
+        return self._http.calls
+
+    def get_quotes(self, symbols: Sequence[str]) -> dict[str, Quote | Exception]:
+        """One entry per symbol: a ``Quote``, or the ``ServiceError`` that kept it from us.
+
+        Sends at most one request, whatever the number of symbols. A symbol
+        with no configured id maps to ``BadResponse`` naming the config key; an
+        id missing from the reply (CoinGecko's way of saying "unknown") maps to
+        ``BadResponse`` "no quote". When the call itself fails, every symbol
+        maps to that same error. Never raises for a service problem.
+        """
+        results: dict[str, Quote | Exception] = {}
+        wanted: dict[str, str] = {}  # symbol -> coin id
+        for symbol in dict.fromkeys(symbols):
+            coin_id = self._ids.get(normalize_symbol(symbol))
+            if coin_id:
+                wanted[symbol] = coin_id
+            else:
+                results[symbol] = BadResponse(SERVICE, f"no CoinGecko id for {symbol}: add it to {IDS_CONFIG_KEY}")
+        if not wanted:
+            return results
+
+        params = {
+            "ids": ",".join(dict.fromkeys(wanted.values())),
+            "vs_currencies": "usd",
+            "include_24hr_change": "true",
+            "include_last_updated_at": "true",
+        }
+        try:
+            reply = self._http.get("/simple/price", params=params)
+            if not isinstance(reply, dict):
+                raise BadResponse(SERVICE, "simple/price reply is not a JSON object")
+        except ServiceError as exc:
+            return {symbol: results.get(symbol, exc) for symbol in dict.fromkeys(symbols)}
+
+        for symbol, coin_id in wanted.items():
+            try:
+                results[symbol] = parse_price(symbol, coin_id, reply.get(coin_id))
+            except BadResponse as exc:
+                results[symbol] = exc
+        return {symbol: results[symbol] for symbol in dict.fromkeys(symbols)}
+
+
+def parse_price(symbol: str, coin_id: str, entry: Any) -> Quote:
+    """One coin's entry of a /simple/price reply as a ``Quote``.
+
+    Raises ``BadResponse`` "no quote" when the entry is missing (unknown id),
+    has no positive USD price, or has no ``last_updated_at`` (a price whose
+    age is unknown must never drive a trade).
+    """
+    if not isinstance(entry, dict) or entry.get("usd") is None:
+        raise BadResponse(SERVICE, f"no quote for {symbol} (CoinGecko id {coin_id!r} unknown?)")
+    try:
+        price = Decimal(str(entry["usd"]))
+        updated_at = entry["last_updated_at"]
+        if not price.is_finite() or price <= 0 or not updated_at:
+            raise ValueError
+        change = entry.get("usd_24h_change")
+        return Quote(
+            symbol=symbol,
+            price=price,
+            as_of=datetime.fromtimestamp(updated_at, UTC),
+            source=SERVICE,
+            change_percent=Decimal(str(change)) if change is not None else None,
+        )
+    except (KeyError, TypeError, ValueError, InvalidOperation, OverflowError, OSError):
+        raise BadResponse(SERVICE, f"no quote for {symbol}: unreadable price for CoinGecko id {coin_id!r}") from None
