@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from ai_helpers import decisions_json, item
+from .ai_helpers import decisions_json, item
 from tradecycle.ai.parse import parse_reply, strip_wrapping
 
 VALID = decisions_json(item("AAPL", "buy", 0.72, "Breakout on volume"))

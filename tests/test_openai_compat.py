@@ -8,7 +8,7 @@ import time
 import pytest
 import responses
 
-from ai_helpers import completion, decisions_json, item, make_input, news
+from .ai_helpers import completion, decisions_json, item, make_input, news
 from tradecycle.ai.openai_compat import OpenAICompatAnalyst
 from tradecycle.ai.prompt import NEWS_CLOSE, NEWS_OPEN, decision_schema
 from tradecycle.connectors.http import HttpSettings

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from ai_helpers import make_input, news
+from .ai_helpers import make_input, news
 from tradecycle.ai.prompt import NEWS_CLOSE, NEWS_OPEN, build_messages, decision_schema, prompt_inputs_summary
 from tradecycle.models import Position
 
