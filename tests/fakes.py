@@ -155,6 +155,9 @@ class FakeNews:
         self.fail = fail
         self.calls: list[str] = []
 
+    def covers(self, symbol: str) -> bool:
+        return True
+
     def get_news(self, symbol: str, since: datetime) -> list[NewsItem]:
         self.calls.append(symbol)
         if self.fail:

@@ -201,7 +201,8 @@ def fetch_market_data(cycle: Cycle) -> None:
     """
     services, settings, store = cycle.services, cycle.settings, cycle.store
     now = services.clock.now()
-    due_news = [s for s in settings.symbols if services.news and _news_due(store, s, now, settings)]
+    news = services.news
+    due_news = [s for s in settings.symbols if news and news.covers(s) and _news_due(store, s, now, settings)]
     tasks = {
         "account": services.broker.get_account,
         "clock": services.broker.get_clock,

@@ -25,6 +25,9 @@ class QuoteSource(Protocol):
 class NewsSource(Protocol):
     name: str
 
+    def covers(self, symbol: str) -> bool:
+        """Whether this source has headlines for the symbol (no call is made otherwise)."""
+
     def get_news(self, symbol: str, since: datetime) -> list[NewsItem]:
         """Headlines for one symbol published since ``since``, newest first.
         Raises ``ServiceError`` on failure; the cycle then goes on without news."""

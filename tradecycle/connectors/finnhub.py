@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..errors import BadResponse, ServiceError
-from ..models import NewsItem, Quote
+from ..models import is_crypto, NewsItem, Quote
 from .http import HttpClient, HttpSettings
 
 SERVICE = "finnhub"
@@ -72,6 +72,10 @@ class FinnhubNews:
     @property
     def calls(self) -> int:
         return self._http.calls
+
+    def covers(self, symbol: str) -> bool:
+        """Finnhub has company news for stocks only: crypto costs no call."""
+        return not is_crypto(symbol)
 
     def get_news(self, symbol: str, since: datetime) -> list[NewsItem]:
         """Up to ``max_items`` headlines for ``symbol`` published at or after ``since``, newest first.

@@ -116,6 +116,9 @@ class SimMarket:
         self.ledger.save_price_state(state)
         return state
 
+    def covers(self, symbol: str) -> bool:
+        return True
+
     def get_news(self, symbol: str, since: datetime) -> list[NewsItem]:
         """One or two headlines an hour per symbol, worded after the day's move."""
         now = self.clock.now()
