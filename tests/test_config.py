@@ -1,0 +1,78 @@
+"""config.toml: defaults, path resolution, paper-only URLs, errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from tradecycle.config import Secrets, check_environment, load_config
+from tradecycle.errors import ConfigError
+from tradecycle.paths import load_database_path
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_empty_file_gives_the_contract_defaults_and_paths_beside_it(tmp_path):
+    config = load_config(write(tmp_path, ""))
+    assert (config.broker.provider, config.market_data.provider, config.ai.provider) == ("sim", "sim", "rules")
+    assert config.risk.max_position_size_percent == 10 and config.cycle.max_cycle_seconds == 50
+    assert config.database_path == tmp_path / "tradecycle.db"
+    assert config.log_path == tmp_path / "tradecycle.jsonl"
+
+
+@pytest.mark.parametrize(
+    "url, allowed",
+    [
+        ("https://paper-api.alpaca.markets", True),
+        ("https://paper-api.alpaca.markets/", True),
+        ("http://127.0.0.1:8080/alpaca", True),
+        ("http://localhost:9000", True),
+        ("http://[::1]:9000", True),
+        ("https://api.alpaca.markets", False),
+        ("https://paper-api.alpaca.markets.evil.example", False),
+        ("http://10.0.0.5:8080", False),
+        ("ftp://127.0.0.1", False),
+    ],
+)
+def test_only_the_paper_api_or_loopback_is_accepted(tmp_path, url, allowed):
+    path = write(tmp_path, f'[broker.alpaca]\nbase_url = "{url}"\n')
+    if allowed:
+        assert load_config(path).broker.alpaca.base_url == url.rstrip("/")
+    else:
+        with pytest.raises(ConfigError, match="broker.alpaca.base_url"):
+            load_config(path)
+
+
+def test_several_errors_are_all_named(tmp_path):
+    path = write(tmp_path, "[risk]\nmax_positions_count = 0\nmin_confidence = 2\n[cycle]\nbogus = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    for key in ("risk.max_positions_count: must be >= 1", "risk.min_confidence: must be <= 1", "cycle.bogus: unknown key"):
+        assert key in message
+
+
+def test_invalid_toml_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[risk\n"))
+
+
+def test_live_providers_need_their_keys_from_the_environment(tmp_path):
+    config = load_config(write(tmp_path, '[broker]\nprovider = "alpaca"\n[market_data]\nprovider = "live"\n'))
+    with pytest.raises(ConfigError) as info:
+        check_environment(config, Secrets({}))
+    assert "APCA_API_KEY_ID, APCA_API_SECRET_KEY, FINNHUB_API_KEY" in str(info.value)
+    check_environment(config, Secrets({"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s", "FINNHUB_API_KEY": "f"}))
+
+
+def test_secrets_never_show_in_repr():
+    secrets = Secrets({"OPENAI_API_KEY": "sk-very-secret-value"})
+    assert "sk-very-secret-value" not in repr(secrets) and "OPENAI_API_KEY" in repr(secrets)
+
+
+def test_killswitch_reads_only_the_database_path(tmp_path):
+    path = write(tmp_path, '[database]\npath = "data/x.db"\n[risk]\nnonsense = true\n')
+    assert load_database_path(path) == tmp_path / "data" / "x.db"

@@ -1,0 +1,113 @@
+"""Risk rules as a table of situations, and hypothesis properties: no approved
+order ever breaks a limit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tradecycle.models import Account, Decision, RiskLimits
+from tradecycle.risk import Holding, Portfolio, account_problem, check_order, daily_loss_breach, limit_usd, plan_order
+
+LIMITS = RiskLimits(Decimal(10), Decimal(50), 15, Decimal(5), 0.6)
+D = Decimal
+
+
+def buy(symbol="AAPL", confidence=0.9):
+    return Decision(symbol, "buy", confidence, "", "test")
+
+
+def book(equity="100000", cash=None, **values):
+    holdings = {s: Holding(D(v) / 100, D(v)) for s, v in values.items()}
+    return Portfolio(D(equity), D(cash if cash is not None else equity), holdings)
+
+
+@pytest.mark.parametrize(
+    "situation, decision, portfolio, allowed, reason, notional",
+    [
+        ("fresh account buys 10 %", buy(), book(), True, "approved", "10000.00"),
+        ("holds 6 % already: tops up to 10 %", buy(), book(AAPL="6000"), True, "approved", "4000.00"),
+        ("already at 10 %", buy(), book(AAPL="10000"), False, "position_too_large", None),
+        ("48 % exposure: only 2 % room", buy(), book(A="9000", B="9000", C="10000", D="10000", E="10000"), True, "approved", "2000.00"),
+        ("50 % exposure: none", buy(), book(A="10000", B="10000", C="10000", D="10000", E="10000"), False, "exposure_limit_exceeded", None),
+        ("15 positions open", buy(), book(**{f"S{i}": "100" for i in range(15)}), False, "max_positions_reached", None),
+        ("15 open but adding to one held", buy("S1"), book(**{f"S{i}": "100" for i in range(15)}), True, "approved", "9900.00"),
+        ("cash is the binding limit", buy(), book(cash="2500.50"), True, "approved", "2500.50"),
+        ("no cash", buy(), book(cash="0.40"), False, "below_minimum", None),
+        ("low confidence", buy(confidence=0.59), book(), False, "low_confidence", None),
+        ("hold", Decision("AAPL", "hold", 0.9, "", "t"), book(), False, "hold", None),
+        ("sell with nothing held", Decision("AAPL", "sell", 0.9, "", "t"), book(), False, "no_position", None),
+        ("sell what is held", Decision("AAPL", "sell", 0.9, "", "t"), book(AAPL="5000"), True, "approved", None),
+    ],
+)
+def test_plan_order(situation, decision, portfolio, allowed, reason, notional):
+    verdict = plan_order(decision, D("200"), portfolio, LIMITS, client_order_id="cid")
+    assert (verdict.allowed, verdict.reason) == (allowed, reason), situation
+    if notional is not None:
+        assert verdict.intent.notional_usd == D(notional)
+    if verdict.allowed and decision.action == "sell":
+        assert verdict.intent.qty == portfolio.holdings["AAPL"].qty and verdict.intent.notional_usd is None
+
+
+@pytest.mark.parametrize(
+    "equity, last_equity, tripped",
+    [("94000", "100000", "daily loss limit: -6.0% (limit 5%)"), ("95000", "100000", "daily loss limit: -5.0% (limit 5%)"),
+     ("95001", "100000", None), ("120000", "100000", None), ("100", "0", None)],
+)
+def test_daily_loss_limit(equity, last_equity, tripped):
+    account = Account(D(equity), D(last_equity), D(equity), D(equity))
+    assert daily_loss_breach(account, LIMITS) == tripped
+
+
+@pytest.mark.parametrize(
+    "status, trading_blocked, account_blocked, problem",
+    [("ACTIVE", False, False, None), ("ACTIVE", True, False, "trading blocked by the broker"),
+     ("ACTIVE", False, True, "account blocked by the broker"), ("ACCOUNT_UPDATED", False, False, "account status is ACCOUNT_UPDATED, not ACTIVE")],
+)
+def test_account_problem(status, trading_blocked, account_blocked, problem):
+    account = Account(D(1), D(1), D(1), D(1), status, trading_blocked, account_blocked)
+    assert account_problem(account) == problem
+
+
+money = st.decimals(min_value=0, max_value=10_000_000, places=2, allow_nan=False, allow_infinity=False)
+percent = st.decimals(min_value=D("0.01"), max_value=100, places=2)
+
+
+@st.composite
+def situations(draw):
+    limits = RiskLimits(draw(percent), draw(percent), draw(st.integers(1, 20)), D(5), draw(st.floats(0, 1)))
+    equity = draw(st.decimals(min_value=1, max_value=10_000_000, places=2))
+    symbols = draw(st.lists(st.sampled_from(["AAPL", "MSFT", "NVDA", "BTC/USD", "ETH/USD", "TSLA", "META"]), unique=True, max_size=7))
+    holdings = {s: Holding(draw(st.decimals(min_value=D("0.001"), max_value=1000, places=3)), draw(money)) for s in symbols}
+    portfolio = Portfolio(equity, draw(money), holdings)
+    decisions = draw(st.lists(st.tuples(st.sampled_from(["AAPL", "MSFT", "NVDA", "BTC/USD", "GOOG"]), st.sampled_from(["buy", "sell", "hold"]),
+                                        st.floats(0, 1)), max_size=6))
+    prices = draw(st.lists(st.decimals(min_value=D("0.01"), max_value=100_000, places=2), min_size=6, max_size=6))
+    return limits, portfolio, decisions, prices
+
+
+@settings(max_examples=300, deadline=None)
+@given(situations())
+def test_no_sequence_of_decisions_yields_an_order_beyond_a_limit(case):
+    limits, portfolio, decisions, prices = case
+    start = portfolio
+    for (symbol, action, confidence), price in zip(decisions, prices):
+        verdict = plan_order(Decision(symbol, action, confidence, "", "t"), price, portfolio, limits, client_order_id="c")
+        if not verdict.allowed:
+            continue
+        intent = verdict.intent
+        assert check_order(intent, portfolio, limits) is None
+        assert confidence >= limits.min_confidence
+        after = portfolio.after(intent)
+        if intent.side == "buy":
+            assert intent.notional_usd <= portfolio.cash
+            assert intent.notional_usd >= 1
+            assert after.value_of(symbol) <= limit_usd(portfolio.equity, limits.max_position_size_percent)
+            assert after.exposure <= limit_usd(start.equity, limits.max_total_exposure_percent)
+            assert len(after.holdings) <= max(limits.max_positions_count, len(start.holdings))
+        else:
+            assert intent.qty <= portfolio.holdings[symbol].qty
+        portfolio = after
