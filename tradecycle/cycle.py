@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from . import risk
+from . import reuse, risk
 from .errors import DatabaseUnusable, OrderRejected, OrderUncertain, ServiceError, TradecycleError
 from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, RiskLimits, is_crypto
 from .ai.prompt import prompt_inputs_summary
@@ -37,6 +37,11 @@ class CycleSettings:
     max_quote_age_seconds: float = 300
     news_refresh_minutes: float = 15
     dry_run: bool = False
+    # An earlier hold stands without a new analysis while nothing changed (see reuse.py).
+    # Off for the free offline rules analyst, which always decides afresh.
+    reuse_holds: bool = False
+    reanalyze_move_percent: Decimal = Decimal("0.5")
+    max_decision_age_minutes: float = 15
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -57,6 +62,7 @@ class Outcome:
     quote: Quote | None = None
     detail: str = ""
     verdict: risk.Verdict | None = None
+    reused_decision_id: int | None = None
 
 
 @dataclass
@@ -306,8 +312,10 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
         elif not is_crypto(symbol) and not market.clock.is_open:
             cycle.settle(Outcome(symbol, "market_closed", quote=quote, detail=f"market closed; next open {market.clock.next_open}"))
         else:
-            inputs.append(_analysis_input(cycle, symbol, quote, now))
-    cycle.inputs = {item.symbol: item for item in inputs}
+            item = _analysis_input(cycle, symbol, quote, now)
+            cycle.inputs[symbol] = item
+            if not settle_if_unchanged(cycle, item, now):
+                inputs.append(item)
     if not inputs:
         return {}
     timeout = min(settings.analysis_timeout_seconds, services.deadline.remaining())
@@ -324,6 +332,31 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
         s: decisions.get(s) or Decision.held(s, "ai_unavailable", "the analyst returned no decision", analyst.model)
         for s in (item.symbol for item in inputs)
     }
+
+
+def settle_if_unchanged(cycle: Cycle, item: AnalysisInput, now: datetime) -> bool:
+    """Settle ``item`` as ``unchanged`` (no LLM call) if its standing hold still stands."""
+    settings = cycle.settings
+    if not settings.reuse_holds:
+        return False
+    standing = cycle.store.standing_hold(item.symbol)
+    if standing is None:
+        return False
+    stands, why = reuse.still_stands(
+        standing,
+        price=item.quote.price,
+        headline_ids=[h.news_id for h in item.headlines],
+        position_qty=item.position.qty if item.position else Decimal(0),
+        now=now,
+        reanalyze_move_percent=settings.reanalyze_move_percent,
+        max_decision_age_minutes=settings.max_decision_age_minutes,
+    )
+    if not stands:
+        cycle.log("analysis.needed", symbol=item.symbol, reason=why)
+        return False
+    decision = Decision(item.symbol, "hold", standing.confidence, standing.reasoning, standing.model)
+    cycle.settle(Outcome(item.symbol, "unchanged", decision, item.quote, why, reused_decision_id=standing.decision_id))
+    return True
 
 
 def _analysis_input(cycle: Cycle, symbol: str, quote: Quote, now: datetime) -> AnalysisInput:
@@ -533,6 +566,7 @@ def record_outcome(cycle: Cycle, item: Outcome) -> None:
         "price": str(quote.price) if quote else None,
         "quote_age_seconds": round(quote.age_seconds(now), 1) if quote else None,
         "quote_source": quote.source if quote else None,
+        "reused_decision_id": item.reused_decision_id,
     }
     if decision:
         row.update(

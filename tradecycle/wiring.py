@@ -34,6 +34,9 @@ def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:
         max_quote_age_seconds=config.cycle.max_quote_age_seconds,
         news_refresh_minutes=config.news.refresh_minutes,
         dry_run=dry_run,
+        reuse_holds=config.ai.provider != "rules",
+        reanalyze_move_percent=config.ai.reanalyze_move_percent,
+        max_decision_age_minutes=config.ai.max_decision_age_minutes,
     )
 
 

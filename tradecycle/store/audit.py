@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..models import Account, NewsItem, OrderResult, Position, Quote
+from ..reuse import StandingHold
 from .db import Database
 
 PENDING_TRADE_STATUSES = ("submitting", "unknown", "new", "accepted", "pending_new", "partially_filled")
@@ -169,6 +170,30 @@ class Store:
         ]
 
     # -- decisions and trades ------------------------------------------------
+
+    def standing_hold(self, symbol: str) -> StandingHold | None:
+        """The hold that still governs ``symbol``: its latest row if that was a
+        hold, or the decision an ``unchanged`` latest row pointed at."""
+        latest = self.db.one(
+            "SELECT id, outcome, reused_decision_id FROM ai_decisions WHERE symbol = ? ORDER BY id DESC LIMIT 1", (symbol,)
+        )
+        if latest is None or latest["outcome"] not in ("hold", "unchanged"):
+            return None
+        decision_id = latest["reused_decision_id"] if latest["outcome"] == "unchanged" else latest["id"]
+        row = self.db.one("SELECT * FROM ai_decisions WHERE id = ? AND outcome = 'hold'", (decision_id,))
+        if row is None or not row["price"] or not row["inputs"]:
+            return None
+        inputs = json.loads(row["inputs"])
+        return StandingHold(
+            decision_id=row["id"],
+            decided_at=parse_iso(row["created_at"]),
+            price=Decimal(row["price"]),
+            headline_ids=frozenset(str(h.get("id")) for h in inputs.get("headlines") or []),
+            position_qty=Decimal(str(inputs.get("position_qty") or 0)),
+            confidence=row["confidence"] or 0.0,
+            reasoning=row["reasoning"] or "",
+            model=row["model"] or "",
+        )
 
     def record_decision(self, row: dict[str, Any]) -> int:
         """Insert one ai_decisions row (keys are column names). Returns its id."""

@@ -15,8 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from ..errors import DatabaseUnusable
 
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -39,7 +37,17 @@ class Database:
             raise DatabaseUnusable(_describe(self.path, exc)) from None
         self.journal_mode = mode
         self.conn = conn
-        self.utils = sqlite_utils.Database(conn)
+        self._utils = None
+
+    @property
+    def utils(self):
+        """sqlite-utils over the same connection, for schema work (imported on
+        first use: ``killswitch`` and ``status`` never need it)."""
+        if self._utils is None:
+            import sqlite_utils
+
+            self._utils = sqlite_utils.Database(self.conn)
+        return self._utils
 
     def execute(self, sql: str, params: tuple | dict = ()) -> sqlite3.Cursor:
         with self._guard():

@@ -5,11 +5,13 @@ how many have been applied."""
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from ..errors import DatabaseUnusable
 from .db import Database
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def _m1_contract_tables(db: sqlite_utils.Database) -> None:
@@ -183,7 +185,7 @@ def _m2_audit_cache_and_simulator(db: sqlite_utils.Database) -> None:
         db[table].create_index(columns)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
 ]

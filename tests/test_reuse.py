@@ -1,0 +1,91 @@
+"""The LLM budget: when an earlier hold stands without a new analysis."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from tradecycle.cycle import run_cycle
+from tradecycle.reuse import StandingHold, still_stands
+
+from .fakes import NOW, FakeBroker, FakeClock, FakeNews, FakeQuotes, ScriptedAnalyst, position, services, settings
+
+STANDING = StandingHold(7, NOW, Decimal("200"), frozenset({"n1"}), Decimal(0), 0.5, "flat", "m")
+
+
+@pytest.mark.parametrize(
+    "case, price, headlines, qty, minutes_later, stands, why",
+    [
+        ("nothing changed", "200.50", ["n1"], "0", 5, True, "hold #7 still stands"),
+        ("headline gone, none new", "200", [], "0", 5, True, "still stands"),
+        ("price moved up 0.5 %", "201", ["n1"], "0", 5, False, "price moved 0.50%"),
+        ("price moved down 0.6 %", "198.80", ["n1"], "0", 5, False, "price moved 0.60%"),
+        ("a new headline", "200", ["n1", "n2"], "0", 5, False, "1 new headline(s)"),
+        ("position changed", "200", ["n1"], "3", 5, False, "position changed"),
+        ("decision too old", "200", ["n1"], "0", 15, False, "15 min old"),
+    ],
+)
+def test_what_counts_as_changed(case, price, headlines, qty, minutes_later, stands, why):
+    result, reason = still_stands(
+        STANDING, price=Decimal(price), headline_ids=headlines, position_qty=Decimal(qty),
+        now=NOW + timedelta(minutes=minutes_later), reanalyze_move_percent=Decimal("0.5"), max_decision_age_minutes=15,
+    )
+    assert result is stands, case
+    assert why in reason
+
+
+def reusing(**kw):
+    return settings(stocks=("AAPL", "MSFT"), reuse_holds=True, **kw)
+
+
+def test_unchanged_market_costs_no_analysis_after_the_first_cycle(db, store, log):
+    clock = FakeClock()
+    quotes = FakeQuotes({"AAPL": "200", "MSFT": "400"}, clock)
+    news = FakeNews({"AAPL": ["Apple flat"]})
+    analyst = ScriptedAnalyst()
+    for _ in range(3):
+        run_cycle(services(quotes=quotes, news=news, analyst=analyst, clock=clock), store, reusing(), log)
+        clock.advance(60)
+    assert [[i.symbol for i in batch] for batch in analyst.seen] == [["AAPL", "MSFT"]]
+    rows = db.query("SELECT symbol, outcome, reused_decision_id FROM ai_decisions ORDER BY id")
+    first = {r["symbol"]: r["outcome"] for r in rows[:2]}
+    assert first == {"AAPL": "hold", "MSFT": "hold"}
+    originals = {r["symbol"]: r for r in db.query("SELECT id, symbol FROM ai_decisions WHERE outcome = 'hold'")}
+    for row in rows[2:]:
+        assert row["outcome"] == "unchanged"
+        assert row["reused_decision_id"] == originals[row["symbol"]]["id"]  # points at the decision that stands
+
+
+def test_a_price_move_or_new_position_sends_the_symbol_again(db, store, log):
+    clock = FakeClock()
+    quotes = FakeQuotes({"AAPL": "200", "MSFT": "400"}, clock)
+    broker = FakeBroker()
+    analyst = ScriptedAnalyst()
+    run_cycle(services(quotes=quotes, analyst=analyst, clock=clock, broker=broker), store, reusing(), log)
+    clock.advance(60)
+    quotes.table["AAPL"] = "202"  # +1 %
+    broker.positions["MSFT"] = position("MSFT", "4000")
+    run_cycle(services(quotes=quotes, analyst=analyst, clock=clock, broker=broker), store, reusing(), log)
+    assert sorted(i.symbol for i in analyst.seen[1]) == ["AAPL", "MSFT"]
+
+
+def test_only_holds_are_reused(db, store, log):
+    clock = FakeClock()
+    quotes = FakeQuotes({"AAPL": "200"}, clock)
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.3)})  # low confidence: not a hold by the analyst
+    for _ in range(2):
+        run_cycle(services(quotes=quotes, analyst=analyst, clock=clock), store, settings(reuse_holds=True), log)
+        clock.advance(60)
+    assert len(analyst.seen) == 2
+
+
+def test_the_rules_analyst_always_decides_afresh(db, store, log):
+    clock = FakeClock()
+    analyst = ScriptedAnalyst()
+    for _ in range(2):
+        run_cycle(services(analyst=analyst, clock=clock), store, replace(reusing(), reuse_holds=False), log)
+        clock.advance(60)
+    assert len(analyst.seen) == 2
