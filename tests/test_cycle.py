@@ -261,3 +261,14 @@ def test_time_budget_spent_means_no_new_orders(db, store, log):
     report = run_cycle(services(broker=broker, analyst=analyst, deadline_seconds=0), store, settings(), log)
     assert broker.orders == [] and report.status == "completed"
     assert decisions(db)["AAPL"]["outcome"] == "time_budget"
+
+
+def test_keep_days_prunes_old_history_at_the_end_of_a_cycle(db, store, log):
+    from datetime import timedelta
+
+    clock = FakeClock()
+    store.start_cycle("ancient", clock.now() - timedelta(days=90), False)
+    db.execute("UPDATE cycles SET status = 'completed' WHERE cycle_id = 'ancient'")
+    report = run_cycle(services(clock=clock), store, settings(keep_days=30), log)
+    assert [r["cycle_id"] for r in db.query("SELECT cycle_id FROM cycles")] == [report.cycle_id]
+    assert any(e["event"] == "history.pruned" for e in log.events)

@@ -42,6 +42,7 @@ class CycleSettings:
     reuse_holds: bool = False
     reanalyze_move_percent: Decimal = Decimal("0.5")
     max_decision_age_minutes: float = 15
+    keep_days: int = 0  # prune history older than this; 0 keeps everything
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -539,6 +540,10 @@ def complete(cycle: Cycle) -> CycleReport:
         recent = cycle.store.last_statuses(ABORTS_THAT_TRIP_KILL_SWITCH)
         if len(recent) == ABORTS_THAT_TRIP_KILL_SWITCH and all(s == "aborted" for s in recent):
             cycle.store.set_kill_switch(True, f"{ABORTS_THAT_TRIP_KILL_SWITCH} aborted cycles in a row; last: {cycle.error}", now)
+    if cycle.settings.keep_days:
+        pruned = cycle.store.prune(now - timedelta(days=cycle.settings.keep_days))
+        if pruned:
+            cycle.log("history.pruned", cycles=pruned, keep_days=cycle.settings.keep_days)
     level = {"aborted": "error", "skipped": "warning"}.get(cycle.status, "info")
     cycle.log(f"cycle.{cycle.status}", level, duration_ms=duration_ms, orders=cycle.orders_sent, errors=errors, error=cycle.error)
     return CycleReport(

@@ -37,6 +37,7 @@ def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:
         reuse_holds=config.ai.provider != "rules",
         reanalyze_move_percent=config.ai.reanalyze_move_percent,
         max_decision_age_minutes=config.ai.max_decision_age_minutes,
+        keep_days=config.database.keep_days,
     )
 
 
