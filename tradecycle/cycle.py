@@ -390,16 +390,17 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
         holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
     )
     ordered = sorted(decisions.values(), key=lambda d: (d.action != "sell", d.symbol))
+    minimums = _order_minimums(cycle, [d for d in ordered if d.action == "buy" and not d.failure])
     approved = []
     for decision in ordered:
         quote = market.quotes[decision.symbol]
         if decision.failure:
             cycle.settle(Outcome(decision.symbol, decision.failure, decision, quote, decision.reasoning))
             continue
-        minimum = cycle.services.broker.min_order_notional(decision.symbol, quote.price) if decision.action == "buy" else Decimal(0)
         verdict = risk.plan_order(
             decision, quote.price, portfolio, cycle.settings.limits,
-            client_order_id=client_order_id(cycle.cycle_id, decision.symbol), min_notional_usd=minimum,
+            client_order_id=client_order_id(cycle.cycle_id, decision.symbol),
+            min_notional_usd=minimums.get(decision.symbol, Decimal(0)),
         )
         outcome = Outcome(decision.symbol, verdict.reason, decision, quote, verdict.detail, verdict)
         if verdict.allowed:
@@ -408,6 +409,15 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
         else:
             cycle.settle(outcome)
     return approved
+
+
+def _order_minimums(cycle: Cycle, buys: list[Decision]) -> dict[str, Decimal]:
+    """The broker's minimum order value per symbol, asked for all buys at once.
+    A broker that cannot say falls back to $1 (the broker refuses what is
+    too small anyway, and the refusal is recorded)."""
+    broker, quotes = cycle.services.broker, cycle.market.quotes
+    found = gather({d.symbol: (lambda s=d.symbol: broker.min_order_notional(s, quotes[s].price)) for d in buys})
+    return {s: (Decimal(1) if isinstance(v, Exception) else v) for s, v in found.items()}
 
 
 def client_order_id(cycle_id: str, symbol: str) -> str:
@@ -495,18 +505,29 @@ def sync_state(cycle: Cycle) -> None:
     A broker failure here is noted; the orders already sent stand."""
     services, store = cycle.services, cycle.store
     now = services.clock.now()
+    pending = store.pending_trades()
+    tasks = {"positions": services.broker.get_positions, "account": services.broker.get_account}
+    for trade in pending:
+        tasks[f"order:{trade['client_order_id']}"] = (
+            (lambda oid=trade["broker_order_id"]: services.broker.get_order(oid))
+            if trade["broker_order_id"]
+            else (lambda cid=trade["client_order_id"]: services.broker.get_order_by_client_id(cid))
+        )
+    results = gather(tasks)  # one round trip: the account, positions and every open order at once
     try:
-        for trade in store.pending_trades():
-            if trade["broker_order_id"]:
-                result = services.broker.get_order(trade["broker_order_id"])
-            else:
-                result = services.broker.get_order_by_client_id(trade["client_order_id"])
-            if result is not None and result.status != trade["status"]:
+        for trade in pending:
+            result = results[f"order:{trade['client_order_id']}"]
+            if isinstance(result, Exception):
+                cycle.note(f"{trade['symbol']}: order {trade['client_order_id']} not refreshed ({result})")
+            elif result is None and trade["cycle_id"] != cycle.cycle_id:
+                # Looked up a cycle later and still unknown to the broker: it never arrived.
+                missing = OrderResult(trade["client_order_id"], None, "not_sent", message="the broker has no such order")
+                store.update_trade(trade["client_order_id"], missing, now)
+            elif result is not None and result.status != trade["status"]:
                 store.update_trade(trade["client_order_id"], result, now)
-        results = gather({"positions": services.broker.get_positions, "account": services.broker.get_account})
-        for value in results.values():
-            if isinstance(value, Exception):
-                raise value
+        for key in ("positions", "account"):
+            if isinstance(results[key], Exception):
+                raise results[key]
         store.replace_positions(results["positions"], now)
         store.save_account(results["account"], len(results["positions"]), now)
     except ServiceError as exc:
