@@ -45,8 +45,9 @@ def database_path(config_option: str | None, db_option: str | None) -> Path:
 # -- run ------------------------------------------------------------------------
 
 
-def run(config_option: str | None, db_option: str | None, dry_run: bool):
-    """One cycle. Config is validated before anything is written."""
+def run(config_option: str | None, db_option: str | None, dry_run: bool, watch=None):
+    """One cycle. Config is validated before anything is written. ``watch(event,
+    fields)``, if given, sees every event as it happens (the terminal's live view)."""
     from .cycle import run_cycle
     from .logs import JsonLog
     from .store import Store
@@ -55,7 +56,7 @@ def run(config_option: str | None, db_option: str | None, dry_run: bool):
     config, secrets = load(config_option)
     db_path = Path(db_option).expanduser() if db_option else config.database_path
     db = _open(db_path)
-    log = JsonLog(config.log_path, config.log.level, secrets.values())
+    log = JsonLog(config.log_path, config.log.level, secrets.values(), watch=watch)
     try:
         services = build_services(config, db, secrets, log)
         return run_cycle(services, Store(db), cycle_settings(config, dry_run), log)

@@ -87,7 +87,13 @@ def run(
 ) -> None:
     """Run one trading cycle."""
     with _guard(show_traceback):
-        report = app.run(config, db, dry_run)
+        if _is_terminal():
+            from . import render
+
+            with render.live_steps() as watch:
+                report = app.run(config, db, dry_run, watch)
+        else:
+            report = app.run(config, db, dry_run)
     if report.status == "aborted":
         if report.exception is not None and _debug(show_traceback):
             traceback.print_exception(report.exception)

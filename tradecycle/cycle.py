@@ -109,6 +109,7 @@ class CycleReport:
     outcomes: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     exception: BaseException | None = None
+    decisions: tuple[dict, ...] = ()  # per symbol: action, confidence, outcome, detail
 
     def summary_line(self) -> str:
         if self.status == "locked":
@@ -570,6 +571,12 @@ def complete(cycle: Cycle) -> CycleReport:
     return CycleReport(
         cycle.cycle_id, cycle.status, cycle.settings.dry_run, cycle.error, len(cycle.settings.symbols),
         cycle.orders_sent, errors, duration_ms, summary["outcomes"], tuple(cycle.notes), cycle.exception,
+        tuple(
+            {"symbol": o.symbol, "action": o.decision.action if o.decision else "hold",
+             "confidence": o.decision.confidence if o.decision else None, "outcome": o.outcome,
+             "detail": o.decision.reasoning if o.outcome == "hold" and o.decision else o.detail}
+            for o in cycle.outcomes.values()
+        ),
     )
 
 

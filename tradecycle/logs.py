@@ -20,13 +20,14 @@ BACKUPS = 5
 class JsonLog:
     """Callable as ``log(event, level="info", **fields)`` (the ``EventLog`` port)."""
 
-    def __init__(self, path: Path | None, level: str = "INFO", secrets: list[str] | None = None):
+    def __init__(self, path: Path | None, level: str = "INFO", secrets: list[str] | None = None, watch=None):
         self.threshold = LEVELS[level.lower()]
         self.secrets = list(secrets or [])
         self._logger = logging.getLogger(f"tradecycle.events.{id(self)}")
         self._logger.propagate = False
         self._logger.setLevel(logging.DEBUG)
         self.path = path
+        self.watch = watch  # called with every event, whatever the level (live terminal view)
         self.context: dict = {}
         if path is not None:
             handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
@@ -34,6 +35,8 @@ class JsonLog:
             self._logger.addHandler(handler)
 
     def __call__(self, event: str, level: str = "info", **fields) -> None:
+        if self.watch is not None:
+            self.watch(event, fields)
         number = LEVELS.get(level, logging.INFO)
         if number < self.threshold or self.path is None:
             return

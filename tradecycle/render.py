@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -29,12 +30,44 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     return table
 
 
-def cycle_report(report) -> None:
-    rows = [[s, f"[{OUTCOME_STYLE.get(o, '')}]{o}" if OUTCOME_STYLE.get(o) else o] for s, o in report.outcomes.items()]
-    console.print(_table(f"cycle {report.cycle_id}", ["symbol", "outcome"], rows))
-    for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(report.summary_line())
+STEP_TEXT = {
+    "cycle.started": "fetching account, prices and headlines",
+    "market.fetched": "analysing",
+    "decision": "checking risk and sending orders",
+}
+
+
+@contextmanager
+def live_steps(out: Console | None = None):
+    """A spinner naming the current step, and one line per decision as it is settled."""
+    out = out or console
+    with out.status("starting the cycle") as spinner:
+
+        def watch(event: str, fields: dict) -> None:
+            if event in STEP_TEXT:
+                spinner.update(STEP_TEXT[event])
+            if event == "market.fetched":
+                out.print(f"[green]✓[/] fetched {fields.get('quotes')} prices ({fields.get('news_calls')} headline requests)")
+            elif event == "order.sent":
+                out.print(f"[green]✓[/] {fields.get('side')} {fields.get('symbol')} sent: {fields.get('status')}")
+            elif event == "order.rejected":
+                out.print(f"[red]✗[/] {fields.get('symbol')} rejected: {fields.get('message')}")
+            elif event == "cycle.note":
+                out.print(f"  [yellow]note:[/] {fields.get('message')}")
+
+        yield watch
+
+
+def _styled(outcome: str) -> str:
+    style = OUTCOME_STYLE.get(outcome)
+    return f"[{style}]{outcome}[/]" if style else outcome
+
+
+def cycle_report(report, out: Console | None = None) -> None:
+    out = out or console
+    rows = [[d["symbol"], d["action"], d["confidence"], _styled(d["outcome"]), d["detail"]] for d in report.decisions]
+    out.print(_table(f"cycle {report.cycle_id}", ["symbol", "action", "confidence", "outcome", "detail"], rows))
+    out.print(report.summary_line(), highlight=False)
 
 
 def status(data: dict[str, Any]) -> None:
