@@ -201,3 +201,22 @@ def check(config_option: str | None) -> dict[str, Any]:
         "environment": {name: secrets.is_set(name) for name in Secrets.NAMES},
         "required": sorted(required_environment(config)),
     }
+
+
+def check_online(config_option: str | None) -> dict[str, Any]:
+    """``check``, then reach each configured service once (``probe.py``).
+
+    Adds ``services``: one dict per service (``service``, ``provider``, ``ok``,
+    ``detail``, ``elapsed_ms``). Nothing is sent while a required environment
+    variable is missing: ``services`` is then empty and the CLI exits 2.
+    """
+    from .config import Secrets, load_config
+    from .probe import probe_services
+
+    result = check(config_option)
+    result["services"] = []
+    if any(not result["environment"][name] for name in result["required"]):
+        return result
+    config = load_config(paths.config_path(config_option))
+    result["services"] = [probe.as_dict() for probe in probe_services(config, Secrets())]
+    return result

@@ -201,24 +201,28 @@ def explain(
 @cli.command()
 def check(
     config: ConfigOption = None,
+    online: Annotated[bool, typer.Option("--online", help="also reach each configured service once (about 5 s at most)")] = False,
     as_json: JsonOption = False,
     show_traceback: TracebackOption = False,
 ) -> None:
-    """Validate the config and show which environment variables are set (names only)."""
+    """Validate the config and show which environment variables are set (names only).
+    With --online, reach each configured service once: exit 1 if any fails."""
     with _guard(show_traceback):
-        result = app.check(config)
+        result = app.check_online(config) if online else app.check(config)
     missing = [n for n in result["required"] if not result["environment"][n]]
     if as_json:
         _print_json(result)
     else:
-        print(f"config {result['config']}: valid")
-        print("providers: " + ", ".join(f"{k}={v}" for k, v in result["providers"].items()))
-        for name, is_set in result["environment"].items():
-            need = " (required)" if name in result["required"] else ""
-            print(f"  {name}: {'set' if is_set else 'not set'}{need}")
+        from . import render
+
+        render.check(result)
     if missing:
         _error(f"required environment variable(s) not set: {', '.join(missing)}")
         raise typer.Exit(int(ExitCode.USAGE))
+    failed = [f"{s['service']} [{s['provider']}]: {s['detail']}" for s in result.get("services", []) if not s["ok"]]
+    if failed:
+        _error(f"{len(failed)} service(s) failed: " + "; ".join(failed))
+        raise typer.Exit(int(ExitCode.ABORTED))
 
 
 def main() -> None:

@@ -79,6 +79,16 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
     return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline)
 
 
+def probe_factory(config: Config, secrets: Secrets, budget_seconds: float) -> "_LiveFactory":
+    """Builders of the live services for ``check --online``: each request is
+    sent once (no retries: a check reports what it sees) and every request
+    ends inside one shared budget of ``budget_seconds``."""
+    from .logs import MemoryLog
+
+    once = config.model_copy(update={"cycle": config.cycle.model_copy(update={"max_retries": 0})})
+    return _LiveFactory(once, secrets, Deadline(budget_seconds), MemoryLog())
+
+
 class _LiveFactory:
     """Builders for the real services (imported only when configured)."""
 

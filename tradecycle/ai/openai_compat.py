@@ -189,6 +189,35 @@ class OpenAICompatAnalyst:
         valid = parsed.decisions[inp.symbol]
         return Decision(inp.symbol, valid.action, valid.confidence, valid.reasoning, self.model, **audit)
 
+    # -- reachability (for ``check --online``) ----------------------------------
+
+    def list_models(self, timeout_seconds: float) -> list[str] | None:
+        """GET {base_url}/models, sent once: the model ids the server offers,
+        or None when it has no such endpoint (404). Raises ``ServiceError``."""
+        client = self._client(Deadline(timeout_seconds))
+        body = client.request("GET", "models", retry=False, missing_ok=True)
+        if body is None:
+            return None
+        rows = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            raise BadResponse("ai", "models reply has no 'data' list")
+        return [str(row["id"]) for row in rows if isinstance(row, dict) and row.get("id")]
+
+    def ping(self, timeout_seconds: float) -> None:
+        """One chat completion of at most one token, sent once: proves the
+        server, the key and ``ai.model`` answer. Raises ``ServiceError``."""
+        client = self._client(Deadline(timeout_seconds))
+        payload = {
+            "model": self.model,
+            "temperature": 0,
+            "max_tokens": 1,
+            "messages": [{"role": "user", "content": "Reply with the single word OK."}],
+        }
+        body = client.request("POST", "chat/completions", json=payload, retry=False)
+        if _first_choice(body) is None:
+            error = _error_text(body)
+            raise BadResponse("ai", self._redact(f"model server error: {error}" if error else "reply has no choices[0].message"))
+
     # -- helpers ---------------------------------------------------------------
 
     def _client(self, deadline: Deadline) -> HttpClient:
