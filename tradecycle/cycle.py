@@ -83,6 +83,7 @@ class Cycle:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     inputs: dict[str, AnalysisInput] = field(default_factory=dict)  # what the analyst was shown
     orders_sent: int = 0
+    submitted: int = 0  # orders that went to the broker, whatever it answered
     notes: list[str] = field(default_factory=list)
     exception: BaseException | None = None
 
@@ -459,6 +460,7 @@ def execute(cycle: Cycle, approved: list[Outcome]) -> None:
 
 def _submit(cycle: Cycle, intent) -> tuple[str, str]:
     now = cycle.services.clock.now
+    cycle.submitted += 1
     try:
         result = cycle.services.broker.submit_order(intent)
     except OrderRejected as exc:
@@ -507,6 +509,11 @@ def sync_state(cycle: Cycle) -> None:
     services, store = cycle.services, cycle.store
     now = services.clock.now()
     pending = store.pending_trades()
+    if not pending and not cycle.submitted:
+        # Nothing changed at the broker since the fetch, seconds ago: write that back, no round trip.
+        store.replace_positions(list(cycle.market.positions.values()), now)
+        store.save_account(cycle.market.account, len(cycle.market.positions), now)
+        return
     tasks = {"positions": services.broker.get_positions, "account": services.broker.get_account}
     for trade in pending:
         tasks[f"order:{trade['client_order_id']}"] = (

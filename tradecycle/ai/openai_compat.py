@@ -58,7 +58,7 @@ class OpenAICompatAnalyst:
         temperature: float,
         api_key: str,
         http: HttpSettings,
-        max_workers: int = 8,
+        max_workers: int = 16,
         logger: Logger | None = None,
     ):
         self.base_url = base_url.rstrip("/")

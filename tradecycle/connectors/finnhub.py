@@ -30,7 +30,7 @@ class FinnhubQuotes:
 
     name = SERVICE
 
-    def __init__(self, base_url: str, api_key: str, http: HttpSettings, max_workers: int = 8):
+    def __init__(self, base_url: str, api_key: str, http: HttpSettings, max_workers: int = 16):
         self._http = _client(base_url, api_key, http)
         self._max_workers = max(1, max_workers)
 
