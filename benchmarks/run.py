@@ -602,7 +602,10 @@ def bench_history(opts, root: Path) -> Result:
                    + ", ".join(f"{n:,} {t}" for t, n in counts.items()))
 
         def once(template: Path, folder: Path) -> Run:
-            write_config(fake, folder, STOCKS, CRYPTO)
+            # Both databases must take the same path through the cycle: the fresh one's last
+            # decisions are holds that would stand unchanged (no LLM call), the big one's are
+            # synthetic. A tiny decision age makes every symbol analysed in both.
+            write_config(fake, folder, STOCKS, CRYPTO, ai={"max_decision_age_minutes": 0.001})
             copy_db(template, folder)
             reset_fake(fake)
             return run_cycle(fake, folder, env)
