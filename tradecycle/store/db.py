@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,7 +32,7 @@ class Database:
                 self.path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _enable_wal(conn, busy_timeout_seconds)
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
             raise DatabaseUnusable(_describe(self.path, exc)) from None
@@ -86,6 +87,23 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self.conn.close()
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout_seconds: float) -> str:
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the lock.
+
+    SQLite does not call the busy handler for this pragma, so two processes
+    opening a new database at once (two cron runs, a run and ``killswitch``)
+    would otherwise fail at once with "database is locked".
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _describe(path: Path, exc: sqlite3.Error) -> str:

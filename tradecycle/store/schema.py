@@ -208,6 +208,8 @@ def migrate(db: Database, *, up_to: int = LATEST_VERSION) -> int:
         )
     for version in range(current + 1, up_to + 1):
         with db.transaction():
+            if schema_version(db) >= version:  # another process applied it while we waited for the write lock
+                continue
             MIGRATIONS[version - 1](db.utils)
             db.execute(f"PRAGMA user_version = {version}")
     return schema_version(db)
