@@ -85,8 +85,12 @@ def test_an_account_that_must_not_trade_trips_the_kill_switch(e2e, account, reas
     e2e.fake.llm_decide = dict(BUY_BOTH)
     with e2e.fake.lock:
         e2e.fake.account.update(account)
-    e2e.run()
+    result = e2e.run()
 
+    # Cron mails stderr: the person learns at once why trading stopped.
+    assert "kill switch turned on" in result.stderr
+    assert all(word in result.stderr.lower() for word in reason_words)
+    assert len(result.stdout.strip().splitlines()) == 1
     assert e2e.fake.count("alpaca", "POST", "/v2/orders") == 0
     assert e2e.trades() == []
     switch = e2e.kill_switch()

@@ -94,6 +94,8 @@ def run(
                 report = app.run(config, db, dry_run, watch)
         else:
             report = app.run(config, db, dry_run)
+    if report.halt_reason:
+        _error(f"kill switch turned on: {report.halt_reason}. Only a person turns it off (tradecycle killswitch off).")
     if report.status == "aborted":
         if report.exception is not None and _debug(show_traceback):
             traceback.print_exception(report.exception)

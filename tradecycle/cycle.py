@@ -111,6 +111,7 @@ class CycleReport:
     notes: tuple[str, ...] = ()
     exception: BaseException | None = None
     decisions: tuple[dict, ...] = ()  # per symbol: action, confidence, outcome, detail
+    halt_reason: str | None = None  # why this cycle turned the kill switch on
 
     def summary_line(self) -> str:
         if self.status == "locked":
@@ -568,7 +569,8 @@ def complete(cycle: Cycle) -> CycleReport:
     if cycle.status == "aborted":
         recent = cycle.store.last_statuses(ABORTS_THAT_TRIP_KILL_SWITCH)
         if len(recent) == ABORTS_THAT_TRIP_KILL_SWITCH and all(s == "aborted" for s in recent):
-            cycle.store.set_kill_switch(True, f"{ABORTS_THAT_TRIP_KILL_SWITCH} aborted cycles in a row; last: {cycle.error}", now)
+            cycle.halt_reason = f"{ABORTS_THAT_TRIP_KILL_SWITCH} aborted cycles in a row; last: {cycle.error}"
+            cycle.store.set_kill_switch(True, cycle.halt_reason, now)
     if cycle.settings.keep_days:
         pruned = cycle.store.prune(now - timedelta(days=cycle.settings.keep_days))
         if pruned:
@@ -584,6 +586,7 @@ def complete(cycle: Cycle) -> CycleReport:
              "detail": o.decision.reasoning if o.outcome == "hold" and o.decision else o.detail}
             for o in cycle.outcomes.values()
         ),
+        cycle.halt_reason,
     )
 
 
