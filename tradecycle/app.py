@@ -8,7 +8,6 @@ neither pydantic's full config, nor requests, nor the connectors.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +72,15 @@ def kill_switch(config_option: str | None, db_option: str | None, active: bool |
 
     Raises DatabaseUnusable (exit 1) when the flag cannot be read or recorded.
     """
-    from .store import Store
+    from .store import read_kill_switch, write_kill_switch
 
     db = _open(database_path(config_option, db_option))
     try:
-        store = Store(db)
         if active is None:
-            return store.kill_switch()
+            return read_kill_switch(db)
         if active and not reason:
             reason = "turned on by hand"
-        return store.set_kill_switch(active, reason if active else None, _now())
+        return write_kill_switch(db, active, reason if active else None, _now())
     finally:
         db.close()
 
@@ -92,6 +90,8 @@ def kill_switch(config_option: str | None, db_option: str | None, active: bool |
 
 def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
     """Kill switch, last cycle, account, positions, today's P&L and the use of each limit."""
+    from decimal import Decimal
+
     from .config import load_config
     from .store import reads
 
@@ -131,7 +131,7 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
     }
 
 
-def _pct(part: Decimal, whole: Decimal) -> float | None:
+def _pct(part, whole) -> float | None:
     return round(float(part / whole * 100), 2) if whole else None
 
 
@@ -145,6 +145,8 @@ def _cycle_view(row: dict | None) -> dict | None:
 
 
 def _limit_use(risk, account: dict | None, positions: list[dict]) -> dict[str, dict]:
+    from decimal import Decimal
+
     equity = Decimal(account["equity"]) if account else Decimal(0)
     values = [Decimal(p["market_value"]) for p in positions]
     loss = -Decimal(str(account["daily_pnl_percent"] or 0)) if account else Decimal(0)

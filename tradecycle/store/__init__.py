@@ -1,15 +1,27 @@
 """Everything that touches SQLite: the connection, the versioned schema, the
-audit trail, the read-side queries and the simulator's books. No SQL lives
-anywhere else."""
+audit trail, the kill switch flag, the read-side queries and the simulator's
+books. No SQL lives anywhere else.
+
+The heavier parts (the audit trail and the simulator's books, which import the
+domain models) load on first use, so ``killswitch`` pays only for the flag.
+"""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-from .audit import KillSwitch, Store, iso, parse_iso
 from .db import Database
+from .flags import KillSwitch, iso, parse_iso, read_kill_switch, write_kill_switch
 from .schema import LATEST_VERSION, migrate, schema_version
-from .sim import SimLedger
+
+_LAZY = {"Store": ".audit", "SimLedger": ".sim"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_database(path: Path) -> Database:
@@ -29,5 +41,7 @@ __all__ = [
     "migrate",
     "open_database",
     "parse_iso",
+    "read_kill_switch",
     "schema_version",
+    "write_kill_switch",
 ]

@@ -5,35 +5,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from ..models import Account, NewsItem, OrderResult, Position, Quote
 from ..reuse import StandingHold
+from . import flags
 from .db import Database
+from .flags import KillSwitch, iso, parse_iso
 
 PENDING_TRADE_STATUSES = ("submitting", "unknown", "new", "accepted", "pending_new", "partially_filled")
 
 
-def iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
-
-
-@dataclass(frozen=True)
-class KillSwitch:
-    active: bool
-    reason: str | None
-    changed_at: str | None
 
 
 class Store:
@@ -43,17 +29,10 @@ class Store:
     # -- kill switch ---------------------------------------------------------
 
     def kill_switch(self) -> KillSwitch:
-        row = self.db.one("SELECT kill_switch_active, kill_switch_reason, kill_switch_changed_at FROM agent_status WHERE id = 1")
-        if row is None:
-            return KillSwitch(False, None, None)
-        return KillSwitch(bool(row["kill_switch_active"]), row["kill_switch_reason"], row["kill_switch_changed_at"])
+        return flags.read_kill_switch(self.db)
 
     def set_kill_switch(self, active: bool, reason: str | None, now: datetime) -> KillSwitch:
-        self.db.execute(
-            "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ? WHERE id = 1",
-            (int(active), reason, iso(now)),
-        )
-        return self.kill_switch()
+        return flags.write_kill_switch(self.db, active, reason, now)
 
     # -- cycles --------------------------------------------------------------
 
