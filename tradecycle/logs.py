@@ -20,7 +20,8 @@ BACKUPS = 5
 class JsonLog:
     """Callable as ``log(event, level="info", **fields)`` (the ``EventLog`` port)."""
 
-    def __init__(self, path: Path | None, level: str = "INFO", secrets: list[str] | None = None, watch=None):
+    def __init__(self, path: Path | None, level: str = "INFO", secrets: list[str] | None = None, watch=None,
+                 max_bytes: int = MAX_BYTES):
         self.threshold = LEVELS[level.lower()]
         self.secrets = list(secrets or [])
         self._logger = logging.getLogger(f"tradecycle.events.{id(self)}")
@@ -30,7 +31,7 @@ class JsonLog:
         self.watch = watch  # called with every event, whatever the level (live terminal view)
         self.context: dict = {}
         if path is not None:
-            handler = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
+            handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=BACKUPS, encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(message)s"))
             self._logger.addHandler(handler)
 
