@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import secrets
 import traceback
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from . import reuse, risk
-from .errors import DatabaseUnusable, OrderRejected, OrderUncertain, ServiceError, TradecycleError
-from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, RiskLimits, is_crypto
-from .ai.prompt import prompt_inputs_summary
+from .cycle_state import Cycle, CycleAborted, CycleReport, CycleSettings, Outcome, trade_row
+from .errors import OrderRejected, OrderUncertain, ServiceError, TradecycleError
+from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, is_crypto
 from .parallel import gather
 from .ports import EventLog, Services
 
@@ -26,106 +25,6 @@ if TYPE_CHECKING:
 
 NEWS_LOOKBACK = timedelta(hours=24)
 ABORTS_THAT_TRIP_KILL_SWITCH = 3
-
-
-@dataclass(frozen=True)
-class CycleSettings:
-    stocks: tuple[str, ...]
-    crypto: tuple[str, ...]
-    limits: RiskLimits
-    analysis_timeout_seconds: float = 30
-    max_quote_age_seconds: float = 300
-    news_refresh_minutes: float = 15
-    dry_run: bool = False
-    # An earlier hold stands without a new analysis while nothing changed (see reuse.py).
-    # Off for the free offline rules analyst, which always decides afresh.
-    reuse_holds: bool = False
-    reanalyze_move_percent: Decimal = Decimal("0.5")
-    max_decision_age_minutes: float = 15
-    keep_days: int = 0  # prune history older than this; 0 keeps everything
-
-    @property
-    def symbols(self) -> tuple[str, ...]:
-        return self.stocks + self.crypto
-
-
-class CycleAborted(TradecycleError):
-    """The cycle cannot go on safely (broker unreachable, dead cycle unresolved)."""
-
-
-@dataclass
-class Outcome:
-    """What became of one symbol: the row written to ``ai_decisions``."""
-
-    symbol: str
-    outcome: str
-    decision: Decision | None = None
-    quote: Quote | None = None
-    detail: str = ""
-    verdict: risk.Verdict | None = None
-    reused_decision_id: int | None = None
-
-
-@dataclass
-class Cycle:
-    """The state of one cycle as it moves through the steps."""
-
-    services: Services
-    store: "Store"
-    settings: CycleSettings
-    log: EventLog
-    cycle_id: str
-    started_at: datetime
-    status: str = "running"
-    error: str | None = None
-    halt_reason: str | None = None  # the kill switch tripped during this cycle
-    market: FetchResult | None = None
-    outcomes: dict[str, Outcome] = field(default_factory=dict)
-    inputs: dict[str, AnalysisInput] = field(default_factory=dict)  # what the analyst was shown
-    orders_sent: int = 0
-    submitted: int = 0  # orders that went to the broker, whatever it answered
-    notes: list[str] = field(default_factory=list)
-    exception: BaseException | None = None
-
-    def note(self, text: str, **fields) -> None:
-        self.notes.append(text)
-        self.log("cycle.note", "warning", message=text, **fields)
-
-    def settle(self, outcome: Outcome) -> None:
-        """Write one ai_decisions row as soon as its outcome is known."""
-        self.outcomes[outcome.symbol] = outcome
-        record_outcome(self, outcome)
-
-
-@dataclass(frozen=True)
-class CycleReport:
-    cycle_id: str | None
-    status: str  # completed | skipped | aborted | locked
-    dry_run: bool
-    error: str | None = None
-    symbols: int = 0
-    orders: int = 0
-    errors: int = 0
-    duration_ms: int = 0
-    outcomes: dict[str, str] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-    exception: BaseException | None = None
-    decisions: tuple[dict, ...] = ()  # per symbol: action, confidence, outcome, detail
-    halt_reason: str | None = None  # why this cycle turned the kill switch on
-
-    def summary_line(self) -> str:
-        if self.status == "locked":
-            return "another cycle is running (lock taken): nothing done"
-        what = f"cycle {self.cycle_id} {self.status}"
-        if self.status == "skipped":
-            return f"{what}: {self.error}"
-        order_word = "would-be order" if self.dry_run else "order"
-        line = f"{what}: {self.symbols} symbols, {self.orders} {order_word}{'s' if self.orders != 1 else ''}, {self.errors} errors"
-        if self.dry_run:
-            line += " (dry run)"
-        if self.error:
-            line += f": {self.error}"
-        return line
 
 
 def run_cycle(services: Services, store: "Store", settings: CycleSettings, log: EventLog) -> CycleReport:
@@ -450,11 +349,11 @@ def execute(cycle: Cycle, approved: list[Outcome]) -> None:
         elif (switch := store.kill_switch()).active:
             item.outcome, item.detail = "kill_switch", switch.reason or "kill switch turned on"
         elif cycle.settings.dry_run:
-            store.insert_trade(_trade_row(cycle, intent, "dry_run"))
+            store.insert_trade(trade_row(cycle, intent, "dry_run"))
             item.outcome = "dry_run"
             cycle.orders_sent += 1
         else:
-            store.insert_trade(_trade_row(cycle, intent, "submitting"))
+            store.insert_trade(trade_row(cycle, intent, "submitting"))
             item.outcome, item.detail = _submit(cycle, intent)
         cycle.settle(item)
 
@@ -481,23 +380,6 @@ def _submit(cycle: Cycle, intent) -> tuple[str, str]:
     cycle.log("order.sent", symbol=intent.symbol, side=intent.side, client_order_id=intent.client_order_id,
               order_id=result.broker_order_id, status=result.status)
     return "ordered", f"{intent.side} sent: {result.status}"
-
-
-def _trade_row(cycle: Cycle, intent, status: str) -> dict:
-    now = cycle.services.clock.now().isoformat(timespec="seconds").replace("+00:00", "Z")
-    return {
-        "cycle_id": cycle.cycle_id,
-        "symbol": intent.symbol,
-        "side": intent.side,
-        "quantity": str(intent.qty) if intent.qty is not None else None,
-        "notional_usd": str(intent.notional_usd) if intent.notional_usd is not None else None,
-        "price": str(intent.price),
-        "status": status,
-        "client_order_id": intent.client_order_id,
-        "dry_run": int(status == "dry_run"),
-        "created_at": now,
-        "updated_at": now,
-    }
 
 
 # -- 6. sync ----------------------------------------------------------------------
@@ -590,39 +472,4 @@ def complete(cycle: Cycle) -> CycleReport:
     )
 
 
-# -- the audit row ------------------------------------------------------------------
-
-
-def record_outcome(cycle: Cycle, item: Outcome) -> None:
-    decision, quote = item.decision, item.quote
-    now = cycle.services.clock.now()
-    row = {
-        "cycle_id": cycle.cycle_id,
-        "symbol": item.symbol,
-        "action": decision.action if decision else "hold",
-        "confidence": decision.confidence if decision else None,
-        "reasoning": decision.reasoning if decision else item.detail,
-        "model": decision.model if decision else None,
-        "outcome": item.outcome,
-        "detail": item.detail,
-        "created_at": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "price": str(quote.price) if quote else None,
-        "quote_age_seconds": round(quote.age_seconds(now), 1) if quote else None,
-        "quote_source": quote.source if quote else None,
-        "reused_decision_id": item.reused_decision_id,
-    }
-    if decision:
-        row.update(
-            raw_reply=decision.raw_reply,
-            latency_ms=decision.latency_ms,
-            prompt_tokens=decision.prompt_tokens,
-            completion_tokens=decision.completion_tokens,
-        )
-        if item.symbol in cycle.inputs:
-            row["inputs"] = prompt_inputs_summary(cycle.inputs[item.symbol])
-    cycle.store.record_decision(row)
-    cycle.log("decision", symbol=item.symbol, action=row["action"], confidence=row["confidence"],
-              outcome=item.outcome, price=row["price"], detail=item.detail)
-
-
-__all__ = ["CycleReport", "CycleSettings", "run_cycle", "client_order_id", "DatabaseUnusable"]
+__all__ = ["CycleReport", "CycleSettings", "client_order_id", "run_cycle"]

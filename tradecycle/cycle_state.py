@@ -1,0 +1,169 @@
+"""The state one cycle carries through its steps, its settings, its report,
+and the rows it writes for the audit trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from . import risk
+from .ai.prompt import prompt_inputs_summary
+from .errors import TradecycleError
+from .models import AnalysisInput, Decision, FetchResult, OrderIntent, Quote, RiskLimits
+from .ports import EventLog, Services
+from .store.flags import iso
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+@dataclass(frozen=True)
+class CycleSettings:
+    stocks: tuple[str, ...]
+    crypto: tuple[str, ...]
+    limits: RiskLimits
+    analysis_timeout_seconds: float = 30
+    max_quote_age_seconds: float = 300
+    news_refresh_minutes: float = 15
+    dry_run: bool = False
+    # An earlier hold stands without a new analysis while nothing changed (see reuse.py).
+    # Off for the free offline rules analyst, which always decides afresh.
+    reuse_holds: bool = False
+    reanalyze_move_percent: Decimal = Decimal("0.5")
+    max_decision_age_minutes: float = 15
+    keep_days: int = 0  # prune history older than this; 0 keeps everything
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.stocks + self.crypto
+
+
+class CycleAborted(TradecycleError):
+    """The cycle cannot go on safely (broker unreachable, dead cycle unresolved)."""
+
+
+@dataclass
+class Outcome:
+    """What became of one symbol: the row written to ``ai_decisions``."""
+
+    symbol: str
+    outcome: str
+    decision: Decision | None = None
+    quote: Quote | None = None
+    detail: str = ""
+    verdict: risk.Verdict | None = None
+    reused_decision_id: int | None = None
+
+
+@dataclass
+class Cycle:
+    """The state of one cycle as it moves through the steps."""
+
+    services: Services
+    store: "Store"
+    settings: CycleSettings
+    log: EventLog
+    cycle_id: str
+    started_at: datetime
+    status: str = "running"
+    error: str | None = None
+    halt_reason: str | None = None  # the kill switch tripped during this cycle
+    market: FetchResult | None = None
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    inputs: dict[str, AnalysisInput] = field(default_factory=dict)  # what the analyst was shown
+    orders_sent: int = 0
+    submitted: int = 0  # orders that went to the broker, whatever it answered
+    notes: list[str] = field(default_factory=list)
+    exception: BaseException | None = None
+
+    def note(self, text: str, **fields) -> None:
+        self.notes.append(text)
+        self.log("cycle.note", "warning", message=text, **fields)
+
+    def settle(self, outcome: Outcome) -> None:
+        """Write one ai_decisions row as soon as its outcome is known."""
+        self.outcomes[outcome.symbol] = outcome
+        record_outcome(self, outcome)
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    cycle_id: str | None
+    status: str  # completed | skipped | aborted | locked
+    dry_run: bool
+    error: str | None = None
+    symbols: int = 0
+    orders: int = 0
+    errors: int = 0
+    duration_ms: int = 0
+    outcomes: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    exception: BaseException | None = None
+    decisions: tuple[dict, ...] = ()  # per symbol: action, confidence, outcome, detail
+    halt_reason: str | None = None  # why this cycle turned the kill switch on
+
+    def summary_line(self) -> str:
+        if self.status == "locked":
+            return "another cycle is running (lock taken): nothing done"
+        what = f"cycle {self.cycle_id} {self.status}"
+        if self.status == "skipped":
+            return f"{what}: {self.error}"
+        order_word = "would-be order" if self.dry_run else "order"
+        line = f"{what}: {self.symbols} symbols, {self.orders} {order_word}{'s' if self.orders != 1 else ''}, {self.errors} errors"
+        if self.dry_run:
+            line += " (dry run)"
+        if self.error:
+            line += f": {self.error}"
+        return line
+
+
+def trade_row(cycle: Cycle, intent: OrderIntent, status: str) -> dict:
+    """The trades row written before an order is sent (or, in a dry run, instead)."""
+    now = iso(cycle.services.clock.now())
+    return {
+        "cycle_id": cycle.cycle_id,
+        "symbol": intent.symbol,
+        "side": intent.side,
+        "quantity": str(intent.qty) if intent.qty is not None else None,
+        "notional_usd": str(intent.notional_usd) if intent.notional_usd is not None else None,
+        "price": str(intent.price),
+        "status": status,
+        "client_order_id": intent.client_order_id,
+        "dry_run": int(status == "dry_run"),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def record_outcome(cycle: Cycle, item: Outcome) -> None:
+    decision, quote = item.decision, item.quote
+    now = cycle.services.clock.now()
+    row = {
+        "cycle_id": cycle.cycle_id,
+        "symbol": item.symbol,
+        "action": decision.action if decision else "hold",
+        "confidence": decision.confidence if decision else None,
+        "reasoning": decision.reasoning if decision else item.detail,
+        "model": decision.model if decision else None,
+        "outcome": item.outcome,
+        "detail": item.detail,
+        "created_at": iso(now),
+        "price": str(quote.price) if quote else None,
+        "quote_age_seconds": round(quote.age_seconds(now), 1) if quote else None,
+        "quote_source": quote.source if quote else None,
+        "reused_decision_id": item.reused_decision_id,
+    }
+    if decision:
+        row.update(
+            raw_reply=decision.raw_reply,
+            latency_ms=decision.latency_ms,
+            prompt_tokens=decision.prompt_tokens,
+            completion_tokens=decision.completion_tokens,
+        )
+        if item.symbol in cycle.inputs:
+            row["inputs"] = prompt_inputs_summary(cycle.inputs[item.symbol])
+    cycle.store.record_decision(row)
+    cycle.log("decision", symbol=item.symbol, action=row["action"], confidence=row["confidence"],
+              outcome=item.outcome, price=row["price"], detail=item.detail)
