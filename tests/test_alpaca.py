@@ -32,6 +32,7 @@ from tradecycle.errors import (
     BadResponse,
     DuplicateOrder,
     OrderRejected,
+    OrderNotReceived,
     OrderUncertain,
     RateLimited,
     ServiceUnavailable,
@@ -277,12 +278,19 @@ def test_duplicate_client_order_id_returns_the_order_already_there(server, broke
     assert len(posted_bodies(server)) == 1
 
 
-def test_duplicate_that_cannot_be_looked_up_raises_duplicate_order(server, broker):
+@pytest.mark.parametrize(
+    "lookup",
+    [{"status": 404, "json": ALPACA_ERROR_NOT_FOUND}, {"status": 503, "json": {"message": "service unavailable"}}],
+    ids=["not-found", "lookup-down"],
+)
+def test_duplicate_that_cannot_be_read_is_uncertain_never_rejected(server, broker, lookup):
+    # The broker says the id is taken: the order exists, so it must stay pending, not final "rejected".
     server.post(ORDERS, status=422, json=ALPACA_ERROR_DUPLICATE_CLIENT_ID)
-    lookup_by_client_id(server, "c1-AAPL", status=404, json=ALPACA_ERROR_NOT_FOUND)
+    lookup_by_client_id(server, "c1-AAPL", **lookup)
 
-    with pytest.raises(DuplicateOrder, match="client_order_id must be unique"):
+    with pytest.raises(OrderUncertain, match="client_order_id must be unique"):
         broker.submit_order(stock_buy())
+    assert len(posted_bodies(server)) == 1
 
 
 def test_duplicate_id_used_by_a_different_order_raises_duplicate_order(server, broker):
@@ -315,39 +323,30 @@ def test_read_timeout_then_lookup_finds_the_order_returns_it_without_resending(s
     assert len(posted_bodies(server)) == 1
 
 
-def test_read_timeout_then_not_found_resends_once_with_the_same_client_order_id(server, broker):
+def test_read_timeout_then_not_found_is_not_received_and_never_resent_here(server, broker):
+    # Resending is the cycle's decision, after it re-reads the kill switch.
     server.post(ORDERS, body=requests.exceptions.ReadTimeout())
-    server.post(ORDERS, json=ALPACA_ORDER_NEW)
     lookup_by_client_id(server, "c1-AAPL", status=404, json=ALPACA_ERROR_NOT_FOUND)
 
-    result = broker.submit_order(stock_buy())
+    with pytest.raises(OrderNotReceived, match="c1-AAPL did not arrive"):
+        broker.submit_order(stock_buy())
 
-    first, second = posted_bodies(server)
-    assert first == second
-    assert second["client_order_id"] == "c1-AAPL"
-    assert result.status == "accepted"
+    assert len(posted_bodies(server)) == 1
 
 
-def test_resend_refused_as_duplicate_means_the_first_one_landed(server, broker):
+def test_sending_the_same_intent_again_after_a_late_landing_returns_that_order(server, broker):
     server.post(ORDERS, body=requests.exceptions.ReadTimeout())
     server.post(ORDERS, status=422, json=ALPACA_ERROR_DUPLICATE_CLIENT_ID)
     lookup_by_client_id(server, "c1-AAPL", status=404, json=ALPACA_ERROR_NOT_FOUND)
     lookup_by_client_id(server, "c1-AAPL", json=ALPACA_ORDER_FILLED)
 
-    result = broker.submit_order(stock_buy())
-
-    assert result.status == "filled"
-    assert len(posted_bodies(server)) == 2
-
-
-def test_resend_that_times_out_too_is_uncertain_and_not_sent_a_third_time(server, broker):
-    server.post(ORDERS, body=requests.exceptions.ReadTimeout())
-    lookup_by_client_id(server, "c1-AAPL", status=404, json=ALPACA_ERROR_NOT_FOUND)
-
-    with pytest.raises(OrderUncertain, match="c1-AAPL may have been placed"):
+    with pytest.raises(OrderNotReceived):
         broker.submit_order(stock_buy())
+    result = broker.submit_order(stock_buy())  # the cycle's one resend, same client order id
 
-    assert len(posted_bodies(server)) == 2
+    first, second = posted_bodies(server)
+    assert first == second and second["client_order_id"] == "c1-AAPL"
+    assert result.status == "filled"
 
 
 def test_read_timeout_and_a_failing_lookup_is_uncertain(server, broker):

@@ -272,3 +272,139 @@ def test_keep_days_prunes_old_history_at_the_end_of_a_cycle(db, store, log):
     report = run_cycle(services(clock=clock), store, settings(keep_days=30), log)
     assert [r["cycle_id"] for r in db.query("SELECT cycle_id FROM cycles")] == [report.cycle_id]
     assert any(e["event"] == "history.pruned" for e in log.events)
+
+
+# -- orders whose fate is not final ------------------------------------------------------
+
+
+def test_open_orders_from_earlier_cycles_count_against_the_limits(db, store, log):
+    """Orders accepted but not filled yet: a second and third cycle must not buy again past 10 %."""
+    clock = FakeClock()
+    broker = FakeBroker()  # accepts, never fills: positions stay empty
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    for _ in range(3):
+        run_cycle(services(broker=broker, analyst=analyst, clock=clock), store, settings(), log)
+        clock.advance(60)
+    assert [o.notional_usd for o in broker.orders] == [Decimal("10000.00")]
+    outcomes = [r["outcome"] for r in db.query("SELECT outcome FROM ai_decisions ORDER BY id")]
+    assert outcomes == ["ordered", "position_too_large", "position_too_large"]
+
+
+def test_a_partly_filled_order_counts_what_it_may_still_buy(db, store, log):
+    from tradecycle.models import OrderResult
+
+    clock = FakeClock()
+    broker = FakeBroker()
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    run_cycle(services(broker=broker, analyst=analyst, clock=clock), store, settings(), log)
+    [order] = broker.orders
+    # 40 shares of the 50 filled: the position shows 8000, the order may still buy 2000.
+    broker.known[order.client_order_id] = OrderResult(order.client_order_id, broker.known[order.client_order_id].broker_order_id,
+                                                      "partially_filled", "AAPL", "buy", Decimal(40), Decimal(200))
+    broker.positions["AAPL"] = position("AAPL", "8000", qty="40")
+    clock.advance(60)
+    run_cycle(services(broker=broker, analyst=analyst, clock=clock), store, settings(), log)
+    assert len(broker.orders) == 1
+    assert db.one("SELECT status, filled_qty FROM trades")["status"] == "partially_filled"
+
+
+def test_an_order_the_broker_never_received_is_resent_once_only_if_the_kill_switch_allows(db, store, log):
+    from tradecycle.errors import OrderNotReceived
+
+    broker = FakeBroker()
+    attempts = []
+
+    def lost_then_stop(intent):
+        attempts.append(intent.client_order_id)
+        if len(attempts) == 1:
+            store.set_kill_switch(True, "typed while the order was lost", FakeClock().now())
+            raise OrderNotReceived("alpaca", "order did not arrive (connection reset)")
+
+    broker.before_order = lost_then_stop
+    run_cycle(services(broker=broker, analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)})), store, settings(), log)
+    assert len(attempts) == 1 and broker.orders == []
+    trade = db.one("SELECT status, notes FROM trades")
+    assert trade["status"] == "not_sent" and "typed while the order was lost" in trade["notes"]
+    assert decisions(db)["AAPL"]["outcome"] == "kill_switch"
+
+
+def test_an_order_the_broker_never_received_is_resent_once_with_the_same_id(db, store, log):
+    from tradecycle.errors import OrderNotReceived
+
+    broker = FakeBroker()
+    attempts = []
+
+    def lost_once(intent):
+        attempts.append(intent.client_order_id)
+        if len(attempts) == 1:
+            raise OrderNotReceived("alpaca", "order did not arrive")
+
+    broker.before_order = lost_once
+    run_cycle(services(broker=broker, analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)})), store, settings(), log)
+    assert len(attempts) == 2 and attempts[0] == attempts[1]
+    assert len(broker.orders) == 1 and decisions(db)["AAPL"]["outcome"] == "ordered"
+
+
+def test_an_order_of_unknown_fate_is_resolved_before_the_next_cycle_decides(db, store, log):
+    from tradecycle.errors import OrderUncertain
+
+    clock = FakeClock()
+    broker = FakeBroker()
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    broker.reject["AAPL"] = OrderUncertain("alpaca", "order may have been placed (no answer within 10s)")
+    run_cycle(services(broker=broker, analyst=analyst, clock=clock), store, settings(), log)
+    assert db.one("SELECT status FROM trades")["status"] == "unknown"
+
+    # It did land. The next cycle finds it first, and counts it: no second buy.
+    from tradecycle.models import OrderResult
+
+    cid = db.one("SELECT client_order_id FROM trades")["client_order_id"]
+    broker.known[cid] = OrderResult(cid, "landed-1", "accepted", "AAPL", "buy")
+    del broker.reject["AAPL"]
+    clock.advance(60)
+    run_cycle(services(broker=broker, analyst=analyst, clock=clock), store, settings(), log)
+    assert db.one("SELECT status, broker_order_id FROM trades WHERE client_order_id = ?", (cid,)) == {
+        "status": "accepted", "broker_order_id": "landed-1"}
+    assert broker.orders == []  # never a second AAPL buy
+
+
+def test_when_the_broker_cannot_say_what_became_of_an_order_nothing_is_decided(db, store, log):
+    clock = FakeClock()
+    broker = FakeBroker()
+    store.start_cycle("dead-1", clock.now(), False)
+    store.insert_trade({"cycle_id": "dead-1", "symbol": "AAPL", "side": "buy", "status": "submitting", "client_order_id": "tc-dead-AAPL"})
+
+    def lookup_down(cid):
+        raise ServiceUnavailable("alpaca", "HTTP 503")
+
+    broker.get_order_by_client_id = lookup_down
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    for _ in range(2):  # the dead cycle stays unresolved: every cycle aborts before deciding
+        report = run_cycle(services(broker=broker, analyst=analyst, clock=clock), store, settings(), log)
+        assert report.status == "aborted" and "cannot tell what became of an earlier order" in report.error
+        clock.advance(60)
+    assert analyst.seen == [] and broker.orders == []
+    assert db.one("SELECT status FROM trades")["status"] == "submitting"
+    assert db.one("SELECT status FROM cycles WHERE cycle_id = 'dead-1'")["status"] == "running"
+
+
+def test_a_refused_sell_frees_no_room_for_the_buy_after_it(db, store, log):
+    # 45 % invested: AAPL 5 %, the rest 40 %. Selling AAPL would make room for a 10 % MSFT buy.
+    held = [position("AAPL", "5000", qty="25")] + [position(s, "10000") for s in ("A", "B", "C", "D")]
+    broker = FakeBroker(equity="100000", cash="55000", positions=held)
+    broker.reject["AAPL"] = OrderRejected("alpaca", "insufficient qty available", 403)
+    quotes = FakeQuotes({"AAPL": "200", "MSFT": "400"}, FakeClock())
+    analyst = ScriptedAnalyst({"AAPL": ("sell", 0.9), "MSFT": ("buy", 0.9)})
+    run_cycle(services(broker=broker, quotes=quotes, analyst=analyst), store, settings(stocks=("AAPL", "MSFT")), log)
+    assert broker.orders == []
+    row = decisions(db)["MSFT"]
+    assert row["outcome"] == "exposure_limit_exceeded" and "after the orders before it" in row["detail"]
+
+
+def test_a_price_that_grew_stale_before_its_order_is_not_traded(db, store, log):
+    clock = FakeClock()
+    quotes = FakeQuotes({"AAPL": "200"}, clock, age_seconds=250)
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)}, on_analyse=lambda: clock.advance(100))  # a slow analysis
+    broker = FakeBroker()
+    run_cycle(services(broker=broker, quotes=quotes, analyst=analyst, clock=clock), store, settings(), log)
+    assert broker.orders == [] and decisions(db)["AAPL"]["outcome"] == "stale_quote"

@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradecycle.models import Account, Decision, RiskLimits
-from tradecycle.risk import Holding, Portfolio, account_problem, check_order, daily_loss_breach, limit_usd, plan_order
+from tradecycle.risk import (
+    Holding,
+    Portfolio,
+    account_problem,
+    check_order,
+    daily_loss_breach,
+    limit_usd,
+    plan_order,
+    with_open_buys,
+)
 
 LIMITS = RiskLimits(Decimal(10), Decimal(50), 15, Decimal(5), 0.6)
 D = Decimal
@@ -83,6 +92,9 @@ def situations(draw):
     symbols = draw(st.lists(st.sampled_from(["AAPL", "MSFT", "NVDA", "BTC/USD", "ETH/USD", "TSLA", "META"]), unique=True, max_size=7))
     holdings = {s: Holding(draw(st.decimals(min_value=D("0.001"), max_value=1000, places=3)), draw(money)) for s in symbols}
     portfolio = Portfolio(equity, draw(money), holdings)
+    # Orders sent by earlier cycles that may still fill count against every limit.
+    open_buys = draw(st.lists(st.tuples(st.sampled_from(["AAPL", "MSFT", "GOOG"]), money, st.just(D(100))), max_size=3))
+    portfolio = with_open_buys(portfolio, open_buys)
     decisions = draw(st.lists(st.tuples(st.sampled_from(["AAPL", "MSFT", "NVDA", "BTC/USD", "GOOG"]), st.sampled_from(["buy", "sell", "hold"]),
                                         st.floats(0, 1)), max_size=6))
     prices = draw(st.lists(st.decimals(min_value=D("0.01"), max_value=100_000, places=2), min_size=6, max_size=6))
@@ -109,5 +121,12 @@ def test_no_sequence_of_decisions_yields_an_order_beyond_a_limit(case):
             assert after.exposure <= limit_usd(start.equity, limits.max_total_exposure_percent)
             assert len(after.holdings) <= max(limits.max_positions_count, len(start.holdings))
         else:
-            assert intent.qty <= portfolio.holdings[symbol].qty
+            assert 0 < intent.qty <= portfolio.holdings[symbol].qty  # never sells what is only on order
         portfolio = after
+
+
+def test_open_buys_use_up_room_but_can_never_be_sold():
+    portfolio = with_open_buys(book(), [("AAPL", D("6000"), D("200"))])
+    verdict = plan_order(buy(), D("200"), portfolio, LIMITS, client_order_id="c")
+    assert verdict.intent.notional_usd == D("4000.00")
+    assert plan_order(Decision("AAPL", "sell", 0.9, "", "t"), D("200"), portfolio, LIMITS, client_order_id="c").reason == "no_position"

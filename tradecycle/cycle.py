@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import reuse, risk
 from .cycle_state import Cycle, CycleAborted, CycleReport, CycleSettings, Outcome, trade_row
-from .errors import OrderRejected, OrderUncertain, ServiceError, TradecycleError
+from .errors import OrderNotReceived, OrderRejected, OrderUncertain, ServiceError, TradecycleError
 from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, is_crypto
 from .parallel import gather
 from .ports import EventLog, Services
@@ -56,12 +56,12 @@ def run_cycle(services: Services, store: "Store", settings: CycleSettings, log: 
 
 
 def initialize(services: Services, store: "Store", settings: CycleSettings, log: EventLog) -> Cycle:
-    """New cycle id and ``cycles`` row; kill switch; dead cycles reconciled.
+    """New cycle id and ``cycles`` row; kill switch; unconfirmed orders resolved.
 
     Fails with DatabaseUnusable (the caller exits 1, nothing traded) when the
     row cannot be written. A kill switch that is on makes the cycle
-    ``skipped``. A broker that cannot tell what became of a dead cycle's
-    orders aborts the cycle before any decision.
+    ``skipped``. A broker that cannot tell what became of an earlier order
+    aborts the cycle before any decision.
     """
     now = services.clock.now()
     cycle_id = f"{now:%Y-%m-%dT%H:%M}Z-{secrets.token_hex(2)}"
@@ -74,26 +74,37 @@ def initialize(services: Services, store: "Store", settings: CycleSettings, log:
         cycle.status, cycle.error = "skipped", f"kill switch is on ({switch.reason or 'no reason given'})"
         return cycle
     try:
-        reconcile_dead_cycles(cycle)
+        reconcile_unconfirmed_orders(cycle)
     except ServiceError as exc:
-        cycle.status, cycle.error = "aborted", f"cannot reconcile a dead cycle's orders: {exc}"
+        cycle.status, cycle.error = "aborted", f"cannot tell what became of an earlier order: {exc}"
     return cycle
 
 
-def reconcile_dead_cycles(cycle: Cycle) -> None:
-    """A ``running`` row seen while we hold the lock is a cycle whose process
-    died. Mark it aborted and ask the broker what became of each order it may
-    have sent; its decisions are never re-sent."""
-    dead = cycle.store.running_cycles(except_id=cycle.cycle_id)
-    for cycle_id in dead:
-        cycle.store.mark_cycle_aborted(cycle_id, f"process died; found by cycle {cycle.cycle_id}", cycle.started_at)
-        cycle.note(f"cycle {cycle_id} had died; marked aborted", dead_cycle_id=cycle_id)
-    for trade in cycle.store.pending_trades(dead) if dead else []:
-        result = cycle.services.broker.get_order_by_client_id(trade["client_order_id"])
+def reconcile_unconfirmed_orders(cycle: Cycle) -> None:
+    """Before anything is decided, learn the fate of every order whose outcome
+    was never confirmed: ``submitting`` (a cycle died around the send) and
+    ``unknown`` (a send that timed out), whichever cycle sent it.
+
+    A ``running`` row seen while we hold the lock is a cycle whose process
+    died; it is marked ``aborted`` only once its orders are resolved. If the
+    broker cannot answer for one of them, this raises ``ServiceError`` and the
+    cycle aborts before any decision; the next cycle tries again. A dead
+    cycle's decisions are never re-sent.
+    """
+    store, broker = cycle.store, cycle.services.broker
+    dead = store.running_cycles(except_id=cycle.cycle_id)
+    unconfirmed = store.unconfirmed_trades()
+    found = gather({t["client_order_id"]: (lambda cid=t["client_order_id"]: broker.get_order_by_client_id(cid)) for t in unconfirmed})
+    for client_order_id, result in found.items():
+        if isinstance(result, Exception):
+            raise result if isinstance(result, ServiceError) else ServiceError("broker", repr(result))
         if result is None:
-            result = OrderResult(trade["client_order_id"], None, "not_sent", message="the broker never received it")
-        cycle.store.update_trade(trade["client_order_id"], result, cycle.services.clock.now())
-        cycle.log("order.reconciled", client_order_id=trade["client_order_id"], status=result.status)
+            result = OrderResult(client_order_id, None, "not_sent", message="the broker never received it")
+        store.update_trade(client_order_id, result, cycle.services.clock.now())
+        cycle.log("order.reconciled", client_order_id=client_order_id, status=result.status)
+    for cycle_id in dead:
+        store.mark_cycle_aborted(cycle_id, f"process died; found by cycle {cycle.cycle_id}", cycle.started_at)
+        cycle.note(f"cycle {cycle_id} had died; marked aborted", dead_cycle_id=cycle_id)
 
 
 # -- 2. fetch -----------------------------------------------------------------
@@ -105,14 +116,16 @@ def fetch_market_data(cycle: Cycle) -> None:
     The broker failing aborts the cycle (nothing can be sized safely). A quote
     source failing falls back, per symbol, to the last stored price if it is
     younger than ``max_quote_age_seconds``. News failing leaves no news.
-    After the fetch, the daily loss limit and the account's state may trip
-    the kill switch.
+    Orders still open from earlier cycles are refreshed in the same round
+    trip, so that risk counts what they may still buy. After the fetch, the
+    daily loss limit and the account's state may trip the kill switch.
     """
     services, settings, store = cycle.services, cycle.settings, cycle.store
     now = services.clock.now()
     news = services.news
     due_news = [s for s in settings.symbols if news and news.covers(s) and _news_due(store, s, now, settings)]
-    tasks = {
+    open_orders = store.open_orders()
+    tasks = _order_lookups(services.broker, open_orders) | {
         "account": services.broker.get_account,
         "clock": services.broker.get_clock,
         "positions": services.broker.get_positions,
@@ -131,6 +144,8 @@ def fetch_market_data(cycle: Cycle) -> None:
         positions={p.symbol: p for p in results["positions"]},
     )
     cycle.market = market
+    _apply_order_updates(cycle, open_orders, results)
+    cycle.open_orders = store.open_orders()
     _collect_quotes(cycle, {**_per_symbol(results["stocks"], settings.stocks), **_per_symbol(results["crypto"], settings.crypto)})
     for symbol in due_news:
         items = results[f"news:{symbol}"]
@@ -142,6 +157,37 @@ def fetch_market_data(cycle: Cycle) -> None:
         market.news[symbol] = tuple(store.recent_news(symbol, now - NEWS_LOOKBACK)) if services.news else ()
     cycle.log("market.fetched", quotes=len(market.quotes), failures=len(market.failures), news_calls=len(due_news))
     check_account_safety(cycle)
+
+
+def _order_lookups(broker, trades: list[dict]) -> dict:
+    """One task per trade: the broker's current view of that order."""
+    return {
+        f"order:{t['client_order_id']}": (
+            (lambda oid=t["broker_order_id"]: broker.get_order(oid))
+            if t["broker_order_id"]
+            else (lambda cid=t["client_order_id"]: broker.get_order_by_client_id(cid))
+        )
+        for t in trades
+    }
+
+
+def _apply_order_updates(cycle: Cycle, trades: list[dict], results: dict) -> None:
+    """Write what the broker said of each order; a failed lookup is noted and retried later."""
+    now = cycle.services.clock.now()
+    for trade in trades:
+        result = results[f"order:{trade['client_order_id']}"]
+        if isinstance(result, Exception):
+            cycle.note(f"{trade['symbol']}: order {trade['client_order_id']} not refreshed ({result})")
+        elif result is None and trade["cycle_id"] != cycle.cycle_id:
+            # Looked up a cycle later and still unknown to the broker: it never arrived.
+            missing = OrderResult(trade["client_order_id"], None, "not_sent", message="the broker has no such order")
+            cycle.store.update_trade(trade["client_order_id"], missing, now)
+        elif result is not None and (result.status, _text(result.filled_qty)) != (trade["status"], trade["filled_qty"]):
+            cycle.store.update_trade(trade["client_order_id"], result, now)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _per_symbol(result, symbols) -> dict:
@@ -280,10 +326,12 @@ def _analysis_input(cycle: Cycle, symbol: str, quote: Quote, now: datetime) -> A
 def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
     """Size and check every decision against the limits; settle the refusals.
 
-    Approved orders are returned sells first (they free cash and exposure),
-    each checked against the portfolio as it will be after the ones before
-    it. Never raises for a risk reason; a minimum the broker cannot tell us
-    falls back to the connector's default.
+    The portfolio counts what open buy orders from earlier cycles may still
+    buy. Approved orders are returned sells first (they free cash and
+    exposure), each checked against the portfolio as it will be after the
+    ones before it (``execute`` checks again against what really happened).
+    Never raises for a risk reason; a minimum the broker cannot tell us
+    falls back to $1.
     """
     market = cycle.market
     portfolio = risk.Portfolio(
@@ -291,6 +339,8 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
         cash=min(market.account.cash, market.account.buying_power),
         holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
     )
+    portfolio = risk.with_open_buys(portfolio, [_unfilled_buy(t) for t in cycle.open_orders if t["side"] == "buy"])
+    cycle.portfolio = portfolio
     ordered = sorted(decisions.values(), key=lambda d: (d.action != "sell", d.symbol))
     minimums = _order_minimums(cycle, [d for d in ordered if d.action == "buy" and not d.failure])
     approved = []
@@ -311,6 +361,14 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
         else:
             cycle.settle(outcome)
     return approved
+
+
+def _unfilled_buy(trade: dict) -> tuple[str, Decimal, Decimal]:
+    """(symbol, USD an open buy may still spend, its price) from its trades row."""
+    price = Decimal(trade["price"] or 0)
+    ordered = Decimal(trade["notional_usd"]) if trade["notional_usd"] else Decimal(trade["quantity"] or 0) * price
+    filled = Decimal(trade["filled_qty"] or 0) * Decimal(trade["filled_avg_price"] or trade["price"] or 0)
+    return trade["symbol"], max(ordered - filled, Decimal(0)), price
 
 
 def _order_minimums(cycle: Cycle, buys: list[Decision]) -> dict[str, Decimal]:
@@ -334,48 +392,84 @@ def client_order_id(cycle_id: str, symbol: str) -> str:
 def execute(cycle: Cycle, approved: list[Outcome]) -> None:
     """Send approved orders one by one (or record them, in a dry run).
 
-    Before each order: the cycle's time budget, then the kill switch, re-read
-    from the database. The trade row is written (``submitting``) before the
-    order leaves; if that write fails, DatabaseUnusable aborts the cycle and
-    the order is never sent. A rejection is recorded and the next symbol goes
-    on; an order that may or may not have arrived is recorded ``unknown`` and
-    looked up by the next sync.
+    Before each order, ``_gate``: the cycle's time budget, the kill switch
+    (re-read from the database) and the age of the price it was sized at;
+    and for a buy, the limits once more against the portfolio as the orders
+    before it really left it (a refused sell frees nothing). The trade row is
+    written (``submitting``) before the order leaves; if that write fails,
+    DatabaseUnusable aborts the cycle and the order is never sent. A
+    rejection is recorded and the next symbol goes on; an order that may or
+    may not have arrived is recorded ``unknown`` and resolved by the next cycle.
     """
-    services, store = cycle.services, cycle.store
+    book = cycle.portfolio
     for item in approved:
         intent = item.verdict.intent
-        if services.deadline.expired:
-            item.outcome, item.detail = "time_budget", "cycle.max_cycle_seconds passed: no new orders"
-        elif (switch := store.kill_switch()).active:
-            item.outcome, item.detail = "kill_switch", switch.reason or "kill switch turned on"
+        blocked = _gate(cycle, item) or _recheck(cycle, intent, book)
+        if blocked:
+            item.outcome, item.detail = blocked
         elif cycle.settings.dry_run:
-            store.insert_trade(trade_row(cycle, intent, "dry_run"))
+            cycle.store.insert_trade(trade_row(cycle, intent, "dry_run"))
             item.outcome = "dry_run"
             cycle.orders_sent += 1
+            book = book.after(intent)
         else:
-            store.insert_trade(trade_row(cycle, intent, "submitting"))
-            item.outcome, item.detail = _submit(cycle, intent)
+            cycle.store.insert_trade(trade_row(cycle, intent, "submitting"))
+            item.outcome, item.detail = _submit(cycle, item)
+            # What really left: a buy whose fate is unknown counts as bought, a sell as not sold.
+            if item.outcome == "ordered" or (item.outcome == "error" and intent.side == "buy"):
+                book = book.after(intent)
         cycle.settle(item)
 
 
-def _submit(cycle: Cycle, intent) -> tuple[str, str]:
-    now = cycle.services.clock.now
+def _gate(cycle: Cycle, item: Outcome) -> tuple[str, str] | None:
+    """Why no order may leave now, as (outcome, detail); None when it may."""
+    if cycle.services.deadline.expired:
+        return "time_budget", "cycle.max_cycle_seconds passed: no new orders"
+    if (switch := cycle.store.kill_switch()).active:
+        return "kill_switch", switch.reason or "kill switch turned on"
+    age = item.quote.age_seconds(cycle.services.clock.now())
+    if age > cycle.settings.max_quote_age_seconds:
+        return "stale_quote", f"price is {age:.0f}s old by now (limit {cycle.settings.max_quote_age_seconds:.0f}s)"
+    return None
+
+
+def _recheck(cycle: Cycle, intent, book: risk.Portfolio) -> tuple[str, str] | None:
+    problem = risk.check_order(intent, book, cycle.settings.limits)
+    return (problem[0], f"{problem[1]} (after the orders before it)") if problem else None
+
+
+def _submit(cycle: Cycle, item: Outcome) -> tuple[str, str]:
+    """Send one order; a broker that confirms it never got it is sent it once
+    more, with the same client order id, only if ``_gate`` still allows."""
+    intent, store, now = item.verdict.intent, cycle.store, cycle.services.clock.now
     cycle.submitted += 1
-    try:
-        result = cycle.services.broker.submit_order(intent)
-    except OrderRejected as exc:
-        cycle.store.update_trade(intent.client_order_id, OrderResult(intent.client_order_id, None, "rejected"), now(), notes=exc.message)
-        cycle.log("order.rejected", "warning", symbol=intent.symbol, client_order_id=intent.client_order_id, message=exc.message)
-        return "rejected", exc.message
-    except OrderUncertain as exc:
-        cycle.store.update_trade(intent.client_order_id, OrderResult(intent.client_order_id, None, "unknown"), now(), notes=str(exc))
-        cycle.note(f"{intent.symbol}: order outcome unknown ({exc}); the next sync looks it up", symbol=intent.symbol)
-        return "error", f"order outcome unknown: {exc}"
-    except ServiceError as exc:
-        cycle.store.update_trade(intent.client_order_id, OrderResult(intent.client_order_id, None, "not_sent"), now(), notes=str(exc))
-        cycle.note(f"{intent.symbol}: order not sent ({exc})", symbol=intent.symbol)
-        return "error", f"order not sent: {exc}"
-    cycle.store.update_trade(intent.client_order_id, result, now())
+
+    def mark(status: str, notes: str) -> None:
+        store.update_trade(intent.client_order_id, OrderResult(intent.client_order_id, None, status), now(), notes=notes)
+
+    for attempt in (1, 2):
+        try:
+            result = cycle.services.broker.submit_order(intent)
+            break
+        except OrderNotReceived as exc:
+            blocked = _gate(cycle, item) if attempt == 1 else ("error", f"order not sent: {exc}")
+            if blocked:
+                mark("not_sent", f"{exc}; not sent again: {blocked[1]}")
+                return blocked
+            cycle.log("order.resend", "warning", symbol=intent.symbol, client_order_id=intent.client_order_id, reason=str(exc))
+        except OrderRejected as exc:
+            mark("rejected", exc.message)
+            cycle.log("order.rejected", "warning", symbol=intent.symbol, client_order_id=intent.client_order_id, message=exc.message)
+            return "rejected", exc.message
+        except OrderUncertain as exc:
+            mark("unknown", str(exc))
+            cycle.note(f"{intent.symbol}: order outcome unknown ({exc}); the next cycle looks it up first", symbol=intent.symbol)
+            return "error", f"order outcome unknown: {exc}"
+        except ServiceError as exc:
+            mark("not_sent", str(exc))
+            cycle.note(f"{intent.symbol}: order not sent ({exc})", symbol=intent.symbol)
+            return "error", f"order not sent: {exc}"
+    store.update_trade(intent.client_order_id, result, now())
     cycle.orders_sent += 1
     cycle.log("order.sent", symbol=intent.symbol, side=intent.side, client_order_id=intent.client_order_id,
               order_id=result.broker_order_id, status=result.status)
@@ -398,24 +492,9 @@ def sync_state(cycle: Cycle) -> None:
         store.save_account(cycle.market.account, len(cycle.market.positions), now)
         return
     tasks = {"positions": services.broker.get_positions, "account": services.broker.get_account}
-    for trade in pending:
-        tasks[f"order:{trade['client_order_id']}"] = (
-            (lambda oid=trade["broker_order_id"]: services.broker.get_order(oid))
-            if trade["broker_order_id"]
-            else (lambda cid=trade["client_order_id"]: services.broker.get_order_by_client_id(cid))
-        )
-    results = gather(tasks)  # one round trip: the account, positions and every open order at once
+    results = gather(tasks | _order_lookups(services.broker, pending))  # one round trip for all of it
     try:
-        for trade in pending:
-            result = results[f"order:{trade['client_order_id']}"]
-            if isinstance(result, Exception):
-                cycle.note(f"{trade['symbol']}: order {trade['client_order_id']} not refreshed ({result})")
-            elif result is None and trade["cycle_id"] != cycle.cycle_id:
-                # Looked up a cycle later and still unknown to the broker: it never arrived.
-                missing = OrderResult(trade["client_order_id"], None, "not_sent", message="the broker has no such order")
-                store.update_trade(trade["client_order_id"], missing, now)
-            elif result is not None and result.status != trade["status"]:
-                store.update_trade(trade["client_order_id"], result, now)
+        _apply_order_updates(cycle, pending, results)
         for key in ("positions", "account"):
             if isinstance(results[key], Exception):
                 raise results[key]

@@ -73,6 +73,8 @@ class Cycle:
     market: FetchResult | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     inputs: dict[str, AnalysisInput] = field(default_factory=dict)  # what the analyst was shown
+    open_orders: list[dict] = field(default_factory=list)  # earlier orders that may still fill
+    portfolio: risk.Portfolio | None = None  # as risk saw it, open buys included
     orders_sent: int = 0
     submitted: int = 0  # orders that went to the broker, whatever it answered
     notes: list[str] = field(default_factory=list)

@@ -68,5 +68,11 @@ class DuplicateOrder(OrderRejected):
     """The client_order_id was used before (Alpaca 422): the order is already there."""
 
 
+class OrderNotReceived(ServiceUnavailable):
+    """The order may have been lost on the way, and the broker confirms it has
+    no order with this client order id: it is safe to send again with the SAME
+    id (the caller decides, after re-checking the kill switch and its budget)."""
+
+
 class OrderUncertain(ServiceError):
     """The order may or may not have reached the broker (timeout, dropped connection)."""

@@ -23,8 +23,13 @@ HUNDRED = Decimal(100)
 
 @dataclass(frozen=True)
 class Holding:
-    qty: Decimal
+    qty: Decimal  # owned now: what a sell may sell
     market_value: Decimal
+    open_buy_usd: Decimal = Decimal(0)  # what open buy orders may still add
+
+    @property
+    def exposure_usd(self) -> Decimal:
+        return self.market_value + self.open_buy_usd
 
 
 @dataclass(frozen=True)
@@ -35,11 +40,11 @@ class Portfolio:
 
     @property
     def exposure(self) -> Decimal:
-        return sum((h.market_value for h in self.holdings.values()), Decimal(0))
+        return sum((h.exposure_usd for h in self.holdings.values()), Decimal(0))
 
     def value_of(self, symbol: str) -> Decimal:
         holding = self.holdings.get(symbol)
-        return holding.market_value if holding else Decimal(0)
+        return holding.exposure_usd if holding else Decimal(0)
 
     def after(self, intent: OrderIntent) -> "Portfolio":
         """The portfolio as it would be once ``intent`` fills at its price."""
@@ -48,16 +53,30 @@ class Portfolio:
         if intent.side == "buy":
             value = intent.estimated_value
             qty = value / intent.price if intent.price else Decimal(0)
-            holdings[intent.symbol] = Holding(current.qty + qty, current.market_value + value)
+            holdings[intent.symbol] = replace(current, qty=current.qty + qty, market_value=current.market_value + value)
             return replace(self, cash=self.cash - value, holdings=holdings)
         sold_qty = min(intent.qty or Decimal(0), current.qty)
         remaining_qty = current.qty - sold_qty
         proceeds = current.market_value * sold_qty / current.qty if current.qty else Decimal(0)
-        if remaining_qty > 0:
-            holdings[intent.symbol] = Holding(remaining_qty, current.market_value - proceeds)
+        if remaining_qty > 0 or current.open_buy_usd > 0:
+            holdings[intent.symbol] = replace(current, qty=remaining_qty, market_value=current.market_value - proceeds)
         else:
             holdings.pop(intent.symbol, None)
         return replace(self, cash=self.cash + proceeds, holdings=holdings)
+
+
+def with_open_buys(portfolio: Portfolio, open_buys: list[tuple[str, Decimal, Decimal]]) -> Portfolio:
+    """The portfolio as if every open buy (symbol, unfilled USD, price) had filled:
+    what an order sent earlier may still buy counts against every limit."""
+    holdings = dict(portfolio.holdings)
+    cash = portfolio.cash
+    for symbol, unfilled_usd, _price in open_buys:
+        if unfilled_usd <= 0:
+            continue
+        current = holdings.get(symbol, Holding(Decimal(0), Decimal(0)))
+        holdings[symbol] = replace(current, open_buy_usd=current.open_buy_usd + unfilled_usd)
+        cash -= unfilled_usd
+    return replace(portfolio, cash=max(cash, Decimal(0)), holdings=holdings)
 
 
 @dataclass(frozen=True)

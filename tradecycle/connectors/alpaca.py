@@ -14,7 +14,15 @@ from decimal import ROUND_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import BadResponse, DuplicateOrder, OrderRejected, OrderUncertain, ServiceError, ServiceUnavailable
+from ..errors import (
+    BadResponse,
+    DuplicateOrder,
+    OrderNotReceived,
+    OrderRejected,
+    OrderUncertain,
+    ServiceError,
+    ServiceUnavailable,
+)
 from ..models import CENT, Account, MarketClock, OrderIntent, OrderResult, Position, is_crypto, normalize_symbol, to_cents, to_qty
 from .http import HttpClient, HttpSettings, ServiceDown, ServiceRefused
 
@@ -107,9 +115,9 @@ class AlpacaBroker:
         1. POST /v2/orders without retries, ``order_timeout_seconds`` to answer.
            A 200 returns the order.
         2. 422 "client_order_id must be unique": the order is already there
-           (an earlier attempt landed). Look it up and return it; if the lookup
-           fails, or finds an order for another symbol or side, raise
-           ``DuplicateOrder``.
+           (an earlier attempt landed). Look it up and return it. If the lookup
+           fails, raise ``OrderUncertain`` (it exists; the next sync reads it);
+           if it finds an order for another symbol or side, ``DuplicateOrder``.
         3. Any other 4xx (403 buying power / blocked account, 422 invalid):
            raise ``OrderRejected`` with the broker's message and status.
         4. No connection was ever made (refused, DNS, connect timeout, budget
@@ -119,13 +127,13 @@ class AlpacaBroker:
            - found: return it;
            - the lookup itself fails: raise ``OrderUncertain`` (the next
              cycle's sync looks it up again);
-           - the broker has no such order: send it ONCE more with the SAME
-             client order id. If the first attempt lands after all, one of
-             the two is refused as a duplicate, so at most one order exists.
-             A 200 returns it; a duplicate 422 goes to step 2; a rejection
-             raises ``OrderRejected``; anything else raises ``OrderUncertain``.
+           - the broker has no such order: raise ``OrderNotReceived``. This
+             never resends by itself: the cycle re-reads the kill switch and
+             its time budget first, then may call again with the same intent
+             (a first attempt that lands late makes the second a duplicate,
+             step 2, so at most one order ever exists).
 
-        A 429 on the first send raises ``RateLimited``: the order was not placed.
+        A 429 raises ``RateLimited``: the order was not placed.
         An intent without exactly one positive ``notional_usd`` / ``qty`` raises
         ``OrderRejected`` (status ``None``) before anything is sent.
         """
@@ -147,20 +155,9 @@ class AlpacaBroker:
             raise OrderUncertain(
                 self.name, f"order {intent.client_order_id} may have been placed ({doubt}); lookup failed: {exc.message}"
             ) from None
-        if found is not None:
-            return self._same_order_or_raise(intent, found)
-
-        try:
-            return self._post_order(body)
-        except DuplicateOrder as duplicate:
-            return self._existing_order(intent, duplicate)
-        except OrderRejected:
-            raise
-        except (ServiceError, _MayHaveArrived) as exc:
-            reason = exc.message if isinstance(exc, ServiceError) else exc.reason
-            raise OrderUncertain(
-                self.name, f"order {intent.client_order_id} may have been placed ({doubt}); resend failed: {reason}"
-            ) from None
+        if found is None:
+            raise OrderNotReceived(self.name, f"order {intent.client_order_id} did not arrive ({doubt})")
+        return self._same_order_or_raise(intent, found)
 
     def get_order_by_client_id(self, client_order_id: str) -> OrderResult | None:
         """GET /v2/orders:by_client_order_id; ``None`` when the broker never saw it (404). Raises ``ServiceError``."""
@@ -210,15 +207,15 @@ class AlpacaBroker:
             raise _MayHaveArrived(f"unreadable order reply: {exc.message}") from None
 
     def _existing_order(self, intent: OrderIntent, duplicate: DuplicateOrder) -> OrderResult:
-        """The order a duplicate 422 points at, or ``duplicate`` re-raised when it cannot be read."""
+        """The order a duplicate 422 points at; ``OrderUncertain`` when it cannot be read."""
         try:
             found = self.get_order_by_client_id(intent.client_order_id)
         except ServiceError as exc:
-            raise DuplicateOrder(
-                self.name, f"{duplicate.message} (lookup failed: {exc.message})", duplicate.status_code
+            raise OrderUncertain(
+                self.name, f"order {intent.client_order_id} is at the broker ({duplicate.message}) but could not be read: {exc.message}"
             ) from None
         if found is None:
-            raise duplicate
+            raise OrderUncertain(self.name, f"order {intent.client_order_id}: {duplicate.message}, yet the broker cannot find it")
         return self._same_order_or_raise(intent, found)
 
     def _same_order_or_raise(self, intent: OrderIntent, found: OrderResult) -> OrderResult:

@@ -15,7 +15,15 @@ from . import flags
 from .db import Database
 from .flags import KillSwitch, iso, parse_iso
 
-PENDING_TRADE_STATUSES = ("submitting", "unknown", "new", "accepted", "pending_new", "partially_filled")
+# Every state in which an order may still change: ours (sent, fate unknown) and
+# Alpaca's non-final ones. Final: filled, canceled, expired, rejected, replaced,
+# and ours: dry_run, not_sent.
+UNCONFIRMED_TRADE_STATUSES = ("submitting", "unknown")
+OPEN_ORDER_STATUSES = (
+    "new", "accepted", "pending_new", "partially_filled", "accepted_for_bidding", "pending_cancel",
+    "pending_replace", "done_for_day", "held", "calculated", "stopped", "suspended",
+)
+PENDING_TRADE_STATUSES = UNCONFIRMED_TRADE_STATUSES + OPEN_ORDER_STATUSES
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -208,15 +216,18 @@ class Store:
             ),
         )
 
-    def pending_trades(self, cycle_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def pending_trades(self, statuses: Sequence[str] = PENDING_TRADE_STATUSES) -> list[dict[str, Any]]:
         """Trades sent (or about to be) whose final state we do not know yet."""
-        marks = ", ".join("?" for _ in PENDING_TRADE_STATUSES)
-        sql = f"SELECT * FROM trades WHERE status IN ({marks})"
-        params: list[Any] = list(PENDING_TRADE_STATUSES)
-        if cycle_ids is not None:
-            sql += f" AND cycle_id IN ({', '.join('?' for _ in cycle_ids)})"
-            params += list(cycle_ids)
-        return self.db.query(sql + " ORDER BY id", tuple(params))
+        marks = ", ".join("?" for _ in statuses)
+        return self.db.query(f"SELECT * FROM trades WHERE status IN ({marks}) ORDER BY id", tuple(statuses))
+
+    def unconfirmed_trades(self) -> list[dict[str, Any]]:
+        """Orders that may or may not have reached the broker."""
+        return self.pending_trades(UNCONFIRMED_TRADE_STATUSES)
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Orders the broker accepted that may still fill."""
+        return self.pending_trades(OPEN_ORDER_STATUSES)
 
     # -- synced broker state -------------------------------------------------
 
