@@ -43,9 +43,6 @@ class FakeClock:
     def now(self) -> datetime:
         return self.current
 
-    def monotonic(self) -> float:
-        return self.current.timestamp()
-
     def advance(self, seconds: float) -> None:
         self.current += timedelta(seconds=seconds)
 

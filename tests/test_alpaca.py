@@ -38,6 +38,7 @@ from tradecycle.errors import (
     ServiceUnavailable,
 )
 from tradecycle.models import OrderIntent, OrderResult
+from tradecycle.risk import account_problem
 
 BASE = "https://paper-api.alpaca.markets"
 ORDERS = f"{BASE}/v2/orders"
@@ -93,7 +94,7 @@ def test_account_numbers_sent_as_strings_become_decimals(server, broker):
     assert account.cash == Decimal("100000")
     assert account.buying_power == Decimal("200000")
     assert isinstance(account.equity, Decimal)
-    assert account.tradable is True
+    assert account_problem(account) is None
 
 
 def test_auth_travels_in_headers_never_in_the_url(server, broker):
@@ -124,7 +125,7 @@ def test_account_without_extra_fields_still_parses(server, broker):
 def test_account_status_and_blocks_are_read(server, broker, change, tradable):
     server.get(f"{BASE}/v2/account", json=ALPACA_ACCOUNT | change)
 
-    assert broker.get_account().tradable is tradable
+    assert (account_problem(broker.get_account()) is None) is tradable
 
 
 def test_account_missing_a_used_field_is_a_bad_response(server, broker):
@@ -418,7 +419,7 @@ def test_get_order_reads_fill_details(server, broker):
 
     result = broker.get_order(ALPACA_ORDER_FILLED["id"])
 
-    assert result.status == "filled" and result.is_final
+    assert result.status == "filled"
     assert result.filled_qty == Decimal("2.670798")
     assert result.filled_avg_price == Decimal("187.21")
     assert result.filled_at == ALPACA_ORDER_FILLED["filled_at"]

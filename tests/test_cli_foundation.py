@@ -163,3 +163,17 @@ def test_a_second_run_while_one_holds_the_lock_exits_0_without_a_cycle(home):
     assert result.stdout == "" and "another cycle is running" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert rows(home, "SELECT COUNT(*) FROM cycles") == [(1,)]
+
+
+def test_read_commands_never_create_a_database(home):
+    for args in (("status",), ("status", "--json"), ("cycles",), ("trades", "--json"), ("decisions",)):
+        result = invoke(home, *args)
+        assert result.exit_code == 0, result.output
+    assert "no database yet" in invoke(home, "status").output
+    assert invoke(home, "explain", "last").exit_code == 1
+    assert not (home / "tradecycle.db").exists()
+
+
+def test_killswitch_says_which_database_it_wrote(home):
+    result = invoke(home, "killswitch", "on", "--reason", "drill")
+    assert result.exit_code == 0 and str(home / "tradecycle.db") in result.output

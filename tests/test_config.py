@@ -76,3 +76,19 @@ def test_secrets_never_show_in_repr():
 def test_killswitch_reads_only_the_database_path(tmp_path):
     path = write(tmp_path, '[database]\npath = "data/x.db"\n[risk]\nnonsense = true\n')
     assert load_database_path(path) == tmp_path / "data" / "x.db"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[cycle]\nmax_cycle_seconds = 500\n", "cycle.max_cycle_seconds: must be <= 55"),
+        ("[cycle]\nanalysis_timeout_seconds = 40\nmax_cycle_seconds = 30\n",
+         "cycle.analysis_timeout_seconds (40) must not exceed cycle.max_cycle_seconds (30)"),
+        ('[market_data]\nprovider = "live"\n[universe]\ncrypto = ["SOL/USD"]\n', "market_data.coingecko.ids: no CoinGecko id for SOL/USD"),
+        ('[log]\npath = "missing/tradecycle.jsonl"\n', "log.path: folder does not exist"),
+        ('[database]\npath = "missing/tradecycle.db"\n', "database.path: folder does not exist"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_at_load(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(write(tmp_path, text))

@@ -408,3 +408,22 @@ def test_a_price_that_grew_stale_before_its_order_is_not_traded(db, store, log):
     broker = FakeBroker()
     run_cycle(services(broker=broker, quotes=quotes, analyst=analyst, clock=clock), store, settings(), log)
     assert broker.orders == [] and decisions(db)["AAPL"]["outcome"] == "stale_quote"
+
+
+def test_a_quote_dated_in_the_future_is_not_trusted(db, store, log):
+    clock = FakeClock()
+    broker = FakeBroker()
+    quotes = FakeQuotes({"AAPL": "200"}, clock, age_seconds=-600)  # the source's clock is ten minutes ahead
+    run_cycle(services(broker=broker, quotes=quotes, clock=clock, analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)})), store, settings(), log)
+    row = decisions(db)["AAPL"]
+    assert row["outcome"] == "stale_quote" and "in the future" in row["detail"]
+    assert broker.orders == []
+
+
+def test_refused_broker_credentials_are_named_as_such(db, store, log):
+    from tradecycle.errors import BadResponse
+
+    broker = FakeBroker()
+    broker.fail_account = BadResponse("alpaca", "HTTP 401: unauthorized.", 401)
+    report = run_cycle(services(broker=broker), store, settings(), log)
+    assert report.status == "aborted" and "refused our credentials" in report.error and "APCA_API_KEY_ID" in report.error

@@ -245,3 +245,44 @@ def test_a_200_that_is_not_json_is_a_bad_response(server):
         client().get("/x")
 
     assert str(caught.value) == "svc: HTTP 200 but the body is not JSON"
+
+
+def test_a_server_that_trickles_its_answer_cannot_hold_a_call_past_its_timeout():
+    """Headers at once, then one byte every 0.2 s: each read is quick, the whole is not."""
+    import socket
+    import threading
+    import time
+
+    from tradecycle.connectors.http import HttpClient, HttpSettings, ServiceDown
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        body = b'{"c": 1.0}' + b" " * 200
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for byte in body:
+            if stop.is_set():
+                break
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.2)
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    client = HttpClient("finnhub", f"http://127.0.0.1:{listener.getsockname()[1]}", HttpSettings(timeout_seconds=1.0, max_retries=0))
+    started = time.monotonic()
+    try:
+        with pytest.raises(ServiceDown, match="still arriving") as caught:
+            client.get("/quote")
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - started < 2.0
+    assert caught.value.may_have_arrived

@@ -7,6 +7,7 @@ neither pydantic's full config, nor requests, nor the connectors.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,20 @@ def _open(db_path: Path):
     from .store import open_database
 
     return open_database(db_path)
+
+
+@contextmanager
+def _reading(db_path: Path):
+    """The database for a read command, or None when there is none yet: reading
+    never creates one (a mistyped path must not quietly make a new database)."""
+    if not db_path.exists():
+        yield None
+        return
+    db = _open(db_path)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def load(config_option: str | None):
@@ -56,31 +71,69 @@ def run(config_option: str | None, db_option: str | None, dry_run: bool, watch=N
     db_path = Path(db_option).expanduser() if db_option else config.database_path
     db = _open(db_path)
     log = JsonLog(config.log_path, config.log.level, secrets.values(), watch=watch)
+    watchdog = _watchdog(config.cycle.max_cycle_seconds, log)
     try:
         services = build_services(config, db, secrets, log)
         return run_cycle(services, Store(db), cycle_settings(config, dry_run), log)
     finally:
+        watchdog.cancel()
         log.close()
         db.close()
+
+
+WATCHDOG_GRACE_SECONDS = 5.0
+
+
+def _watchdog(max_cycle_seconds: float, log):
+    """The last line of defence for "a cycle finishes inside its minute".
+
+    Every call has its own timeout and the cycle stops sending orders at
+    ``cycle.max_cycle_seconds``; if something still holds the process a
+    little later, the process ends itself (exit 1). Nothing is lost: SQLite
+    keeps every write whole, the kernel releases the run lock, and the next
+    cycle reconciles an order whose answer never came.
+    """
+    import os
+    import sys
+    import threading
+
+    from .errors import ExitCode
+
+    grace = min(WATCHDOG_GRACE_SECONDS, max_cycle_seconds * 0.1)
+
+    def overrun() -> None:
+        message = f"the cycle overran its budget (cycle.max_cycle_seconds = {max_cycle_seconds:g}) and was stopped"
+        try:
+            log("cycle.overrun", "error", message=message)
+            print(f"tradecycle: {message}; the next cycle reconciles its orders", file=sys.stderr, flush=True)
+        finally:
+            os._exit(int(ExitCode.ABORTED))
+
+    timer = threading.Timer(max_cycle_seconds + grace, overrun)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 # -- kill switch ------------------------------------------------------------------
 
 
 def kill_switch(config_option: str | None, db_option: str | None, active: bool | None, reason: str | None):
-    """Show (``active`` None) or set the kill switch. Reads only ``database.path``.
+    """Show (``active`` None) or set the kill switch; returns it and the database
+    it lives in. Reads only ``database.path``.
 
     Raises DatabaseUnusable (exit 1) when the flag cannot be read or recorded.
     """
     from .store import read_kill_switch, write_kill_switch
 
-    db = _open(database_path(config_option, db_option))
+    path = database_path(config_option, db_option)
+    db = _open(path)
     try:
         if active is None:
-            return read_kill_switch(db)
+            return read_kill_switch(db), path
         if active and not reason:
             reason = "turned on by hand"
-        return write_kill_switch(db, active, reason if active else None, _now())
+        return write_kill_switch(db, active, reason if active else None, _now()), path
     finally:
         db.close()
 
@@ -96,13 +149,11 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
     from .store import reads
 
     config = load_config(paths.config_path(config_option))
-    db = _open(Path(db_option).expanduser() if db_option else config.database_path)
-    try:
-        agent = reads.agent_status(db)
-        positions = reads.positions(db)
-        last = reads.last_cycle(db)
-    finally:
-        db.close()
+    db_path = Path(db_option).expanduser() if db_option else config.database_path
+    with _reading(db_path) as db:
+        agent = reads.agent_status(db) if db else {}
+        positions = reads.positions(db) if db else []
+        last = reads.last_cycle(db) if db else None
     account = None
     if agent.get("equity") is not None:
         equity, last_equity = Decimal(agent["equity"]), Decimal(agent["last_equity"])
@@ -127,7 +178,8 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
         "account": account,
         "positions": positions,
         "limits": _limit_use(config.risk, account, positions),
-        "database": str(db.path),
+        "database": str(db_path),
+        "database_exists": db_path.exists(),
     }
 
 
@@ -163,25 +215,19 @@ def history(kind: str, config_option: str | None, db_option: str | None, limit: 
     """Newest-first rows of ``cycles``, ``trades`` or ``decisions``."""
     from .store import reads
 
-    db = _open(database_path(config_option, db_option))
-    try:
+    with _reading(database_path(config_option, db_option)) as db:
+        if db is None:
+            return []
         if kind == "cycles":
-            rows = reads.cycles(db, limit, since)
-        else:
-            rows = getattr(reads, kind)(db, limit, since, symbol.upper() if symbol else None)
-    finally:
-        db.close()
-    return rows
+            return reads.cycles(db, limit, since)
+        return getattr(reads, kind)(db, limit, since, symbol.upper() if symbol else None)
 
 
 def explain(config_option: str | None, db_option: str | None, cycle_id: str) -> dict[str, Any] | None:
     from .store import reads
 
-    db = _open(database_path(config_option, db_option))
-    try:
-        return reads.cycle_story(db, cycle_id)
-    finally:
-        db.close()
+    with _reading(database_path(config_option, db_option)) as db:
+        return reads.cycle_story(db, cycle_id) if db else None
 
 
 def check(config_option: str | None) -> dict[str, Any]:

@@ -129,12 +129,12 @@ def killswitch(
     active = None if state is None else state is SwitchState.on
     prefix = "could not record the kill switch: " if active is not None else "could not read the kill switch: "
     with _guard(show_traceback, prefix):
-        switch = app.kill_switch(config, db, active, reason)
+        switch, database = app.kill_switch(config, db, active, reason)
     if switch.active:
-        print(f"kill switch ON since {switch.changed_at}: {switch.reason}. No order will be sent.")
+        print(f"kill switch ON since {switch.changed_at}: {switch.reason}. No order will be sent. ({database})")
     else:
         since = f" since {switch.changed_at}" if switch.changed_at else ""
-        print(f"kill switch off{since}. Cycles trade normally.")
+        print(f"kill switch off{since}. Cycles trade normally. ({database})")
 
 
 @cli.command()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .models import RiskLimits
@@ -38,7 +38,17 @@ class CycleConfig(_Section):
     retry_max_delay_seconds: PositiveSeconds = 30.0
     retry_backoff_multiplier: Annotated[float, Field(ge=1)] = 2.0
     max_quote_age_seconds: PositiveSeconds = 300
-    max_cycle_seconds: PositiveSeconds = 50
+    # Cron starts a cycle every minute: the budget plus the watchdog's grace must end inside it.
+    max_cycle_seconds: Annotated[float, Field(gt=0, le=55)] = 50
+
+    @model_validator(mode="after")
+    def _timeouts_fit_the_cycle(self) -> "CycleConfig":
+        for name in ("analysis_timeout_seconds", "order_timeout_seconds"):
+            if getattr(self, name) > self.max_cycle_seconds:
+                raise ValueError(
+                    f"cycle.{name} ({getattr(self, name):g}) must not exceed cycle.max_cycle_seconds ({self.max_cycle_seconds:g})"
+                )
+        return self
 
 
 class RiskConfig(_Section):
@@ -216,6 +226,17 @@ class Config(_Section):
     def base_dir(self) -> Path:
         return self._base_dir
 
+    @model_validator(mode="after")
+    def _every_coin_has_an_id(self) -> "Config":
+        if self.market_data.provider == "live":
+            missing = [s for s in self.universe.crypto if s not in self.market_data.coingecko.ids]
+            if missing:
+                raise ValueError(
+                    f"market_data.coingecko.ids: no CoinGecko id for {', '.join(missing)} "
+                    f'(add e.g. "{missing[0]}" = "<coingecko id>")'
+                )
+        return self
+
     @property
     def database_path(self) -> Path:
         return resolve_path(self.base_dir, self.database.path)
@@ -256,6 +277,9 @@ def load_config(path: Path) -> Config:
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc)) from None
     config._base_dir = path.resolve().parent
+    for key, file in (("database.path", config.database_path), ("log.path", config.log_path)):
+        if not file.parent.is_dir():
+            raise ConfigError(f"invalid configuration: {key}: folder does not exist: {file.parent}")
     return config
 
 
@@ -280,7 +304,8 @@ def describe_errors(exc: ValidationError) -> str:
         else:
             message = str(ctx.get("error") or error["msg"])
             message = message.removeprefix("Value error, ")
-        lines.append(f"{key}: {message}")
+        # A rule across keys names its keys itself.
+        lines.append(message if key and message.startswith(f"{key}.") or not key else f"{key}: {message}")
     return "invalid configuration: " + "; ".join(lines)
 
 

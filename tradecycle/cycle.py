@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import reuse, risk
 from .cycle_state import Cycle, CycleAborted, CycleReport, CycleSettings, Outcome, trade_row
-from .errors import OrderNotReceived, OrderRejected, OrderUncertain, ServiceError, TradecycleError
+from .errors import BadResponse, OrderNotReceived, OrderRejected, OrderUncertain, ServiceError, TradecycleError
 from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, is_crypto
 from .parallel import gather
 from .ports import EventLog, Services
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 NEWS_LOOKBACK = timedelta(hours=24)
+MAX_CLOCK_SKEW = timedelta(seconds=60)  # a quote dated further ahead than this is not trusted
 ABORTS_THAT_TRIP_KILL_SWITCH = 3
 
 
@@ -136,8 +137,11 @@ def fetch_market_data(cycle: Cycle) -> None:
         tasks[f"news:{symbol}"] = lambda s=symbol: services.news.get_news(s, now - NEWS_LOOKBACK)
     results = gather(tasks)
     for key in ("account", "clock", "positions"):
-        if isinstance(results[key], Exception):
-            raise CycleAborted(f"broker unreachable ({key}): {results[key]}")
+        failure = results[key]
+        if isinstance(failure, BadResponse) and failure.status_code in (401, 403):
+            raise CycleAborted(f"the broker refused our credentials ({key}): {failure}; check APCA_API_KEY_ID and APCA_API_SECRET_KEY")
+        if isinstance(failure, Exception):
+            raise CycleAborted(f"broker unreachable ({key}): {failure}")
     market = FetchResult(
         account=results["account"],
         clock=results["clock"],
@@ -255,6 +259,9 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
             cycle.settle(Outcome(symbol, "kill_switch", quote=quote, detail=cycle.halt_reason))
         elif quote is None:
             cycle.settle(Outcome(symbol, "no_quote", detail=market.failures.get(symbol, "no price")))
+        elif quote.as_of > now + MAX_CLOCK_SKEW:
+            ahead = (quote.as_of - now).total_seconds()
+            cycle.settle(Outcome(symbol, "stale_quote", quote=quote, detail=f"price dated {ahead:.0f}s in the future: its age cannot be trusted"))
         elif quote.age_seconds(now) > settings.max_quote_age_seconds:
             age = quote.age_seconds(now)
             cycle.settle(Outcome(symbol, "stale_quote", quote=quote, detail=f"price is {age:.0f}s old (limit {settings.max_quote_age_seconds:.0f}s)"))

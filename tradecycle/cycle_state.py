@@ -13,7 +13,7 @@ from .ai.prompt import prompt_inputs_summary
 from .errors import TradecycleError
 from .models import AnalysisInput, Decision, FetchResult, OrderIntent, Quote, RiskLimits
 from .ports import EventLog, Services
-from .store.flags import iso
+from .times import iso
 
 if TYPE_CHECKING:
     from .store import Store

@@ -85,10 +85,6 @@ class Account:
     trading_blocked: bool = False
     account_blocked: bool = False
 
-    @property
-    def tradable(self) -> bool:
-        return self.status == "ACTIVE" and not self.trading_blocked and not self.account_blocked
-
 
 @dataclass(frozen=True)
 class Position:
@@ -187,12 +183,6 @@ class OrderResult:
     submitted_at: str | None = None
     filled_at: str | None = None
     message: str = ""
-
-    FINAL = frozenset({"filled", "canceled", "expired", "rejected", "dry_run", "not_sent"})
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in self.FINAL
 
 
 @dataclass

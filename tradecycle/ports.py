@@ -78,8 +78,6 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """Timezone-aware UTC wall time."""
 
-    def monotonic(self) -> float: ...
-
 
 @dataclass
 class Services:

@@ -133,6 +133,8 @@ LIMIT_LABELS = {
 def status(data: dict[str, Any], console: Console | None = None) -> None:
     """Kill switch, last cycle, account, positions and the use of each risk limit."""
     console = console or default_console()
+    if not data.get("database_exists", True):
+        _line(console, f"no database yet at {data['database']} (nothing has run with this config)", "yellow")
     console.print(_kill_switch(data["kill_switch"]))
     last = data.get("last_cycle")
     console.print(_last_cycle(last) if last else Text("last cycle: none yet (try `tradecycle run --dry-run`)"))

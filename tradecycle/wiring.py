@@ -6,7 +6,6 @@ touch a service (``killswitch``, ``status``) never import ``requests``.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 from .config import Config, Secrets
@@ -20,9 +19,6 @@ from .store import Database, SimLedger
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:

@@ -136,6 +136,7 @@ class HttpClient:
         url = f"{self.base_url}/{path.lstrip('/')}"
         with self._calls_lock:
             self.calls += 1
+        started = time.monotonic()
         try:
             response = self.session.request(
                 method,
@@ -144,7 +145,9 @@ class HttpClient:
                 json=json,
                 timeout=(min(CONNECT_TIMEOUT_SECONDS, read_timeout), read_timeout),
                 allow_redirects=False,
+                stream=True,
             )
+            self._read_body(response, started + read_timeout)
         except requests.exceptions.Timeout as exc:
             if _never_sent(exc):
                 raise ServiceDown(self.service, f"cannot connect ({_reason(exc)})", may_have_arrived=False) from None
@@ -154,6 +157,25 @@ class HttpClient:
                 raise ServiceDown(self.service, f"cannot connect ({_reason(exc)})", may_have_arrived=False) from None
             raise ServiceDown(self.service, f"connection failed ({_reason(exc)})", may_have_arrived=True) from None
         return self._decode(response, missing_ok)
+
+    def _read_body(self, response: requests.Response, deadline: float) -> None:
+        """Read the whole body by ``deadline``. A per-read timeout alone lets a
+        server that trickles a byte at a time hold a call (and the cycle) for
+        ever; this gives up and says the answer may have been acted on."""
+        read = getattr(response.raw, "read1", None) or response.raw.read
+        chunks = []
+        try:
+            while chunk := read(65536, decode_content=True):
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise ServiceDown(self.service, "the answer was still arriving when the time ran out", may_have_arrived=True)
+        except ServiceDown:
+            raise
+        except Exception as exc:  # urllib3 read errors are not wrapped by requests here
+            raise ServiceDown(self.service, f"answer cut off ({_reason(exc)})", may_have_arrived=True) from None
+        finally:
+            response.close()
+        response._content = b"".join(chunks)  # what requests itself does when it reads the body
 
     def _decode(self, response: requests.Response, missing_ok: bool) -> Any:
         status = response.status_code

@@ -1,4 +1,4 @@
-"""The kill switch flag, and the time format every table uses.
+"""The kill switch flag.
 
 Kept apart from the audit trail so that ``tradecycle killswitch`` imports only
 this, the connection and the schema: an emergency stop starts fast.
@@ -9,16 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..times import iso, parse_iso  # noqa: F401  (re-exported for the store)
 from .db import Database
-
-
-def iso(moment: datetime) -> str:
-    """ISO-8601 UTC to the second, with a ``Z``: how every time is stored."""
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
