@@ -305,3 +305,33 @@ def test_no_secret_appears_in_output_log_or_database(e2e):
     for where, data in places.items():
         for name, secret in SECRETS.items():
             assert secret.encode() not in data, f"{name} leaked into {where}"
+
+
+# -- review: open orders count, a duplicate we cannot read stays pending -----------------------
+
+
+def test_orders_that_have_not_filled_yet_are_not_bought_again(e2e):
+    """The broker accepts but does not fill (a closed-market stock, a slow fill): three
+    cycles must not stack three 10 % buys of the same symbol."""
+    e2e.fake.llm_decide = {"AAPL": ("buy", 0.9, "breakout")}
+    e2e.configure(universe={"stocks": ["AAPL"], "crypto": []})
+    for _ in range(3):
+        e2e.run()
+    assert e2e.fake.count("alpaca", "POST", "/v2/orders") == 1
+    outcomes = [r["outcome"] for r in e2e.rows("SELECT outcome FROM ai_decisions ORDER BY id")]
+    assert outcomes == ["ordered", "position_too_large", "position_too_large"]
+
+
+def test_a_duplicate_the_broker_cannot_show_stays_pending_and_is_not_bought_again(e2e):
+    e2e.fake.llm_decide = {"AAPL": ("buy", 0.9, "breakout")}
+    e2e.configure(universe={"stocks": ["AAPL"], "crypto": []})
+    # The first answer is lost after the order landed; the lookups fail for a while.
+    e2e.fake.fail("/v2/orders", "drop", times=1, accept=True, method="POST")
+    e2e.fake.fail("/v2/orders:by_client_order_id", "status", times=6, status=503)  # the send's lookup and the sync's
+    e2e.run()
+    [trade] = e2e.trades()
+    assert trade["status"] == "unknown"
+    e2e.run()  # resolves it first (the lookup works again), then sees it open
+    assert e2e.fake.count("alpaca", "POST", "/v2/orders") == 1
+    [trade] = e2e.trades()
+    assert trade["status"] == "new" and trade["broker_order_id"]
