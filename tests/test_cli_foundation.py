@@ -177,3 +177,25 @@ def test_read_commands_never_create_a_database(home):
 def test_killswitch_says_which_database_it_wrote(home):
     result = invoke(home, "killswitch", "on", "--reason", "drill")
     assert result.exit_code == 0 and str(home / "tradecycle.db") in result.output
+
+
+def test_a_database_locked_past_the_busy_timeout_aborts_before_any_order(home):
+    """Another program holds a write lock on the database for longer than the
+    busy timeout: the cycle cannot record an order, so it sends none (exit 1)."""
+    assert invoke(home, "run", "--dry-run").exit_code == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE');"
+         " print('locked', flush=True); time.sleep(30)", str(home / "tradecycle.db")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        result = subprocess.run([sys.executable, "-m", "tradecycle.cli", "run", "--config", str(home / "config.toml")],
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1
+    assert "locked" in result.stderr and "Traceback" not in result.stderr
+    assert rows(home, "SELECT COUNT(*) FROM sim_orders") == [(0,)]
