@@ -143,22 +143,25 @@ def test_history_commands_print_json_arrays(home):
     assert {d["symbol"] for d in decisions} == {"AAPL", "MSFT", "NVDA", "BTC/USD", "ETH/USD"}
 
 
-def test_a_second_run_while_one_holds_the_lock_exits_0_without_a_cycle(home):
-    """A real second process holds the lock (as a running cycle would)."""
-    db = home / "tradecycle.db"
-    assert invoke(home, "run", "--dry-run").exit_code == 0
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl,sys,time; f=open(sys.argv[1],'a'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
-         str(db) + ".lock"],
-        stdout=subprocess.PIPE, text=True,
-    )
+def run_while_another_process_holds(home: Path, holding_code: str, path: Path) -> subprocess.CompletedProcess:
+    """``tradecycle run`` in a subprocess while a second process runs ``holding_code``
+    (which prints a line once it holds what it holds, then sleeps)."""
+    holder = subprocess.Popen([sys.executable, "-c", f"{holding_code}; print('held', flush=True); import time; time.sleep(30)", str(path)],
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        result = subprocess.run([sys.executable, "-m", "tradecycle.cli", "run", "--config", str(home / "config.toml")],
-                                capture_output=True, text=True, timeout=60)
+        return subprocess.run([sys.executable, "-m", "tradecycle.cli", "run", "--config", str(home / "config.toml")],
+                              capture_output=True, text=True, timeout=60)
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_second_run_while_one_holds_the_lock_exits_0_without_a_cycle(home):
+    """A real second process holds the lock (as a running cycle would)."""
+    assert invoke(home, "run", "--dry-run").exit_code == 0
+    flock = "import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX)"
+    result = run_while_another_process_holds(home, flock, home / "tradecycle.db.lock")
     assert result.returncode == 0
     assert result.stdout == "" and "another cycle is running" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -183,19 +186,8 @@ def test_a_database_locked_past_the_busy_timeout_aborts_before_any_order(home):
     """Another program holds a write lock on the database for longer than the
     busy timeout: the cycle cannot record an order, so it sends none (exit 1)."""
     assert invoke(home, "run", "--dry-run").exit_code == 0
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE');"
-         " print('locked', flush=True); time.sleep(30)", str(home / "tradecycle.db")],
-        stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        result = subprocess.run([sys.executable, "-m", "tradecycle.cli", "run", "--config", str(home / "config.toml")],
-                                capture_output=True, text=True, timeout=60)
-    finally:
-        holder.kill()
-        holder.wait()
+    exclusive = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE')"
+    result = run_while_another_process_holds(home, exclusive, home / "tradecycle.db")
     assert result.returncode == 1
     assert "locked" in result.stderr and "Traceback" not in result.stderr
     assert rows(home, "SELECT COUNT(*) FROM sim_orders") == [(0,)]

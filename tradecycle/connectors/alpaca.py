@@ -149,15 +149,8 @@ class AlpacaBroker:
         except _MayHaveArrived as exc:
             doubt = exc.reason
 
-        try:
-            found = self.get_order_by_client_id(intent.client_order_id)
-        except ServiceError as exc:
-            raise OrderUncertain(
-                self.name, f"order {intent.client_order_id} may have been placed ({doubt}); lookup failed: {exc.message}"
-            ) from None
-        if found is None:
-            raise OrderNotReceived(self.name, f"order {intent.client_order_id} did not arrive ({doubt})")
-        return self._same_order_or_raise(intent, found)
+        missing = OrderNotReceived(self.name, f"order {intent.client_order_id} did not arrive ({doubt})")
+        return self._look_up(intent, f"may have been placed ({doubt})", missing)
 
     def get_order_by_client_id(self, client_order_id: str) -> OrderResult | None:
         """GET /v2/orders:by_client_order_id; ``None`` when the broker never saw it (404). Raises ``ServiceError``."""
@@ -208,14 +201,19 @@ class AlpacaBroker:
 
     def _existing_order(self, intent: OrderIntent, duplicate: DuplicateOrder) -> OrderResult:
         """The order a duplicate 422 points at; ``OrderUncertain`` when it cannot be read."""
+        cid = intent.client_order_id
+        missing = OrderUncertain(self.name, f"order {cid}: {duplicate.message}, yet the broker cannot find it")
+        return self._look_up(intent, f"is at the broker ({duplicate.message})", missing)
+
+    def _look_up(self, intent: OrderIntent, context: str, missing: ServiceError) -> OrderResult:
+        """This intent's order at the broker. ``OrderUncertain`` when the lookup
+        fails, ``missing`` when the broker has no such order."""
         try:
             found = self.get_order_by_client_id(intent.client_order_id)
         except ServiceError as exc:
-            raise OrderUncertain(
-                self.name, f"order {intent.client_order_id} is at the broker ({duplicate.message}) but could not be read: {exc.message}"
-            ) from None
+            raise OrderUncertain(self.name, f"order {intent.client_order_id} {context}; lookup failed: {exc.message}") from None
         if found is None:
-            raise OrderUncertain(self.name, f"order {intent.client_order_id}: {duplicate.message}, yet the broker cannot find it")
+            raise missing
         return self._same_order_or_raise(intent, found)
 
     def _same_order_or_raise(self, intent: OrderIntent, found: OrderResult) -> OrderResult:
