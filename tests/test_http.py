@@ -279,10 +279,10 @@ def test_a_server_that_trickles_its_answer_cannot_hold_a_call_past_its_timeout()
     client = HttpClient("finnhub", f"http://127.0.0.1:{listener.getsockname()[1]}", HttpSettings(timeout_seconds=1.0, max_retries=0))
     started = time.monotonic()
     try:
-        with pytest.raises(ServiceDown, match="still arriving") as caught:
+        with pytest.raises(ServiceDown, match="no answer within") as caught:
             client.get("/quote")
     finally:
         stop.set()
         listener.close()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 2.5  # timeout + connect allowance, not 200 bytes x 0.2 s
     assert caught.value.may_have_arrived

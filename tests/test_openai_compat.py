@@ -343,7 +343,9 @@ def test_analysis_still_running_at_the_timeout_holds_and_does_not_block():
         release.set()
 
     assert elapsed < 1.5
-    assert (decision.action, decision.failure, decision.reasoning) == ("hold", "ai_unavailable", "analysis did not finish within 0.5s")
+    assert (decision.action, decision.failure) == ("hold", "ai_unavailable")
+    # Whichever limit notices first says so: the step's deadline, or the request's own.
+    assert decision.reasoning in ("analysis did not finish within 0.5s", "model server unavailable: no answer within 0.5s")
     assert decision.latency_ms is not None and decision.latency_ms >= 400
 
 

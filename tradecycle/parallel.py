@@ -1,26 +1,71 @@
-"""Run independent calls at once and collect results or exceptions by name."""
+"""Run independent calls at once and collect results or exceptions by name.
+
+Workers are daemon threads: a call that never returns (a server that answers
+one byte at a time, a hung socket) is abandoned at the deadline and can never
+hold the process open after the cycle is done.
+"""
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 MAX_WORKERS = 32
 
 
-def gather(tasks: dict[str, Callable[[], Any]]) -> dict[str, Any]:
-    """Call every task concurrently; each key maps to its return value or the
-    Exception it raised (never re-raised here: the caller decides). Every
-    call is bounded by its own timeout in the connector, so this returns."""
+class NotDone(TimeoutError):
+    """The task had not finished when the time ran out (its thread is abandoned)."""
+
+
+def gather(tasks: dict[str, Callable[[], Any]], *, timeout: float | None = None, max_workers: int = MAX_WORKERS) -> dict[str, Any]:
+    """Call every task concurrently, at most ``max_workers`` at a time. Each key
+    maps to the task's return value, the Exception it raised (never re-raised
+    here: the caller decides), or ``NotDone`` if it was still running after
+    ``timeout`` seconds."""
     if not tasks:
         return {}
-    if len(tasks) == 1:
-        (key, task), = tasks.items()
+    if len(tasks) == 1 and timeout is None:
+        ((key, task),) = tasks.items()
         return {key: _call(task)}
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(tasks)), thread_name_prefix="fetch") as pool:
-        futures = {key: pool.submit(_call, task) for key, task in tasks.items()}
-        return {key: future.result() for key, future in futures.items()}
+    work: queue.SimpleQueue = queue.SimpleQueue()
+    for item in tasks.items():
+        work.put(item)
+    results: dict[str, Any] = {}
+    finished = threading.Condition()
+
+    def worker() -> None:
+        while True:
+            try:
+                key, task = work.get_nowait()
+            except queue.Empty:
+                return
+            value = _call(task)
+            with finished:
+                results[key] = value
+                finished.notify_all()
+
+    for _ in range(min(max_workers, len(tasks))):
+        threading.Thread(target=worker, daemon=True, name="tradecycle-worker").start()
+    ends_at = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+    with finished:
+        while len(results) < len(tasks):
+            left = None if ends_at is None else ends_at - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            finished.wait(left)
+        done = dict(results)
+    return {key: done[key] if key in done else NotDone(f"not finished within {timeout:g}s") for key in tasks}
+
+
+def call_within(seconds: float, task: Callable[[], Any]) -> Any:
+    """``task()``, or ``NotDone`` raised if it has not returned after ``seconds``."""
+    result = gather({"call": task}, timeout=seconds)["call"]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _call(task: Callable[[], Any]) -> Any:

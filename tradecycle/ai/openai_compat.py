@@ -18,12 +18,12 @@ not be analysed holds with ``failure`` set:
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..parallel import gather
 from ..connectors.http import HttpClient, HttpSettings
 from ..errors import BadResponse, RateLimited, ServiceError
 from ..models import AnalysisInput, Deadline, Decision
@@ -84,19 +84,15 @@ class OpenAICompatAnalyst:
         started = time.monotonic()
         deadline = Deadline(timeout_seconds)
         client = self._client(deadline)
-        pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=min(self._max_workers, len(inputs)), thread_name_prefix="tradecycle-ai"
-        )
-        try:
-            futures = [pool.submit(self._analyse_one, client, inp) for inp in inputs]
-            concurrent.futures.wait(futures, timeout=deadline.remaining())
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        tasks = {str(i): (lambda inp=inp: self._analyse_one(client, inp)) for i, inp in enumerate(inputs)}
+        # Daemon workers: a request still running at the deadline is abandoned, never waited for.
+        answers = gather(tasks, timeout=deadline.remaining(), max_workers=self._max_workers)
 
         decisions = []
-        for inp, future in zip(inputs, futures):
-            if future.done() and not future.cancelled():
-                decision, events = future.result()
+        for i, inp in enumerate(inputs):
+            answer = answers[str(i)]
+            if isinstance(answer, tuple):
+                decision, events = answer
                 for event, fields in events:
                     self._log(event, fields)
             else:

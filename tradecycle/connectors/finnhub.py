@@ -7,7 +7,6 @@ cannot leak into a log line or an exception that quotes the address.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -15,6 +14,7 @@ from typing import Any
 
 from ..errors import BadResponse, ServiceError
 from ..models import is_crypto, NewsItem, Quote
+from ..parallel import gather
 from .http import HttpClient, HttpSettings
 
 SERVICE = "finnhub"
@@ -49,9 +49,8 @@ class FinnhubQuotes:
         unique = list(dict.fromkeys(symbols))
         if not unique:
             return {}
-        with ThreadPoolExecutor(max_workers=min(self._max_workers, len(unique)), thread_name_prefix="finnhub") as pool:
-            results = list(pool.map(self._quote_or_error, unique))
-        return dict(zip(unique, results))
+        results = gather({s: (lambda s=s: self._quote_or_error(s)) for s in unique}, max_workers=self._max_workers)
+        return {s: results[s] for s in unique}
 
     def _quote_or_error(self, symbol: str) -> Quote | ServiceError:
         try:

@@ -25,6 +25,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from ..errors import BadResponse, RateLimited, ServiceError, ServiceUnavailable
 from ..models import Deadline
+from ..parallel import NotDone, call_within
 from ..redact import redact
 
 CONNECT_TIMEOUT_SECONDS = 3.05
@@ -136,18 +137,22 @@ class HttpClient:
         url = f"{self.base_url}/{path.lstrip('/')}"
         with self._calls_lock:
             self.calls += 1
-        started = time.monotonic()
-        try:
+        connect_timeout = min(CONNECT_TIMEOUT_SECONDS, read_timeout)
+        whole_call = min(connect_timeout + read_timeout, remaining)
+
+        def send() -> requests.Response:
             response = self.session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                timeout=(min(CONNECT_TIMEOUT_SECONDS, read_timeout), read_timeout),
-                allow_redirects=False,
-                stream=True,
+                method, url, params=params, json=json, timeout=(connect_timeout, read_timeout), allow_redirects=False
             )
-            self._read_body(response, started + read_timeout)
+            response.content  # read the whole body here, inside the time limit
+            return response
+
+        try:
+            # requests' timeouts bound each socket read, not the whole answer: a server that
+            # sends a byte at a time could hold a call for ever. The call gets a hard limit.
+            response = call_within(whole_call, send)
+        except NotDone:
+            raise ServiceDown(self.service, f"no answer within {whole_call:.1f}s", may_have_arrived=True) from None
         except requests.exceptions.Timeout as exc:
             if _never_sent(exc):
                 raise ServiceDown(self.service, f"cannot connect ({_reason(exc)})", may_have_arrived=False) from None
@@ -157,25 +162,6 @@ class HttpClient:
                 raise ServiceDown(self.service, f"cannot connect ({_reason(exc)})", may_have_arrived=False) from None
             raise ServiceDown(self.service, f"connection failed ({_reason(exc)})", may_have_arrived=True) from None
         return self._decode(response, missing_ok)
-
-    def _read_body(self, response: requests.Response, deadline: float) -> None:
-        """Read the whole body by ``deadline``. A per-read timeout alone lets a
-        server that trickles a byte at a time hold a call (and the cycle) for
-        ever; this gives up and says the answer may have been acted on."""
-        read = getattr(response.raw, "read1", None) or response.raw.read
-        chunks = []
-        try:
-            while chunk := read(65536, decode_content=True):
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise ServiceDown(self.service, "the answer was still arriving when the time ran out", may_have_arrived=True)
-        except ServiceDown:
-            raise
-        except Exception as exc:  # urllib3 read errors are not wrapped by requests here
-            raise ServiceDown(self.service, f"answer cut off ({_reason(exc)})", may_have_arrived=True) from None
-        finally:
-            response.close()
-        response._content = b"".join(chunks)  # what requests itself does when it reads the body
 
     def _decode(self, response: requests.Response, missing_ok: bool) -> Any:
         status = response.status_code
