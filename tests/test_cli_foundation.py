@@ -178,8 +178,13 @@ def test_read_commands_never_create_a_database(home):
 
 
 def test_killswitch_says_which_database_it_wrote(home):
+    shown = invoke(home, "killswitch")
+    assert shown.exit_code == 0 and "off" in shown.output and not (home / "tradecycle.db").exists()
     result = invoke(home, "killswitch", "on", "--reason", "drill")
     assert result.exit_code == 0 and str(home / "tradecycle.db") in result.output
+    assert "did not exist; it was created" in result.output  # a new database is pointed out
+    again = invoke(home, "killswitch", "off")
+    assert again.exit_code == 0 and "did not exist" not in again.output
 
 
 def test_a_database_locked_past_the_busy_timeout_aborts_before_any_order(home):

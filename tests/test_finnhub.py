@@ -258,3 +258,18 @@ def test_news_failure_raises_a_service_error(server, reply, error):
 
     assert isinstance(caught.value, ServiceError)
     assert caught.value.service == "finnhub"
+
+
+def test_a_429_without_retry_after_is_not_retried_so_the_quota_is_not_burned():
+    import responses as responses_lib
+
+    from tradecycle.connectors.finnhub import FinnhubQuotes
+    from tradecycle.connectors.http import HttpSettings
+    from tradecycle.errors import RateLimited
+
+    with responses_lib.RequestsMock() as server:
+        server.get("https://finnhub.test/api/v1/quote", status=429, json={"error": "API limit reached. Please try again later."})
+        quotes = FinnhubQuotes("https://finnhub.test/api/v1", "key", HttpSettings(max_retries=3, retry_base_delay_seconds=0.001))
+        result = quotes.get_quotes(["AAPL", "MSFT"])
+        assert all(isinstance(v, RateLimited) for v in result.values())
+        assert len(server.calls) == 2  # one call per symbol, no retries

@@ -94,3 +94,11 @@ def test_last_equity_is_the_equity_at_the_start_of_the_day(world):
     clock.advance(24 * 3600)
     account = broker.get_account()
     assert account.last_equity == account.equity  # a new day starts from today's equity
+
+
+def test_reads_within_one_second_see_one_price(world):
+    clock, market, _ = world
+    prices = {market.get_quotes(["AAPL"])["AAPL"].price for _ in range(50)}
+    clock.advance(0.5)
+    prices |= {market.get_quotes(["AAPL"])["AAPL"].price for _ in range(50)}
+    assert len(prices) == 1

@@ -126,11 +126,14 @@ def kill_switch(config_option: str | None, db_option: str | None, active: bool |
     """
     from .store import read_kill_switch, write_kill_switch
 
+    from .store import KillSwitch
+
     path = database_path(config_option, db_option)
-    db = _open(path)
+    if active is None:
+        with _reading(path) as db:
+            return (read_kill_switch(db) if db else KillSwitch(False, None, None)), path
+    db = _open(path)  # an emergency stop before the first cycle must still be recorded
     try:
-        if active is None:
-            return read_kill_switch(db), path
         if active and not reason:
             reason = "turned on by hand"
         return write_kill_switch(db, active, reason if active else None, _now()), path

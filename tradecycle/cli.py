@@ -129,7 +129,10 @@ def killswitch(
     active = None if state is None else state is SwitchState.on
     prefix = "could not record the kill switch: " if active is not None else "could not read the kill switch: "
     with _guard(show_traceback, prefix):
+        existed = app.database_path(config, db).exists()
         switch, database = app.kill_switch(config, db, active, reason)
+    if active is not None and not existed:
+        _error(f"note: {database} did not exist; it was created to hold the flag (is this the database your cycles use?)")
     if switch.active:
         print(f"kill switch ON since {switch.changed_at}: {switch.reason}. No order will be sent. ({database})")
     else:
@@ -190,7 +193,9 @@ def explain(
     with _guard(show_traceback):
         story = app.explain(config, db, cycle_id)
     if story is None:
-        _error(f"no cycle {cycle_id!r} in the database (see `tradecycle cycles`)")
+        where = app.database_path(config, db)
+        missing = "" if where.exists() else f": there is no database at {where} yet"
+        _error(f"no cycle {cycle_id!r} in the database{missing} (see `tradecycle cycles`)")
         raise typer.Exit(int(ExitCode.ABORTED))
     if as_json:
         _print_json(story)

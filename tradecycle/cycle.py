@@ -180,7 +180,12 @@ def _apply_order_updates(cycle: Cycle, trades: list[dict], results: dict) -> Non
     now = cycle.services.clock.now()
     for trade in trades:
         result = results[f"order:{trade['client_order_id']}"]
-        if isinstance(result, Exception):
+        if getattr(result, "status_code", None) == 404 and trade["cycle_id"] != cycle.cycle_id:
+            # The broker no longer knows an order it once accepted (a reset paper account,
+            # another broker on this database): it will never fill, so it stops counting.
+            gone = OrderResult(trade["client_order_id"], None, "canceled", message=f"the broker no longer has this order ({result})")
+            cycle.store.update_trade(trade["client_order_id"], gone, now)
+        elif isinstance(result, Exception):
             cycle.note(f"{trade['symbol']}: order {trade['client_order_id']} not refreshed ({result})")
         elif result is None and trade["cycle_id"] != cycle.cycle_id:
             # Looked up a cycle later and still unknown to the broker: it never arrived.
@@ -257,6 +262,9 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
         quote = market.quotes.get(symbol)
         if cycle.halt_reason:
             cycle.settle(Outcome(symbol, "kill_switch", quote=quote, detail=cycle.halt_reason))
+        elif not is_crypto(symbol) and not market.clock.is_open:
+            # Before the age check: outside market hours a stock's last trade is hours old.
+            cycle.settle(Outcome(symbol, "market_closed", quote=quote, detail=f"market closed; next open {market.clock.next_open}"))
         elif quote is None:
             cycle.settle(Outcome(symbol, "no_quote", detail=market.failures.get(symbol, "no price")))
         elif quote.as_of > now + MAX_CLOCK_SKEW:
@@ -265,8 +273,6 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
         elif quote.age_seconds(now) > settings.max_quote_age_seconds:
             age = quote.age_seconds(now)
             cycle.settle(Outcome(symbol, "stale_quote", quote=quote, detail=f"price is {age:.0f}s old (limit {settings.max_quote_age_seconds:.0f}s)"))
-        elif not is_crypto(symbol) and not market.clock.is_open:
-            cycle.settle(Outcome(symbol, "market_closed", quote=quote, detail=f"market closed; next open {market.clock.next_open}"))
         else:
             item = _analysis_input(cycle, symbol, quote, now)
             cycle.inputs[symbol] = item
@@ -423,7 +429,7 @@ def execute(cycle: Cycle, approved: list[Outcome]) -> None:
             cycle.store.insert_trade(trade_row(cycle, intent, "submitting"))
             item.outcome, item.detail = _submit(cycle, item)
             # What really left: a buy whose fate is unknown counts as bought, a sell as not sold.
-            if item.outcome == "ordered" or (item.outcome == "error" and intent.side == "buy"):
+            if item.outcome == "ordered" or (intent.side == "buy" and cycle.store.trade_status(intent.client_order_id) == "unknown"):
                 book = book.after(intent)
         cycle.settle(item)
 
@@ -459,9 +465,10 @@ def _submit(cycle: Cycle, item: Outcome) -> tuple[str, str]:
             result = cycle.services.broker.submit_order(intent)
             break
         except OrderNotReceived as exc:
-            blocked = _gate(cycle, item) if attempt == 1 else ("error", f"order not sent: {exc}")
+            blocked = _gate(cycle, item) if attempt == 1 else ("error", f"order lost twice: {exc}")
             if blocked:
-                mark("not_sent", f"{exc}; not sent again: {blocked[1]}")
+                # The lost attempt may still land: leave it for the next cycle to look up.
+                mark("unknown", f"{exc}; not sent again: {blocked[1]}")
                 return blocked
             cycle.log("order.resend", "warning", symbol=intent.symbol, client_order_id=intent.client_order_id, reason=str(exc))
         except OrderRejected as exc:

@@ -46,6 +46,7 @@ class RateLimited(ServiceError):
     def __init__(self, service: str, message: str, retry_after_seconds: float | None = None):
         super().__init__(service, message)
         self.retry_after_seconds = retry_after_seconds
+        self.retry_after_given = retry_after_seconds is not None  # the header was there (maybe unreadable)
 
 
 class BadResponse(ServiceError):

@@ -21,8 +21,10 @@ SERVICE = "finnhub"
 
 
 def _client(base_url: str, api_key: str, http: HttpSettings) -> HttpClient:
+    """Finnhub's free quota is 60 calls a minute and its 429 says no more: a 429
+    is not retried inside the cycle (the cached price is used instead)."""
     settings = replace(http, secrets=tuple(dict.fromkeys((*http.secrets, api_key))))
-    return HttpClient(SERVICE, base_url, settings, {"X-Finnhub-Token": api_key})
+    return HttpClient(SERVICE, base_url, settings, {"X-Finnhub-Token": api_key}, retry_unexplained_429=False)
 
 
 class FinnhubQuotes:

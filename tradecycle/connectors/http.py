@@ -81,8 +81,17 @@ class ServiceRefused(BadResponse):
 class HttpClient:
     """A JSON client for one service. ``request`` returns the decoded body."""
 
-    def __init__(self, service: str, base_url: str, settings: HttpSettings, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        settings: HttpSettings,
+        headers: dict[str, str] | None = None,
+        *,
+        retry_unexplained_429: bool = True,
+    ):
         self.service = service
+        self.retry_unexplained_429 = retry_unexplained_429
         self.base_url = base_url.rstrip("/")
         self.settings = settings
         self.calls = 0  # requests actually sent, for tests and `check`
@@ -121,7 +130,7 @@ class HttpClient:
         retrying = Retrying(
             stop=lambda state: self._should_stop(state, attempts),
             wait=self._wait_seconds,
-            retry=retry_if_exception(_is_retryable),
+            retry=retry_if_exception(self._is_retryable),
             reraise=True,
             sleep=time.sleep,
         )
@@ -168,7 +177,9 @@ class HttpClient:
         if status == 404 and missing_ok:
             return None
         if status == 429:
-            raise RateLimited(self.service, self._message(response, "rate limited"), _retry_after(response))
+            limited = RateLimited(self.service, self._message(response, "rate limited"), _retry_after(response))
+            limited.retry_after_given = "Retry-After" in response.headers
+            raise limited
         if status >= 500:
             raise ServiceDown(
                 self.service, f"HTTP {status}: {self._message(response, 'server error')}", may_have_arrived=True, status_code=status
@@ -203,6 +214,14 @@ class HttpClient:
         return redact(" ".join(text.split()), self.settings.secrets)[:300]
 
     # -- retry policy --------------------------------------------------------
+
+    def _is_retryable(self, exc: BaseException) -> bool:
+        """Connection errors, 5xx and 429. A 429 without ``Retry-After`` is not
+        retried when ``retry_unexplained_429`` is off (Finnhub: its quota is per
+        minute, so a retry inside the same minute only spends more of it)."""
+        if isinstance(exc, RateLimited) and not exc.retry_after_given and not self.retry_unexplained_429:
+            return False
+        return _is_retryable(exc)
 
     def _wait_seconds(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

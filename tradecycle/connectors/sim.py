@@ -105,7 +105,8 @@ class SimMarket:
             price = (base * Decimal(str(1 + gap / 100))).quantize(Decimal("0.01"))
             state = SimPrice(symbol, price, base, today, iso(now))
         else:
-            elapsed = (now - datetime.fromisoformat(state.updated_at.replace("Z", "+00:00"))).total_seconds()
+            # Whole seconds: every read within one second sees the same price.
+            elapsed = int(now.timestamp()) - int(datetime.fromisoformat(state.updated_at.replace("Z", "+00:00")).timestamp())
             if elapsed > 0:
                 sigma = CRYPTO_VOLATILITY if is_crypto(symbol) else STOCK_VOLATILITY
                 z = _rng(self.seed, symbol, int(now.timestamp())).gauss(0.0, 1.0)
@@ -113,6 +114,8 @@ class SimMarket:
                 price = (state.price * Decimal(str(factor))).quantize(Decimal("0.01"))
                 previous_close = state.previous_close if state.day == today else state.price
                 state = SimPrice(symbol, max(price, Decimal("0.01")), previous_close, today, iso(now))
+            else:
+                return state
         self.ledger.save_price_state(state)
         return state
 

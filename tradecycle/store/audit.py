@@ -221,6 +221,10 @@ class Store:
         marks = ", ".join("?" for _ in statuses)
         return self.db.query(f"SELECT * FROM trades WHERE status IN ({marks}) ORDER BY id", tuple(statuses))
 
+    def trade_status(self, client_order_id: str) -> str | None:
+        row = self.db.one("SELECT status FROM trades WHERE client_order_id = ?", (client_order_id,))
+        return row["status"] if row else None
+
     def unconfirmed_trades(self) -> list[dict[str, Any]]:
         """Orders that may or may not have reached the broker."""
         return self.pending_trades(UNCONFIRMED_TRADE_STATUSES)
