@@ -335,3 +335,15 @@ def test_a_duplicate_the_broker_cannot_show_stays_pending_and_is_not_bought_agai
     assert e2e.fake.count("alpaca", "POST", "/v2/orders") == 1
     [trade] = e2e.trades()
     assert trade["status"] == "new" and trade["broker_order_id"]
+
+
+def test_status_shows_open_orders_and_counts_them_in_the_limits(e2e):
+    e2e.fake.llm_decide = {"AAPL": ("buy", 0.9, "breakout")}
+    e2e.configure(universe={"stocks": ["AAPL"], "crypto": []})
+    e2e.run()
+    data = json.loads(e2e.cli("status", "--json").stdout)
+    [order] = data["open_orders"]
+    assert (order["symbol"], order["side"], order["status"]) == ("AAPL", "buy", "new")
+    assert data["positions"] == []
+    assert data["limits"]["max_position_size_percent"]["used"] == pytest.approx(10.0, abs=0.01)
+    assert "open orders" in e2e.cli("status").stdout

@@ -156,6 +156,7 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
     with _reading(db_path) as db:
         agent = reads.agent_status(db) if db else {}
         positions = reads.positions(db) if db else []
+        orders = reads.open_orders(db) if db else []
         last = reads.last_cycle(db) if db else None
     account = None
     if agent.get("equity") is not None:
@@ -180,7 +181,8 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
         "last_cycle": _cycle_view(last),
         "account": account,
         "positions": positions,
-        "limits": _limit_use(config.risk, account, positions),
+        "open_orders": orders,
+        "limits": _limit_use(config.risk, account, positions, orders),
         "database": str(db_path),
         "database_exists": db_path.exists(),
     }
@@ -199,14 +201,20 @@ def _cycle_view(row: dict | None) -> dict | None:
     return view
 
 
-def _limit_use(risk, account: dict | None, positions: list[dict]) -> dict[str, dict]:
+def _limit_use(risk, account: dict | None, positions: list[dict], orders: list[dict]) -> dict[str, dict]:
+    """How much of each limit is used, counting what open buys may still buy (as the risk check does)."""
     from decimal import Decimal
 
     equity = Decimal(account["equity"]) if account else Decimal(0)
-    values = [Decimal(p["market_value"]) for p in positions]
+    by_symbol = {p["symbol"]: Decimal(p["market_value"]) for p in positions}
+    for order in orders:
+        if order["side"] == "buy" and order["notional_usd"]:
+            filled = Decimal(order["filled_qty"] or 0) * Decimal(order["filled_avg_price"] or order["price"] or 0)
+            by_symbol[order["symbol"]] = by_symbol.get(order["symbol"], Decimal(0)) + max(Decimal(order["notional_usd"]) - filled, Decimal(0))
+    values = list(by_symbol.values())
     loss = -Decimal(str(account["daily_pnl_percent"] or 0)) if account else Decimal(0)
     return {
-        "max_positions_count": {"used": len(positions), "limit": risk.max_positions_count},
+        "max_positions_count": {"used": len(by_symbol), "limit": risk.max_positions_count},
         "max_position_size_percent": {"used": _pct(max(values, default=Decimal(0)), equity), "limit": float(risk.max_position_size_percent)},
         "max_total_exposure_percent": {"used": _pct(sum(values, Decimal(0)), equity), "limit": float(risk.max_total_exposure_percent)},
         "daily_loss_limit_percent": {"used": float(max(loss, Decimal(0))), "limit": float(risk.daily_loss_limit_percent)},

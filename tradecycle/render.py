@@ -142,6 +142,12 @@ def status(data: dict[str, Any], console: Console | None = None) -> None:
     console.print(_account(account) if account else Text("account: not synced yet (no cycle has reached the broker)"))
     positions = data.get("positions") or []
     console.print(_positions(positions) if positions else Text("positions: none open"))
+    orders = data.get("open_orders") or []
+    if orders:
+        console.print(_table("open orders (they count against the limits until they fill)",
+                             ["symbol", "side", "notional", "filled qty", "status", "client order id", "sent"],
+                             [[o["symbol"], o["side"], o["notional_usd"], o["filled_qty"], o["status"], o["client_order_id"],
+                               o["created_at"]] for o in orders]))
     console.print(_limits(data.get("limits") or {}))
 
 

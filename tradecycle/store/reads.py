@@ -26,6 +26,18 @@ def positions(db: Database) -> list[dict[str, Any]]:
     return db.query("SELECT * FROM positions ORDER BY symbol")
 
 
+def open_orders(db: Database) -> list[dict[str, Any]]:
+    """Orders sent that may still fill (or whose fate is not known yet), oldest first."""
+    from .audit import PENDING_TRADE_STATUSES
+
+    marks = ", ".join("?" for _ in PENDING_TRADE_STATUSES)
+    return db.query(
+        "SELECT cycle_id, symbol, side, notional_usd, quantity, filled_qty, filled_avg_price, price, status, client_order_id,"
+        f" broker_order_id, created_at FROM trades WHERE status IN ({marks}) ORDER BY id",
+        PENDING_TRADE_STATUSES,
+    )
+
+
 def cycles(db: Database, limit: int, since: str | None = None) -> list[dict[str, Any]]:
     where, params = _where({"started_at >= ?": since})
     return db.query(
