@@ -78,6 +78,16 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def _show(data: Any, as_json: bool, draw: Callable[[Any], None]) -> None:
+    """JSON for scripts, or rich tables drawn by ``draw(render_module)`` (rich loads only then)."""
+    if as_json:
+        _print_json(data)
+    else:
+        from . import render
+
+        draw(render)
+
+
 @cli.command()
 def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="do everything but send orders; record would-be orders")] = False,
@@ -145,12 +155,7 @@ def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
     """Kill switch, last cycle, account, positions, today's P&L and risk-limit use."""
     with _guard(show_traceback):
         data = app.status(config, db)
-    if as_json:
-        _print_json(data)
-    else:
-        from . import render
-
-        render.status(data)
+    _show(data, as_json, lambda render: render.status(data))
 
 
 def _history(kind: str) -> Callable[..., None]:
@@ -165,12 +170,7 @@ def _history(kind: str) -> Callable[..., None]:
     ) -> None:
         with _guard(show_traceback):
             rows = app.history(kind, config, db, limit, since, symbol)
-        if as_json:
-            _print_json(rows)
-        else:
-            from . import render
-
-            render.history(kind, rows)
+        _show(rows, as_json, lambda render: render.history(kind, rows))
 
     command.__doc__ = f"Recent {kind}, newest first."
     return command
@@ -197,12 +197,7 @@ def explain(
         missing = "" if where.exists() else f": there is no database at {where} yet"
         _error(f"no cycle {cycle_id!r} in the database{missing} (see `tradecycle cycles`)")
         raise typer.Exit(int(ExitCode.ABORTED))
-    if as_json:
-        _print_json(story)
-    else:
-        from . import render
-
-        render.explain(story)
+    _show(story, as_json, lambda render: render.explain(story))
 
 
 @cli.command()
@@ -217,12 +212,7 @@ def check(
     with _guard(show_traceback):
         result = app.check_online(config) if online else app.check(config)
     missing = [n for n in result["required"] if not result["environment"][n]]
-    if as_json:
-        _print_json(result)
-    else:
-        from . import render
-
-        render.check(result)
+    _show(result, as_json, lambda render: render.check(result))
     if missing:
         _error(f"required environment variable(s) not set: {', '.join(missing)}")
         raise typer.Exit(int(ExitCode.USAGE))
