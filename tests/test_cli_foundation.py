@@ -196,3 +196,15 @@ def test_a_database_locked_past_the_busy_timeout_aborts_before_any_order(home):
     assert result.returncode == 1
     assert "locked" in result.stderr and "Traceback" not in result.stderr
     assert rows(home, "SELECT COUNT(*) FROM sim_orders") == [(0,)]
+
+
+def test_config_from_the_environment_and_database_from_db(home, tmp_path_factory, monkeypatch):
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    other = tmp_path_factory.mktemp("data") / "other.db"
+    result = CliRunner().invoke(cli, ["run", "--dry-run", "--db", str(other)], env={"TRADECYCLE_CONFIG": str(home / "config.toml")})
+    assert result.exit_code == 0, result.output
+    assert other.exists() and not (home / "tradecycle.db").exists()
+    with sqlite3.connect(other) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM cycles").fetchone() == (1,)
+    shown = CliRunner().invoke(cli, ["cycles", "--json", "--db", str(other)], env={"TRADECYCLE_CONFIG": str(home / "config.toml")})
+    assert len(json.loads(shown.output)) == 1
