@@ -112,6 +112,9 @@ class FakeBroker:
                 return result
         raise OrderRejected("fake", "not found", 404)
 
+    def load_order_minimums(self, symbols) -> None:
+        """Nothing to read ahead: the minimum is $1 for every symbol."""
+
     def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
         return Decimal(1)
 

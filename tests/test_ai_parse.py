@@ -28,7 +28,6 @@ def test_valid_replies(reply):
     assert (decision.symbol, decision.action, decision.confidence, decision.reasoning) == (
         "AAPL", "buy", 0.72, "Breakout on volume",
     )
-    assert not hasattr(decision, "quantity")
 
 
 @pytest.mark.parametrize(

@@ -208,3 +208,43 @@ def test_config_from_the_environment_and_database_from_db(home, tmp_path_factory
         assert conn.execute("SELECT COUNT(*) FROM cycles").fetchone() == (1,)
     shown = CliRunner().invoke(cli, ["cycles", "--json", "--db", str(other)], env={"TRADECYCLE_CONFIG": str(home / "config.toml")})
     assert len(json.loads(shown.output)) == 1
+
+
+def test_two_paths_to_one_database_share_one_lock(home):
+    assert invoke(home, "run", "--dry-run").exit_code == 0
+    (home / "link.db").symlink_to(home / "tradecycle.db")
+    flock = "import fcntl, sys; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX)"
+    holder = subprocess.Popen([sys.executable, "-c", f"{flock}; print('held', flush=True); import time; time.sleep(30)",
+                               str(home / "tradecycle.db.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = subprocess.run([sys.executable, "-m", "tradecycle.cli", "run", "--config", str(home / "config.toml"),
+                                 "--db", str(home / "link.db")], capture_output=True, text=True, timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 0 and "another cycle is running" in result.stderr
+    assert rows(home, "SELECT COUNT(*) FROM cycles") == [(1,)]
+
+
+def test_killswitch_records_the_flag_even_when_the_config_is_not_valid_toml(home):
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace('path = "tradecycle.db"', 'path = "state.db"').replace(
+        "max_positions_count = 15", "max_positions_count = 15x"))
+    result = invoke(home, "killswitch", "on", "--reason", "broken config")
+    assert result.exit_code == 0 and str(home / "state.db") in result.output
+    assert invoke(home, "run").exit_code == 2  # the cycle itself refuses the broken config
+
+
+def test_killswitch_that_cannot_find_its_config_says_so_with_exit_1(tmp_path):
+    result = CliRunner().invoke(cli, ["killswitch", "on", "--config", str(tmp_path / "missing.toml")])
+    assert result.exit_code == 1 and "could not record the kill switch" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cycles", "--since", "yesterday"), "not an ISO time"),
+    (("cycles", "--symbol", "AAPL"), "--symbol applies to trades and decisions"),
+])
+def test_history_options_it_cannot_use_exit_2(home, args, message):
+    result = invoke(home, *args)
+    assert result.exit_code == 2 and message in result.output

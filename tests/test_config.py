@@ -92,3 +92,10 @@ def test_killswitch_reads_only_the_database_path(tmp_path):
 def test_settings_that_cannot_work_are_refused_at_load(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("key, section", [("max_quote_age_seconds", "cycle"), ("max_position_size_percent", "risk"),
+                                          ("refresh_minutes", "news")])
+def test_infinity_cannot_switch_a_limit_off(tmp_path, key, section):
+    with pytest.raises(ConfigError, match=f"{section}.{key}: must be a finite number"):
+        load_config(write(tmp_path, f"[{section}]\n{key} = inf\n"))

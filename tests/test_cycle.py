@@ -64,7 +64,6 @@ def test_kill_switch_turned_on_between_orders_stops_the_rest(db, store, log):
     broker = FakeBroker(prices={})
     quotes = FakeQuotes({"AAPL": "200", "MSFT": "400", "NVDA": "100"}, FakeClock())
     # The switch is flipped (as `tradecycle killswitch on` would) right after the first order.
-    broker.before_order = lambda intent: broker.orders and None
     sent = []
 
     def flip_after_first(intent):
@@ -215,7 +214,7 @@ def test_rejected_order_is_recorded_and_the_cycle_goes_on(db, store, log):
 def test_order_is_not_sent_when_its_trade_row_cannot_be_written(db, store, log):
     broker = FakeBroker()
     analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
-    # Something else holds a unique client_order_id row already: the INSERT fails.
+    # The disk fails under the trade row: the INSERT fails, so the order must not leave.
     db.execute("CREATE TRIGGER no_trades BEFORE INSERT ON trades BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
     report = run_cycle(services(broker=broker, analyst=analyst), store, settings(), log)
     assert broker.orders == []
@@ -465,7 +464,7 @@ def test_an_open_order_the_broker_no_longer_knows_stops_counting(db, store, log)
     broker = FakeBroker()
     clock.advance(60)
     run_cycle(services(broker=broker, analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)}), clock=clock), store, settings(), log)
-    assert db.one("SELECT status FROM trades WHERE client_order_id = 'tc-old-AAPL'")["status"] == "canceled"
+    assert db.one("SELECT status FROM trades WHERE client_order_id = 'tc-old-AAPL'")["status"] == "missing"
     assert [o.notional_usd for o in broker.orders] == [Decimal("10000.00")]
 
 

@@ -32,10 +32,13 @@ def test_every_event_of_a_run_carries_its_cycle_id(tmp_path):
 def test_log_level_is_respected(tmp_path):
     config = tmp_path / "config.toml"
     config.write_text((REPO / "config.toml").read_text().replace('level = "INFO"', 'level = "WARNING"'))
-    CliRunner().invoke(cli, ["run", "--config", str(config)])
-    log = tmp_path / "tradecycle.jsonl"
-    events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    assert all(e["level"] in ("warning", "error") for e in events)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["killswitch", "on", "--config", str(config)]).exit_code == 0
+    result = runner.invoke(cli, ["run", "--config", str(config)])  # skipped: a warning, and info events
+    assert result.exit_code == 0 and "skipped" in result.output
+    events = [json.loads(line) for line in (tmp_path / "tradecycle.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["cycle.skipped"]  # cycle.started (info) was left out
+    assert events[0]["level"] == "warning"
 
 
 def test_secrets_are_redacted_and_the_file_rotates(tmp_path):

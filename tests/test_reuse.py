@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -82,10 +81,12 @@ def test_only_holds_are_reused(db, store, log):
     assert len(analyst.seen) == 2
 
 
-def test_the_rules_analyst_always_decides_afresh(db, store, log):
-    clock = FakeClock()
-    analyst = ScriptedAnalyst()
-    for _ in range(2):
-        run_cycle(services(analyst=analyst, clock=clock), store, replace(reusing(), reuse_holds=False), log)
-        clock.advance(60)
-    assert len(analyst.seen) == 2
+@pytest.mark.parametrize("provider, reuses", [("rules", False), ("openai", True)])
+def test_only_the_llm_analyst_reuses_holds(tmp_path, provider, reuses):
+    """The rules analyst is free and deterministic: the wiring has it decide afresh every cycle."""
+    from tradecycle.config import load_config
+    from tradecycle.wiring import cycle_settings
+
+    (tmp_path / "config.toml").write_text(f'[ai]\nprovider = "{provider}"\nreanalyze_move_percent = 0.7\n')
+    built = cycle_settings(load_config(tmp_path / "config.toml"), dry_run=False)
+    assert built.reuse_holds is reuses and built.reanalyze_move_percent == Decimal("0.7")

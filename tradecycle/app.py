@@ -223,8 +223,20 @@ def _limit_use(risk, account: dict | None, positions: list[dict], orders: list[d
 
 def history(kind: str, config_option: str | None, db_option: str | None, limit: int, since: str | None = None,
             symbol: str | None = None) -> list[dict[str, Any]]:
-    """Newest-first rows of ``cycles``, ``trades`` or ``decisions``."""
+    """Newest-first rows of ``cycles``, ``trades`` or ``decisions``. A ``since``
+    that is not an ISO time, or ``symbol`` for cycles, is a UsageError (exit 2)."""
+    from .errors import UsageError
     from .store import reads
+    from .times import iso
+
+    if symbol and kind == "cycles":
+        raise UsageError("--symbol applies to trades and decisions, not to cycles")
+    if since:
+        try:
+            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"--since {since!r}: not an ISO time (e.g. 2026-11-25 or 2026-11-25T14:00)") from None
+        since = iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
     with _reading(database_path(config_option, db_option)) as db:
         if db is None:

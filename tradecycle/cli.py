@@ -52,8 +52,9 @@ def _error(message: str) -> None:
 
 
 @contextmanager
-def _guard(show_traceback: bool, prefix: str = ""):
-    """Turn our errors into one line and an exit code; a bug into exit 1."""
+def _guard(show_traceback: bool, prefix: str = "", exit_code: ExitCode | None = None):
+    """Turn our errors into one line and an exit code (``exit_code`` for all of
+    them, if given); a bug into exit 1."""
     try:
         yield
     except typer.Exit:
@@ -62,7 +63,7 @@ def _guard(show_traceback: bool, prefix: str = ""):
         if _debug(show_traceback):
             traceback.print_exc()
         _error(f"{prefix}{exc}")
-        raise typer.Exit(int(exc.exit_code)) from None
+        raise typer.Exit(int(exit_code or exc.exit_code)) from None
     except Exception as exc:
         if _debug(show_traceback):
             traceback.print_exc()
@@ -138,7 +139,8 @@ def killswitch(
     """Turn the persisted kill switch on or off, or show it. Reads only database.path."""
     active = None if state is None else state is SwitchState.on
     prefix = "could not record the kill switch: " if active is not None else "could not read the kill switch: "
-    with _guard(show_traceback, prefix):
+    # Whatever kept the flag from being recorded (even a broken config), the answer is exit 1.
+    with _guard(show_traceback, prefix, ExitCode.ABORTED):
         existed = app.database_path(config, db).exists()
         switch, database = app.kill_switch(config, db, active, reason)
     if active is not None and not existed:

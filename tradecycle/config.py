@@ -27,7 +27,8 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf would switch a limit off (max_quote_age_seconds = inf: no price is ever stale).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CycleConfig(_Section):
@@ -290,6 +291,8 @@ _MESSAGES = {
     "less_than": "must be < {lt}",
     "extra_forbidden": "unknown key",
     "literal_error": "must be one of {expected}",
+    "finite_number": "must be a finite number",
+    "decimal_type": "must be a finite number",
 }
 
 

@@ -132,6 +132,7 @@ def fetch_market_data(cycle: Cycle) -> None:
         "positions": services.broker.get_positions,
         "stocks": lambda: services.stock_quotes.get_quotes(settings.stocks) if settings.stocks else {},
         "crypto": lambda: services.crypto_quotes.get_quotes(settings.crypto) if settings.crypto else {},
+        "minimums": lambda: services.broker.load_order_minimums(settings.crypto),
     }
     for symbol in due_news:
         tasks[f"news:{symbol}"] = lambda s=symbol: services.news.get_news(s, now - NEWS_LOOKBACK)
@@ -183,7 +184,7 @@ def _apply_order_updates(cycle: Cycle, trades: list[dict], results: dict) -> Non
         if getattr(result, "status_code", None) == 404 and trade["cycle_id"] != cycle.cycle_id:
             # The broker no longer knows an order it once accepted (a reset paper account,
             # another broker on this database): it will never fill, so it stops counting.
-            gone = OrderResult(trade["client_order_id"], None, "canceled", message=f"the broker no longer has this order ({result})")
+            gone = OrderResult(trade["client_order_id"], None, "missing", message=f"the broker no longer has this order ({result})")
             cycle.store.update_trade(trade["client_order_id"], gone, now)
         elif isinstance(result, Exception):
             cycle.note(f"{trade['symbol']}: order {trade['client_order_id']} not refreshed ({result})")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from . import risk
 from .ai.prompt import prompt_inputs_summary
 from .errors import TradecycleError
-from .models import AnalysisInput, Decision, FetchResult, OrderIntent, Quote, RiskLimits
+from .models import AnalysisInput, Decision, FetchResult, OrderIntent, Quote, RiskLimits, to_qty
 from .ports import EventLog, Services
 from .times import iso
 
@@ -128,7 +128,8 @@ def trade_row(cycle: Cycle, intent: OrderIntent, status: str) -> dict:
         "cycle_id": cycle.cycle_id,
         "symbol": intent.symbol,
         "side": intent.side,
-        "quantity": str(intent.qty) if intent.qty is not None else None,
+        # A notional buy's quantity is an estimate at the quoted price until the fill says.
+        "quantity": str(intent.qty if intent.qty is not None else to_qty(intent.notional_usd / intent.price)),
         "notional_usd": str(intent.notional_usd) if intent.notional_usd is not None else None,
         "price": str(intent.price),
         "status": status,

@@ -23,6 +23,12 @@ class ConfigError(TradecycleError):
     exit_code = ExitCode.USAGE
 
 
+class UsageError(TradecycleError):
+    """An option the command cannot use (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class DatabaseUnusable(TradecycleError):
     """The database cannot be opened, read or written: nothing may be traded."""
 

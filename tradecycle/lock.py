@@ -38,4 +38,6 @@ class FileLock:
 
 
 def lock_path_for(database_path: Path) -> Path:
-    return database_path.with_name(database_path.name + ".lock")
+    """Beside the real file (links resolved): two paths to one database share one lock."""
+    real = Path(database_path).resolve()
+    return real.with_name(real.name + ".lock")

@@ -7,6 +7,7 @@ must work fast, and even when the rest of the config is invalid.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 
@@ -40,13 +41,36 @@ def resolve_path(base_dir: Path, value: str) -> Path:
 
 
 def load_database_path(path: Path) -> Path:
-    """Only ``database.path``, for ``killswitch``: an emergency stop must work
-    even when the rest of the config is invalid."""
-    data = read_toml(path)
-    section = data.get("database", {})
-    value = section.get("path", DEFAULT_DATABASE) if isinstance(section, dict) else None
+    """Only ``database.path``, for ``killswitch`` and the read commands: an
+    emergency stop must work even when the rest of the config is invalid,
+    including a TOML syntax error elsewhere in the file (then the
+    ``[database]`` table is read line by line)."""
+    try:
+        data = read_toml(path)
+    except ConfigError:
+        if not path.is_file():
+            raise
+        value = _scan_database_path(path.read_text(errors="replace"))
+    else:
+        section = data.get("database", {})
+        value = section.get("path", DEFAULT_DATABASE) if isinstance(section, dict) else None
     if not isinstance(value, str) or not value:
         raise ConfigError("database.path: must be a file path")
     return resolve_path(path.resolve().parent, value)
+
+
+_TABLE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")
+_PATH_KEY = re.compile(r"""^\s*path\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+
+
+def _scan_database_path(text: str) -> str:
+    """``database.path`` from a file that is not valid TOML as a whole."""
+    table = None
+    for line in text.splitlines():
+        if header := _TABLE.match(line):
+            table = header.group(1)
+        elif table == "database" and (key := _PATH_KEY.match(line)):
+            return key.group(1) if key.group(1) is not None else key.group(2)
+    return DEFAULT_DATABASE
 
 

@@ -54,6 +54,10 @@ class Broker(Protocol):
     def get_order(self, broker_order_id: str) -> OrderResult:
         """The broker's current view of an order it accepted earlier (for sync)."""
 
+    def load_order_minimums(self, symbols: Sequence[str]) -> None:
+        """Read ahead what ``min_order_notional`` needs (part of the fetch round
+        trip, so sizing later costs none). Never raises."""
+
     def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
         """The smallest order value in USD the broker accepts for this symbol at this price."""
 

@@ -255,23 +255,32 @@ def explain(story: dict[str, Any], console: Console | None = None) -> None:
         console.print(_table("prices seen", ["symbol", "price", "as of", "source", "day change %"],
                              [[q["symbol"], q["price"], q["as_of"], q["source"], q["change_percent"]] for q in story["quotes"]]))
     if story["decisions"]:
-        rows = [[d["symbol"], d["action"], d["confidence"], _outcome(d["outcome"]), d.get("detail"), d["reasoning"]]
+        rows = [[d["symbol"], _price_seen(d), d["action"], d["confidence"], _outcome(d["outcome"]), d.get("detail"), d["reasoning"]]
                 for d in story["decisions"]]
-        console.print(_table("decisions", ["symbol", "action", "confidence", "outcome", "risk verdict", "reasoning"], rows))
+        console.print(_table("decisions", ["symbol", "price (age, source)", "action", "confidence", "outcome", "risk verdict",
+                                           "reasoning"], rows))
     else:
         _line(console, "no decisions recorded in this cycle")
     headlines = [[d["symbol"], h.get("title")] for d in story["decisions"] for h in ((d.get("inputs") or {}).get("headlines") or [])]
     if headlines:
         console.print(_table("headlines the analyst saw", ["symbol", "headline"], headlines))
     if story["trades"]:
-        console.print(_table("orders", ["symbol", "side", "notional", "qty", "status", "client order id", "broker order id", "notes"],
-                             [[t["symbol"], t["side"], t["notional_usd"], t["quantity"], t["status"], t["client_order_id"],
-                               t["broker_order_id"], t["notes"]] for t in story["trades"]]))
+        console.print(_table("orders", ["symbol", "side", "notional", "qty", "status", "fill price", "filled at", "client order id",
+                                        "broker order id", "notes"],
+                             [[t["symbol"], t["side"], t["notional_usd"], t["quantity"], t["status"], t["filled_avg_price"],
+                               t["executed_at"], t["client_order_id"], t["broker_order_id"], t["notes"]] for t in story["trades"]]))
     for note in (cycle.get("summary") or {}).get("notes") or []:
         _line(console, f"note: {note}", "yellow")
 
 
 # -- check -----------------------------------------------------------------------
+
+
+def _price_seen(decision: dict[str, Any]) -> str:
+    if decision.get("price") is None:
+        return "-"
+    age = decision.get("quote_age_seconds")
+    return f"{decision['price']} ({'?' if age is None else f'{age:.0f}s'}, {decision.get('quote_source') or '?'})"
 
 
 def check(result: dict[str, Any], console: Console | None = None) -> None:

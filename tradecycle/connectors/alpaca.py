@@ -9,6 +9,7 @@ once, and says what the broker made of it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from decimal import ROUND_UP, Decimal, InvalidOperation
 from typing import Any
@@ -24,6 +25,7 @@ from ..errors import (
     ServiceUnavailable,
 )
 from ..models import CENT, Account, MarketClock, OrderIntent, OrderResult, Position, is_crypto, normalize_symbol, to_cents, to_qty
+from ..parallel import gather
 from .http import HttpClient, HttpSettings, ServiceDown, ServiceRefused
 
 STOCK_MIN_NOTIONAL_USD = Decimal("1")
@@ -180,6 +182,12 @@ class AlpacaBroker:
         if min_size is None:
             return CRYPTO_FALLBACK_MIN_NOTIONAL_USD
         return max(STOCK_MIN_NOTIONAL_USD, (min_size * price).quantize(CENT, rounding=ROUND_UP))
+
+    def load_order_minimums(self, symbols: Sequence[str]) -> None:
+        """Read the crypto pairs' minimums now (one GET /v2/assets each, at once), so
+        that sizing an order later costs no round trip. Never raises."""
+        pairs = [normalize_symbol(s) for s in symbols if is_crypto(s)]
+        gather({pair: (lambda pair=pair: self._crypto_min_order_size(pair)) for pair in pairs if pair not in self._min_order_size})
 
     # -- internals -----------------------------------------------------------
 

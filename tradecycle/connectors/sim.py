@@ -254,6 +254,9 @@ class SimBroker:
             raise OrderRejected("sim", f"order {broker_order_id} not found", 404)
         return _result(order)
 
+    def load_order_minimums(self, symbols) -> None:
+        """Nothing to read ahead: the minimum is $1 for every symbol."""
+
     def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
         return Decimal("1")
 
