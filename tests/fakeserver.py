@@ -3,9 +3,10 @@
 Alpaca paper trading, Finnhub, CoinGecko and an OpenAI-compatible chat server
 behind one ``ThreadingHTTPServer`` on 127.0.0.1, standard library only, so that
 end-to-end tests can run the real ``tradecycle`` CLI in a subprocess against it
-and benchmarks can add latency.  Response shapes follow
-``the shared API_NOTES.md (the contract's notes on the real services)`` (string numbers for Alpaca, the all-zero Finnhub
-quote for an unknown symbol, ``{}`` from CoinGecko for unknown ids, ...).
+and benchmarks can add latency.  Response shapes follow the contract's notes
+on the real services (API_NOTES.md in the shared design folder): string numbers
+for Alpaca, the all-zero Finnhub quote for an unknown symbol, ``{}`` from
+CoinGecko for unknown ids, ...
 
     with FakeServices() as fake:
         fake.llm_decide = {"AAPL": ("buy", 0.9, "breakout")}
