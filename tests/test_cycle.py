@@ -474,3 +474,24 @@ def test_a_closed_market_says_market_closed_even_for_an_old_last_trade(db, store
     quotes = FakeQuotes({"AAPL": "200"}, clock, age_seconds=16 * 3600)  # last trade yesterday afternoon
     run_cycle(services(broker=broker, quotes=quotes, clock=clock), store, settings(), log)
     assert decisions(db)["AAPL"]["outcome"] == "market_closed"
+
+
+def test_an_order_not_at_the_broker_yet_counts_as_bought_until_the_grace_passes(db, store, log):
+    from tradecycle.errors import OrderUncertain
+
+    clock = FakeClock()
+    broker = FakeBroker()
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    broker.reject["AAPL"] = OrderUncertain("alpaca", "no answer within 10s; lookup failed")
+    run_cycle(services(broker=broker, analyst=analyst, clock=clock), store, settings(), log)
+    del broker.reject["AAPL"]
+
+    clock.advance(30)  # the broker does not show it yet: it may still land
+    run_cycle(services(broker=broker, analyst=analyst, clock=clock), store, settings(), log)
+    assert db.one("SELECT status FROM trades")["status"] == "unknown"
+    assert broker.orders == [] and decisions(db)["AAPL"]["outcome"] == "position_too_large"
+
+    clock.advance(120)  # long enough: it never arrived, and the symbol may be bought again
+    run_cycle(services(broker=broker, analyst=analyst, clock=clock), store, settings(), log)
+    statuses = [r["status"] for r in db.query("SELECT status FROM trades ORDER BY id")]
+    assert statuses == ["not_sent", "accepted"] and len(broker.orders) == 1

@@ -19,12 +19,16 @@ from .errors import BadResponse, OrderNotReceived, OrderRejected, OrderUncertain
 from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, is_crypto
 from .parallel import gather
 from .ports import EventLog, Services
+from .times import parse_iso
 
 if TYPE_CHECKING:
     from .store import Store
 
 NEWS_LOOKBACK = timedelta(hours=24)
 MAX_CLOCK_SKEW = timedelta(seconds=60)  # a quote dated further ahead than this is not trusted
+# An order the broker does not show this long after it was sent never arrived;
+# younger, it may still land, so it stays `unknown` (and counts as bought).
+ARRIVAL_GRACE = timedelta(minutes=2)
 ABORTS_THAT_TRIP_KILL_SWITCH = 3
 
 
@@ -96,12 +100,18 @@ def reconcile_unconfirmed_orders(cycle: Cycle) -> None:
     dead = store.running_cycles(except_id=cycle.cycle_id)
     unconfirmed = store.unconfirmed_trades()
     found = gather({t["client_order_id"]: (lambda cid=t["client_order_id"]: broker.get_order_by_client_id(cid)) for t in unconfirmed})
-    for client_order_id, result in found.items():
+    now = cycle.services.clock.now()
+    for trade in unconfirmed:
+        client_order_id = trade["client_order_id"]
+        result = found[client_order_id]
         if isinstance(result, Exception):
             raise result if isinstance(result, ServiceError) else ServiceError("broker", repr(result))
         if result is None:
+            if not _never_arrived(trade, now):
+                cycle.note(f"{trade['symbol']}: order {client_order_id} not at the broker yet; counted as bought until it is")
+                continue
             result = OrderResult(client_order_id, None, "not_sent", message="the broker never received it")
-        store.update_trade(client_order_id, result, cycle.services.clock.now())
+        store.update_trade(client_order_id, result, now)
         cycle.log("order.reconciled", client_order_id=client_order_id, status=result.status)
     for cycle_id in dead:
         store.mark_cycle_aborted(cycle_id, f"process died; found by cycle {cycle.cycle_id}", cycle.started_at)
@@ -150,7 +160,7 @@ def fetch_market_data(cycle: Cycle) -> None:
     )
     cycle.market = market
     _apply_order_updates(cycle, open_orders, results)
-    cycle.open_orders = store.open_orders()
+    cycle.open_orders = store.pending_trades()  # open, and any whose fate is still unknown
     _collect_quotes(cycle, {**_per_symbol(results["stocks"], settings.stocks), **_per_symbol(results["crypto"], settings.crypto)})
     for symbol in due_news:
         items = results[f"news:{symbol}"]
@@ -188,12 +198,17 @@ def _apply_order_updates(cycle: Cycle, trades: list[dict], results: dict) -> Non
             cycle.store.update_trade(trade["client_order_id"], gone, now)
         elif isinstance(result, Exception):
             cycle.note(f"{trade['symbol']}: order {trade['client_order_id']} not refreshed ({result})")
-        elif result is None and trade["cycle_id"] != cycle.cycle_id:
-            # Looked up a cycle later and still unknown to the broker: it never arrived.
+        elif result is None and _never_arrived(trade, now):
             missing = OrderResult(trade["client_order_id"], None, "not_sent", message="the broker has no such order")
             cycle.store.update_trade(trade["client_order_id"], missing, now)
         elif result is not None and (result.status, _text(result.filled_qty)) != (trade["status"], trade["filled_qty"]):
             cycle.store.update_trade(trade["client_order_id"], result, now)
+
+
+def _never_arrived(trade: dict, now: datetime) -> bool:
+    """The broker still has no such order, long enough after it was sent to be sure."""
+    sent = trade.get("created_at")
+    return sent is None or now - parse_iso(sent) >= ARRIVAL_GRACE
 
 
 def _text(value: Decimal | None) -> str | None:
