@@ -1,6 +1,15 @@
 """The versioned schema. Append-only: never edit a migration that has shipped;
 add a new function at the end of ``MIGRATIONS``. ``PRAGMA user_version`` holds
-how many have been applied."""
+how many have been applied.
+
+This follows the rule of sqlite-utils' ``Migrations`` (ordered, never edited,
+one transaction each) with a plain version number instead of its bookkeeping
+table, for two reasons: opening an up-to-date database, which every command
+does, costs one pragma read and never imports sqlite-utils (``killswitch``
+must start fast); and the check-and-apply happens inside one ``BEGIN
+IMMEDIATE``, so two first runs racing on a new database cannot both apply a
+migration.
+"""
 
 from __future__ import annotations
 
