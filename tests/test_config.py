@@ -99,3 +99,13 @@ def test_settings_that_cannot_work_are_refused_at_load(tmp_path, text, message):
 def test_infinity_cannot_switch_a_limit_off(tmp_path, key, section):
     with pytest.raises(ConfigError, match=f"{section}.{key}: must be a finite number"):
         load_config(write(tmp_path, f"[{section}]\n{key} = inf\n"))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[database]\npath = "a.db"\n[risk]\nmax_positions_count = 15x\n', "a.db"),
+    ('database.path = "b.db"\n[risk]\nmax_positions_count = 15x\n', "b.db"),
+    ("database = {path = 'c.db'}\n[risk]\nmax_positions_count = 15x\n", "c.db"),
+    ('[risk]\npath = "not-this.db"\nmax_positions_count = 15x\n', "tradecycle.db"),
+])
+def test_killswitch_finds_the_database_in_a_file_that_is_not_valid_toml(tmp_path, text, expected):
+    assert load_database_path(write(tmp_path, text)) == tmp_path / expected

@@ -495,3 +495,25 @@ def test_an_order_not_at_the_broker_yet_counts_as_bought_until_the_grace_passes(
     run_cycle(services(broker=broker, analyst=analyst, clock=clock), store, settings(), log)
     statuses = [r["status"] for r in db.query("SELECT status FROM trades ORDER BY id")]
     assert statuses == ["not_sent", "accepted"] and len(broker.orders) == 1
+
+
+@pytest.mark.parametrize("resend_error", [
+    ServiceUnavailable("alpaca", "cannot connect (connection refused)"),
+    OrderRejected("alpaca", "insufficient buying power", 403),
+], ids=["resend-unreachable", "resend-refused"])
+def test_a_resend_that_fails_leaves_the_lost_first_attempt_to_be_looked_up(db, store, log, resend_error):
+    from tradecycle.errors import OrderNotReceived
+
+    broker = FakeBroker()
+    attempts = []
+
+    def lost_then_fails(intent):
+        attempts.append(intent.client_order_id)
+        raise OrderNotReceived("alpaca", "order did not arrive") if len(attempts) == 1 else resend_error
+
+    broker.before_order = lost_then_fails
+    run_cycle(services(broker=broker, analyst=ScriptedAnalyst({"AAPL": ("buy", 0.9)})), store, settings(), log)
+    assert len(attempts) == 2
+    trade = db.one("SELECT status, notes FROM trades")
+    assert trade["status"] == "unknown" and "resend failed" in trade["notes"]  # not final: the first may land
+    assert decisions(db)["AAPL"]["outcome"] == "error"

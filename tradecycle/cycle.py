@@ -476,6 +476,7 @@ def _submit(cycle: Cycle, item: Outcome) -> tuple[str, str]:
     def mark(status: str, notes: str) -> None:
         store.update_trade(intent.client_order_id, OrderResult(intent.client_order_id, None, status), now(), notes=notes)
 
+    lost: OrderNotReceived | None = None  # the first attempt, which may still land
     for attempt in (1, 2):
         try:
             result = cycle.services.broker.submit_order(intent)
@@ -486,24 +487,35 @@ def _submit(cycle: Cycle, item: Outcome) -> tuple[str, str]:
                 # The lost attempt may still land: leave it for the next cycle to look up.
                 mark("unknown", f"{exc}; not sent again: {blocked[1]}")
                 return blocked
+            lost = exc
             cycle.log("order.resend", "warning", symbol=intent.symbol, client_order_id=intent.client_order_id, reason=str(exc))
-        except OrderRejected as exc:
-            mark("rejected", exc.message)
-            cycle.log("order.rejected", "warning", symbol=intent.symbol, client_order_id=intent.client_order_id, message=exc.message)
-            return "rejected", exc.message
-        except OrderUncertain as exc:
-            mark("unknown", str(exc))
-            cycle.note(f"{intent.symbol}: order outcome unknown ({exc}); the next cycle looks it up first", symbol=intent.symbol)
-            return "error", f"order outcome unknown: {exc}"
         except ServiceError as exc:
-            mark("not_sent", str(exc))
-            cycle.note(f"{intent.symbol}: order not sent ({exc})", symbol=intent.symbol)
-            return "error", f"order not sent: {exc}"
+            if lost is not None:
+                # Whatever the resend met (a refusal, a 429, a closed port), the first one may land.
+                mark("unknown", f"{lost}; resend failed: {exc}")
+                cycle.note(f"{intent.symbol}: order outcome unknown ({exc}); the next cycle looks it up first", symbol=intent.symbol)
+                return "error", f"order outcome unknown: resend failed: {exc}"
+            return _failed(cycle, intent, exc, mark)
     store.update_trade(intent.client_order_id, result, now())
     cycle.orders_sent += 1
     cycle.log("order.sent", symbol=intent.symbol, side=intent.side, client_order_id=intent.client_order_id,
               order_id=result.broker_order_id, status=result.status)
     return "ordered", f"{intent.side} sent: {result.status}"
+
+
+def _failed(cycle: Cycle, intent, exc: ServiceError, mark) -> tuple[str, str]:
+    """Record a first attempt that did not become an order; (outcome, detail)."""
+    if isinstance(exc, OrderRejected):
+        mark("rejected", exc.message)
+        cycle.log("order.rejected", "warning", symbol=intent.symbol, client_order_id=intent.client_order_id, message=exc.message)
+        return "rejected", exc.message
+    if isinstance(exc, OrderUncertain):
+        mark("unknown", str(exc))
+        cycle.note(f"{intent.symbol}: order outcome unknown ({exc}); the next cycle looks it up first", symbol=intent.symbol)
+        return "error", f"order outcome unknown: {exc}"
+    mark("not_sent", str(exc))
+    cycle.note(f"{intent.symbol}: order not sent ({exc})", symbol=intent.symbol)
+    return "error", f"order not sent: {exc}"
 
 
 # -- 6. sync ----------------------------------------------------------------------

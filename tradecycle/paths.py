@@ -60,16 +60,25 @@ def load_database_path(path: Path) -> Path:
 
 
 _TABLE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")
-_PATH_KEY = re.compile(r"""^\s*path\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_STRING = r"""(?:"([^"]*)"|'([^']*)')"""
+_PATH_IN_TABLE = re.compile(rf"^\s*path\s*=\s*{_STRING}")
+_DOTTED_PATH = re.compile(rf"^\s*database\s*\.\s*path\s*=\s*{_STRING}")
+_INLINE_PATH = re.compile(rf"^\s*database\s*=\s*\{{.*?\bpath\s*=\s*{_STRING}")
 
 
 def _scan_database_path(text: str) -> str:
-    """``database.path`` from a file that is not valid TOML as a whole."""
+    """``database.path`` from a file that is not valid TOML as a whole: in a
+    ``[database]`` table, as ``database.path = ...`` or ``database = {path = ...}``
+    at the top level."""
     table = None
     for line in text.splitlines():
         if header := _TABLE.match(line):
             table = header.group(1)
-        elif table == "database" and (key := _PATH_KEY.match(line)):
+            continue
+        key = _PATH_IN_TABLE.match(line) if table == "database" else (
+            (_DOTTED_PATH.match(line) or _INLINE_PATH.match(line)) if table is None else None
+        )
+        if key:
             return key.group(1) if key.group(1) is not None else key.group(2)
     return DEFAULT_DATABASE
 
