@@ -1,4 +1,4 @@
-"""Reply bodies shaped exactly like the real services' (see /work/shared/API_NOTES.md).
+"""Reply bodies shaped exactly like the real services' (see the contract's API_NOTES.md).
 
 Plain data, no behaviour, so any test (connectors, fake server, end-to-end)
 can reuse them. Copy before mutating: ``dict(ALPACA_ACCOUNT, equity="1")``.

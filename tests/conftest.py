@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import responses
 
 from tradecycle.logs import MemoryLog
 from tradecycle.store import Store, open_database
@@ -21,3 +22,10 @@ def store(db):
 @pytest.fixture
 def log():
     return MemoryLog()
+
+
+@pytest.fixture
+def server():
+    """A ``responses`` mock: HTTP never leaves the process, and every mocked call must be used."""
+    with responses.RequestsMock() as rsps:
+        yield rsps

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 import requests
-import responses
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
@@ -27,7 +26,7 @@ from tests.api_shapes import (
     ALPACA_POSITION_STOCK,
 )
 from tradecycle.connectors.alpaca import CRYPTO_FALLBACK_MIN_NOTIONAL_USD, AlpacaBroker
-from tradecycle.connectors.http import HttpSettings
+from tests.http_helpers import fast_settings
 from tradecycle.errors import (
     BadResponse,
     DuplicateOrder,
@@ -47,20 +46,9 @@ KEY_ID = "PKTESTKEYID00000001"
 SECRET_KEY = "SeCrEtKeY0123456789abcdefghijklmnopqrstu"
 
 
-def fast_settings(**overrides) -> HttpSettings:
-    values = dict(timeout_seconds=1.0, max_retries=2, retry_base_delay_seconds=0.001, retry_max_delay_seconds=0.01)
-    return HttpSettings(**(values | overrides))
-
-
 @pytest.fixture
 def broker() -> AlpacaBroker:
     return AlpacaBroker(BASE, KEY_ID, SECRET_KEY, fast_settings(), order_timeout_seconds=2)
-
-
-@pytest.fixture
-def server():
-    with responses.RequestsMock() as rsps:
-        yield rsps
 
 
 def stock_buy(**overrides) -> OrderIntent:

@@ -7,12 +7,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-import responses
 from responses import matchers
 
 from tests.api_shapes import COINGECKO_RATE_LIMITED, COINGECKO_SIMPLE_PRICE, COINGECKO_UNKNOWN_ID
 from tradecycle.connectors.coingecko import CoinGeckoQuotes
-from tradecycle.connectors.http import HttpSettings
+from tests.http_helpers import fast_settings
 from tradecycle.errors import BadResponse, RateLimited, ServiceUnavailable
 from tradecycle.models import Deadline, Quote
 
@@ -22,11 +21,6 @@ IDS = {"BTC/USD": "bitcoin", "ETH/USD": "ethereum", "DOGE/USD": "dogecoin-typo"}
 DEMO_KEY = "CG-demokey0123456789abcd"
 
 
-def fast_settings(**overrides) -> HttpSettings:
-    values = dict(timeout_seconds=1.0, max_retries=2, retry_base_delay_seconds=0.001, retry_max_delay_seconds=0.01)
-    return HttpSettings(**(values | overrides))
-
-
 def source(api_key: str = "", **settings) -> CoinGeckoQuotes:
     return CoinGeckoQuotes(BASE, IDS, api_key, fast_settings(**settings))
 
@@ -34,12 +28,6 @@ def source(api_key: str = "", **settings) -> CoinGeckoQuotes:
 def price_query(ids: str) -> list:
     params = {"ids": ids, "vs_currencies": "usd", "include_24hr_change": "true", "include_last_updated_at": "true"}
     return [matchers.query_param_matcher(params)]
-
-
-@pytest.fixture
-def server():
-    with responses.RequestsMock() as rsps:
-        yield rsps
 
 
 def test_one_request_serves_every_coin(server):

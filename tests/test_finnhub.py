@@ -14,23 +14,13 @@ from responses import matchers
 
 from tests.api_shapes import FINNHUB_NEWS_AAPL, FINNHUB_QUOTE_AAPL, FINNHUB_QUOTE_UNKNOWN, FINNHUB_RATE_LIMITED
 from tradecycle.connectors.finnhub import FinnhubNews, FinnhubQuotes
+from tests.http_helpers import fast_settings
 from tradecycle.connectors.http import HttpSettings
 from tradecycle.errors import BadResponse, RateLimited, ServiceError, ServiceUnavailable
 from tradecycle.models import Deadline, Quote
 
 BASE = "https://finnhub.io/api/v1"
 API_KEY = "cfinnhubtestkey0123456789"
-
-
-def fast_settings(**overrides) -> HttpSettings:
-    values = dict(timeout_seconds=1.0, max_retries=2, retry_base_delay_seconds=0.001, retry_max_delay_seconds=0.01)
-    return HttpSettings(**(values | overrides))
-
-
-@pytest.fixture
-def server():
-    with responses.RequestsMock() as rsps:
-        yield rsps
 
 
 def quote_for(server, symbol: str, **reply) -> None:
@@ -264,7 +254,6 @@ def test_a_429_without_retry_after_is_not_retried_so_the_quota_is_not_burned():
     import responses as responses_lib
 
     from tradecycle.connectors.finnhub import FinnhubQuotes
-    from tradecycle.connectors.http import HttpSettings
     from tradecycle.errors import RateLimited
 
     with responses_lib.RequestsMock() as server:

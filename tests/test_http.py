@@ -9,6 +9,7 @@ import requests
 import responses
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
+from tests.http_helpers import fast_settings
 from tradecycle.connectors.http import HttpClient, HttpSettings, ServiceDown, ServiceRefused
 from tradecycle.errors import BadResponse, RateLimited
 from tradecycle.models import Deadline
@@ -17,19 +18,8 @@ BASE = "https://api.example.test/v1"
 SECRET = "sk-live-SECRETVALUE-0123456789"
 
 
-def fast_settings(**overrides) -> HttpSettings:
-    values = dict(timeout_seconds=1.0, max_retries=2, retry_base_delay_seconds=0.001, retry_max_delay_seconds=0.01)
-    return HttpSettings(**(values | overrides))
-
-
 def client(**overrides) -> HttpClient:
     return HttpClient("svc", BASE, fast_settings(**overrides), {"X-Key": SECRET})
-
-
-@pytest.fixture
-def server():
-    with responses.RequestsMock() as rsps:
-        yield rsps
 
 
 @pytest.fixture
@@ -253,7 +243,7 @@ def test_a_server_that_trickles_its_answer_cannot_hold_a_call_past_its_timeout()
     import threading
     import time
 
-    from tradecycle.connectors.http import HttpClient, HttpSettings, ServiceDown
+    from tradecycle.connectors.http import HttpClient, ServiceDown
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
