@@ -4,6 +4,7 @@ canned replies. They record what reached them so tests can assert on it."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -80,6 +81,7 @@ class FakeBroker:
         self.reject: dict[str, Exception] = {}
         self.before_order: Callable[[OrderIntent], None] | None = None
         self.order_status = "accepted"  # what the broker answers to every new order
+        self.cancels: list[str] = []  # broker order ids cancelled
         self.clock_calls = 0
 
     def get_account(self) -> Account:
@@ -102,7 +104,8 @@ class FakeBroker:
         if intent.symbol in self.reject:
             raise self.reject[intent.symbol]
         self.orders.append(intent)
-        result = OrderResult(intent.client_order_id, str(uuid.uuid4()), self.order_status, intent.symbol, intent.side)
+        result = OrderResult(intent.client_order_id, str(uuid.uuid4()), self.order_status, intent.symbol, intent.side,
+                             qty=intent.qty)
         self.known[intent.client_order_id] = result
         return result
 
@@ -120,6 +123,19 @@ class FakeBroker:
 
     def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
         return Decimal(1)
+
+    def open_orders(self) -> list[OrderResult]:
+        return [r for r in self.known.values() if r.status not in ("filled", "canceled", "expired", "rejected")]
+
+    def cancel_order(self, broker_order_id: str) -> None:
+        for cid, result in self.known.items():
+            if result.broker_order_id == broker_order_id:
+                if result.status in ("filled", "canceled", "expired", "rejected"):
+                    raise OrderRejected("fake", f"order is already in \"{result.status}\" state", 422)
+                self.known[cid] = replace(result, status="canceled")
+                self.cancels.append(broker_order_id)
+                return
+        raise OrderRejected("fake", "order not found", 404)
 
 
 class FakeQuotes:

@@ -119,9 +119,11 @@ def _watchdog(max_cycle_seconds: float, log):
 # -- kill switch ------------------------------------------------------------------
 
 
-def kill_switch(config_option: str | None, db_option: str | None, active: bool | None, reason: str | None):
+def kill_switch(config_option: str | None, db_option: str | None, active: bool | None, reason: str | None,
+                flatten: bool = False):
     """Show (``active`` None) or set the kill switch; returns it and the database
-    it lives in. Reads only ``database.path``.
+    it lives in. Reads only ``database.path``. ``flatten`` asks the next cycles
+    to cancel every open order and close every position (``winddown.py``).
 
     Raises DatabaseUnusable (exit 1) when the flag cannot be read or recorded.
     """
@@ -137,7 +139,7 @@ def kill_switch(config_option: str | None, db_option: str | None, active: bool |
     try:
         if active and not reason:
             reason = "turned on by hand"
-        return write_kill_switch(db, active, reason if active else None, _now()), path
+        return write_kill_switch(db, active, reason if active else None, _now(), flatten=flatten), path
     finally:
         db.close()
 

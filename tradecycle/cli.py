@@ -132,21 +132,31 @@ class SwitchState(str, Enum):
 def killswitch(
     state: Annotated[Optional[SwitchState], typer.Argument(help="on or off; omit to show")] = None,
     reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="why (recorded with the flag)")] = None,
+    flatten: Annotated[bool, typer.Option("--flatten", help="with on: the next cycle also cancels every open order and sells every position")] = False,
     config: ConfigOption = None,
     db: DbOption = None,
     show_traceback: TracebackOption = False,
 ) -> None:
-    """Turn the persisted kill switch on or off, or show it. Reads only database.path."""
+    """Turn the persisted kill switch on or off, or show it. Reads only database.path.
+
+    On, the next cycle cancels open buy orders (nothing fills after you said
+    stop); with --flatten it cancels every open order and closes every position."""
     active = None if state is None else state is SwitchState.on
+    if flatten and not active:
+        _error("--flatten goes with `killswitch on`")
+        raise typer.Exit(int(ExitCode.USAGE))
     prefix = "could not record the kill switch: " if active is not None else "could not read the kill switch: "
     # Whatever kept the flag from being recorded (even a broken config), the answer is exit 1.
     with _guard(show_traceback, prefix, ExitCode.ABORTED):
         existed = app.database_path(config, db).exists()
-        switch, database = app.kill_switch(config, db, active, reason)
+        switch, database = app.kill_switch(config, db, active, reason, flatten)
     if active is not None and not existed:
         _error(f"note: {database} did not exist; it was created to hold the flag (is this the database your cycles use?)")
     if switch.active:
         print(f"kill switch ON since {switch.changed_at}: {switch.reason}. No order will be sent. ({database})")
+        if switch.cleanup_due:
+            print("The next cycle cancels every open order and sells every position (--flatten)." if switch.flatten
+                  else "The next cycle cancels open buy orders, so nothing is bought after this.")
     else:
         since = f" since {switch.changed_at}" if switch.changed_at else ""
         print(f"kill switch off{since}. Cycles trade normally. ({database})")

@@ -17,12 +17,13 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
-from .models import RiskLimits
+from .models import ExitRules, RiskLimits
 from .paths import read_toml, resolve_path
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
+ExitPercent = Annotated[Decimal, Field(ge=0, lt=100)]  # 0: this exit is off
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
 
@@ -59,6 +60,17 @@ class RiskConfig(_Section):
     daily_loss_limit_percent: Percent = Decimal(5)
     min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6
     min_order_percent: Percent = Decimal(1)  # of equity: a smaller buy is not sent (`below_minimum`)
+    # Protective exits (see exits.py); 0 turns one off.
+    stop_loss_percent: ExitPercent = Decimal(8)
+    take_profit_percent: ExitPercent = Decimal(0)
+    trailing_stop_percent: ExitPercent = Decimal(0)
+
+    def exits(self) -> ExitRules:
+        return ExitRules(
+            stop_loss_percent=self.stop_loss_percent or None,
+            take_profit_percent=self.take_profit_percent or None,
+            trailing_stop_percent=self.trailing_stop_percent or None,
+        )
 
     def limits(self) -> RiskLimits:
         return RiskLimits(

@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from . import reuse, risk
+from . import orders, protect, reuse, risk, winddown
 from .cycle_state import Cycle, CycleAborted, CycleReport, CycleSettings, Outcome, trade_row
-from .errors import BadResponse, OrderNotReceived, OrderRejected, OrderUncertain, ServiceError, TradecycleError, Unreconcilable
+from .errors import BadResponse, ServiceError, TradecycleError, Unreconcilable
 from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, is_crypto
+from .orders import client_order_id
 from .parallel import gather
 from .ports import EventLog, Services
 from .times import parse_iso
@@ -40,12 +41,16 @@ def run_cycle(services: Services, store: "Store", settings: CycleSettings, log: 
         return CycleReport(None, "locked", settings.dry_run)
     try:
         cycle = initialize(services, store, settings, log)  # 1
-        if cycle.status == "running":
+        if cycle.status == "running" or cycle.switch.cleanup_due:
             try:
-                fetch_market_data(cycle)  # 2
-                decisions = analyse(cycle)  # 3
-                approved = check_risk(cycle, decisions)  # 4
-                execute(cycle, approved)  # 5
+                if cycle.status == "running":
+                    fetch_market_data(cycle)  # 2
+                    decisions = analyse(cycle)  # 3
+                    approved = check_risk(cycle, decisions)  # 4
+                    execute(cycle, approved)  # 5
+                else:  # the kill switch is on: cancel what may still fill; with --flatten, sell everything
+                    reconcile_unconfirmed_orders(cycle)
+                    winddown.clean_up(cycle)
                 sync_state(cycle)  # 6
             except TradecycleError as exc:
                 cycle.status, cycle.error, cycle.critical = "aborted", str(exc), exc.critical
@@ -66,7 +71,7 @@ def initialize(services: Services, store: "Store", settings: CycleSettings, log:
 
     Fails with DatabaseUnusable (the caller exits 1, nothing traded) when the
     row cannot be written. A kill switch that is on makes the cycle
-    ``skipped``. A broker that cannot tell what became of an earlier order
+    ``skipped`` (its clean-up, ``winddown.py``, may still be due). A broker that cannot tell what became of an earlier order
     aborts the cycle before any decision.
     """
     now = services.clock.now()
@@ -75,7 +80,7 @@ def initialize(services: Services, store: "Store", settings: CycleSettings, log:
     store.start_cycle(cycle_id, now, settings.dry_run)
     cycle = Cycle(services, store, settings, log, cycle_id, now)
     log("cycle.started", dry_run=settings.dry_run, symbols=len(settings.symbols))
-    switch = store.kill_switch()
+    cycle.switch = switch = store.kill_switch()
     if switch.active:
         cycle.status, cycle.error = "skipped", f"kill switch is on ({switch.reason or 'no reason given'})"
         return cycle
@@ -268,7 +273,9 @@ def trip_kill_switch(cycle: Cycle, reason: str) -> None:
 def analyse(cycle: Cycle) -> dict[str, Decision]:
     """Ask the analyst about every symbol that can trade now.
 
-    The universe is analysed, and so is every held symbol outside it (sell or
+    First, every held position is checked against its protective exits
+    (``exits.py``): a level that is hit is a sell the analyst is not asked
+    about. The universe is analysed, and so is every held symbol outside it (sell or
     hold only), so that removing a symbol from the config winds it down.
     Stocks while the market is closed and everything once the kill switch
     tripped are settled here without an AI call. A symbol without a fresh
@@ -279,7 +286,7 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
     """
     market, settings, services = cycle.market, cycle.settings, cycle.services
     now = services.clock.now()
-    inputs = []
+    inputs, guard, exits = [], protect.Guard(cycle), {}
     for symbol in analysed_symbols(cycle):
         quote, held = market.quotes.get(symbol), market.positions.get(symbol)
         sell_only = None if symbol in settings.symbols else ("not_in_universe", "held but no longer in the universe: sell or hold only")
@@ -299,10 +306,13 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
             sell_only = sell_only or (problem[0], f"{problem[1]}: the broker's position price is used, sell or hold only")
         item = _analysis_input(cycle, symbol, quote, now, sell_only)
         cycle.inputs[symbol] = item
-        if not settle_if_unchanged(cycle, item, now):
+        if exit_sell := guard.exit_for(symbol, quote):
+            exits[symbol] = exit_sell
+        elif not settle_if_unchanged(cycle, item, now):
             inputs.append(item)
+    guard.save()
     if not inputs:
-        return {}
+        return exits
     timeout = min(settings.analysis_timeout_seconds, services.deadline.remaining())
     analyst = services.analyst
     try:
@@ -313,7 +323,7 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
     wanted = {item.symbol for item in inputs}
     for symbol in sorted(set(decisions) - wanted):
         cycle.log("analysis.dropped", "warning", symbol=symbol, message="decision for a symbol that was not asked about")
-    return {
+    return exits | {
         s: decisions.get(s) or Decision.held(s, "ai_unavailable", "the analyst returned no decision", analyst.model)
         for s in (item.symbol for item in inputs)
     }
@@ -410,7 +420,7 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
             continue
         verdict = risk.plan_order(
             decision, item.quote.price, portfolio, cycle.settings.limits,
-            client_order_id=client_order_id(cycle.cycle_id, decision.symbol),
+            client_order_id=orders.client_order_id(cycle.cycle_id, decision.symbol),
             min_notional_usd=minimums.get(decision.symbol, Decimal(0)),
         )
         outcome = Outcome(decision.symbol, verdict.reason, decision, item.quote, verdict.detail, verdict)
@@ -443,21 +453,15 @@ def _order_minimums(cycle: Cycle, buys: list[Decision]) -> dict[str, Decimal]:
     return {s: (Decimal(1) if isinstance(v, Exception) else v) for s, v in found.items()}
 
 
-def client_order_id(cycle_id: str, symbol: str) -> str:
-    """Deterministic per cycle and symbol (<= 48 chars), so a retry cannot duplicate."""
-    compact = cycle_id.replace("-", "").replace(":", "")
-    return f"tc-{compact}-{symbol.replace('/', '')}"[:48]
-
-
 # -- 5. execute --------------------------------------------------------------------
 
 
 def execute(cycle: Cycle, approved: list[Outcome]) -> None:
     """Send approved orders one by one (or record them, in a dry run).
 
-    Before each order, ``_gate``: the cycle's time budget, the kill switch
-    (re-read from the database) and the age of the price it was sized at;
-    and for a buy, the limits once more against the portfolio as the orders
+    Before each order, ``orders.gate``: the cycle's time budget, the kill
+    switch (re-read from the database), the age of the price it was sized at
+    and, for a stock, the market clock; and for a buy, the limits once more against the portfolio as the orders
     before it really left it (a refused sell frees nothing). The trade row is
     written (``submitting``) before the order leaves; if that write fails,
     DatabaseUnusable aborts the cycle and the order is never sent. A
@@ -467,7 +471,7 @@ def execute(cycle: Cycle, approved: list[Outcome]) -> None:
     book = cycle.portfolio
     for item in approved:
         intent = item.verdict.intent
-        blocked = _gate(cycle, item) or _recheck(cycle, intent, book)
+        blocked = orders.gate(cycle, item) or _recheck(cycle, intent, book)
         if blocked:
             item.outcome, item.detail = blocked
         elif cycle.settings.dry_run:
@@ -476,99 +480,16 @@ def execute(cycle: Cycle, approved: list[Outcome]) -> None:
             cycle.orders_sent += 1
             book = book.after(intent)
         else:
-            cycle.store.insert_trade(trade_row(cycle, intent, "submitting"))
-            item.outcome, item.detail = _submit(cycle, item)
+            accepted = orders.send(cycle, item)
             # What really left: a buy whose fate is unknown counts as bought, a sell as not sold.
-            if item.outcome == "ordered" or (intent.side == "buy" and cycle.store.trade_status(intent.client_order_id) == "unknown"):
+            if accepted or (intent.side == "buy" and cycle.store.trade_status(intent.client_order_id) == "unknown"):
                 book = book.after(intent)
         cycle.settle(item)
-
-
-def _gate(cycle: Cycle, item: Outcome) -> tuple[str, str] | None:
-    """Why no order may leave now, as (outcome, detail); None when it may."""
-    if cycle.services.deadline.expired:
-        return "time_budget", "cycle.max_cycle_seconds passed: no new orders"
-    if (switch := cycle.store.kill_switch()).active:
-        return "kill_switch", switch.reason or "kill switch turned on"
-    now = cycle.services.clock.now()
-    age = item.quote.age_seconds(now)
-    if age > cycle.settings.max_quote_age_seconds:
-        return "stale_quote", f"price is {age:.0f}s old by now (limit {cycle.settings.max_quote_age_seconds:.0f}s)"
-    if not is_crypto(item.symbol) and not _market_still_open(cycle, now):
-        return "market_closed", "the market closed before this order could be sent"
-    return None
-
-
-def _market_still_open(cycle: Cycle, now: datetime) -> bool:
-    """The clock again, just before a stock order: the close the broker announced
-    at fetch time, or, when it named none, the broker's clock asked once more.
-    A broker that cannot answer counts as closed (no order goes out unsure)."""
-    clock = cycle.market.clock
-    try:
-        if clock.next_close:
-            return clock.is_open and now < parse_iso(clock.next_close)
-    except ValueError:
-        pass  # a close time we cannot read: ask again
-    try:
-        return cycle.services.broker.get_clock().is_open
-    except ServiceError:
-        return False
 
 
 def _recheck(cycle: Cycle, intent, book: risk.Portfolio) -> tuple[str, str] | None:
     problem = risk.check_order(intent, book, cycle.settings.limits)
     return (problem[0], f"{problem[1]} (after the orders before it)") if problem else None
-
-
-def _submit(cycle: Cycle, item: Outcome) -> tuple[str, str]:
-    """Send one order; a broker that confirms it never got it is sent it once
-    more, with the same client order id, only if ``_gate`` still allows."""
-    intent, store, now = item.verdict.intent, cycle.store, cycle.services.clock.now
-    cycle.submitted += 1
-
-    def mark(status: str, notes: str) -> None:
-        store.update_trade(intent.client_order_id, OrderResult(intent.client_order_id, None, status), now(), notes=notes)
-
-    lost: OrderNotReceived | None = None  # the first attempt, which may still land
-    for attempt in (1, 2):
-        try:
-            result = cycle.services.broker.submit_order(intent)
-            break
-        except OrderNotReceived as exc:
-            blocked = _gate(cycle, item) if attempt == 1 else ("error", f"order lost twice: {exc}")
-            if blocked:
-                # The lost attempt may still land: leave it for the next cycle to look up.
-                mark("unknown", f"{exc}; not sent again: {blocked[1]}")
-                return blocked
-            lost = exc
-            cycle.log("order.resend", "warning", symbol=intent.symbol, client_order_id=intent.client_order_id, reason=str(exc))
-        except ServiceError as exc:
-            if lost is not None:
-                # Whatever the resend met (a refusal, a 429, a closed port), the first one may land.
-                mark("unknown", f"{lost}; resend failed: {exc}")
-                cycle.note(f"{intent.symbol}: order outcome unknown ({exc}); the next cycle looks it up first", symbol=intent.symbol)
-                return "error", f"order outcome unknown: resend failed: {exc}"
-            return _failed(cycle, intent, exc, mark)
-    store.update_trade(intent.client_order_id, result, now())
-    cycle.orders_sent += 1
-    cycle.log("order.sent", symbol=intent.symbol, side=intent.side, client_order_id=intent.client_order_id,
-              order_id=result.broker_order_id, status=result.status)
-    return "ordered", f"{intent.side} sent: {result.status}"
-
-
-def _failed(cycle: Cycle, intent, exc: ServiceError, mark) -> tuple[str, str]:
-    """Record a first attempt that did not become an order; (outcome, detail)."""
-    if isinstance(exc, OrderRejected):
-        mark("rejected", exc.message)
-        cycle.log("order.rejected", "warning", symbol=intent.symbol, client_order_id=intent.client_order_id, message=exc.message)
-        return "rejected", exc.message
-    if isinstance(exc, OrderUncertain):
-        mark("unknown", str(exc))
-        cycle.note(f"{intent.symbol}: order outcome unknown ({exc}); the next cycle looks it up first", symbol=intent.symbol)
-        return "error", f"order outcome unknown: {exc}"
-    mark("not_sent", str(exc))
-    cycle.note(f"{intent.symbol}: order not sent ({exc})", symbol=intent.symbol)
-    return "error", f"order not sent: {exc}"
 
 
 # -- 6. sync ----------------------------------------------------------------------

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 from . import risk
 from .ai.prompt import prompt_inputs_summary
 from .errors import TradecycleError
-from .models import AnalysisInput, Decision, FetchResult, OrderIntent, Quote, RiskLimits, to_qty
+from .models import AnalysisInput, Decision, ExitRules, FetchResult, OrderIntent, Quote, RiskLimits, to_qty
 from .ports import EventLog, Services
 from .times import iso
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .store import KillSwitch, Store
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class CycleSettings:
     reanalyze_move_percent: Decimal = Decimal("0.5")
     max_decision_age_minutes: float = 15
     keep_days: int = 0  # prune history older than this; 0 keeps everything
+    exits: ExitRules = ExitRules()  # protective exits the analyst cannot override (exits.py)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -71,6 +72,7 @@ class Cycle:
     error: str | None = None
     critical: bool = False  # an abort that counts towards the kill switch (see complete)
     halt_reason: str | None = None  # the kill switch tripped during this cycle
+    switch: "KillSwitch | None" = None  # as read at the start of the cycle
     market: FetchResult | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     inputs: dict[str, AnalysisInput] = field(default_factory=dict)  # what the analyst was shown
@@ -112,7 +114,8 @@ class CycleReport:
             return "another cycle is running (lock taken): nothing done"
         what = f"cycle {self.cycle_id} {self.status}"
         if self.status == "skipped":
-            return f"{what}: {self.error}"
+            closing = f"; {self.orders} closing order{'s' if self.orders != 1 else ''} sent" if self.orders else ""
+            return f"{what}: {self.error}{closing}"
         order_word = "would-be order" if self.dry_run else "order"
         line = f"{what}: {self.symbols} symbols, {self.orders} {order_word}{'s' if self.orders != 1 else ''}, {self.errors} errors"
         if self.dry_run:

@@ -114,6 +114,15 @@ class RiskLimits:
 
 
 @dataclass(frozen=True)
+class ExitRules:
+    """Protective exits, in percent; None is off. See ``exits.py``."""
+
+    stop_loss_percent: Decimal | None = Decimal(8)
+    take_profit_percent: Decimal | None = None
+    trailing_stop_percent: Decimal | None = None
+
+
+@dataclass(frozen=True)
 class AnalysisInput:
     """Everything the analyst may know about one symbol. The analyst never sees secrets."""
 
@@ -135,6 +144,9 @@ class Decision:
 
     ``failure`` is None for a valid decision; otherwise it is the outcome the
     cycle records (``ai_unavailable`` or ``ai_invalid``) and ``action`` is hold.
+    ``exit`` names a protective exit the tool decided on its own
+    (``stop_loss``, ``take_profit``, ``trailing_stop``, or ``flatten``): the
+    analyst was not asked, and the outcome of the sell is that word.
     """
 
     symbol: str
@@ -147,6 +159,7 @@ class Decision:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     raw_reply: str | None = None
+    exit: str | None = None
 
     @classmethod
     def held(cls, symbol: str, failure: str, reasoning: str, model: str, **audit) -> "Decision":
@@ -184,6 +197,7 @@ class OrderResult:
     side: str = ""
     filled_qty: Decimal | None = None
     filled_avg_price: Decimal | None = None
+    qty: Decimal | None = None  # ordered quantity (None for a notional order)
     submitted_at: str | None = None
     filled_at: str | None = None
     message: str = ""

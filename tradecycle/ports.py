@@ -61,6 +61,13 @@ class Broker(Protocol):
     def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
         """The smallest order value in USD the broker accepts for this symbol at this price."""
 
+    def open_orders(self) -> list[OrderResult]:
+        """Every open order of the account, ours or not (for the kill switch's cancels)."""
+
+    def cancel_order(self, broker_order_id: str) -> None:
+        """Ask the broker to cancel an open order. Raises ``OrderRejected`` when it
+        can no longer be canceled, ``ServiceError`` otherwise."""
+
 
 class Analyst(Protocol):
     model: str

@@ -34,6 +34,7 @@ def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:
         reanalyze_move_percent=config.ai.reanalyze_move_percent,
         max_decision_age_minutes=config.ai.max_decision_age_minutes,
         keep_days=config.database.keep_days,
+        exits=config.risk.exits(),
     )
 
 

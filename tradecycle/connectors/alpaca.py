@@ -168,6 +168,20 @@ class AlpacaBroker:
         """GET /v2/orders/{id}: the broker's current view. Raises ``ServiceError`` (``BadResponse`` on 404)."""
         return parse_order(self._http.get(f"/v2/orders/{quote(broker_order_id, safe='')}"))
 
+    def open_orders(self) -> list[OrderResult]:
+        """GET /v2/orders?status=open: every open order of the account, ours or not. Raises ``ServiceError``."""
+        rows = _expect(self._http.get("/v2/orders", params={"status": "open", "limit": 500, "direction": "asc"}), list, "orders")
+        return [parse_order(row) for row in rows]
+
+    def cancel_order(self, broker_order_id: str) -> None:
+        """DELETE /v2/orders/{id} (204 when the cancel is accepted; the order then goes
+        ``pending_cancel`` -> ``canceled``). Raises ``OrderRejected`` (422) when it can
+        no longer be canceled (filled meanwhile), ``ServiceError`` otherwise."""
+        try:
+            self._http.delete(f"/v2/orders/{quote(broker_order_id, safe='')}", timeout_seconds=self._order_timeout_seconds)
+        except ServiceRefused as refused:
+            raise OrderRejected(self.name, refused.detail, refused.status_code) from None
+
     def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
         """The smallest order value in USD the broker takes for ``symbol`` at ``price``.
 
@@ -288,6 +302,7 @@ def parse_order(data: Any) -> OrderResult:
         side=str(data.get("side") or ""),
         filled_qty=_optional_decimal(data, "filled_qty"),
         filled_avg_price=_optional_decimal(data, "filled_avg_price"),
+        qty=_optional_decimal(data, "qty"),
         submitted_at=data.get("submitted_at"),
         filled_at=data.get("filled_at"),
     )

@@ -109,6 +109,9 @@ class HttpClient:
     def post(self, path: str, body: Any, **options) -> Any:
         return self.request("POST", path, json=body, **options)
 
+    def delete(self, path: str, **options) -> Any:
+        return self.request("DELETE", path, **options)
+
     def request(
         self,
         method: str,
@@ -192,6 +195,8 @@ class HttpClient:
             raise BadResponse(
                 self.service, f"HTTP {status}: redirected to {location} (set base_url to the final address)", status
             )
+        if status == 204 or not response.content:
+            return None  # no content: a DELETE done
         try:
             return response.json()
         except ValueError:

@@ -260,6 +260,16 @@ class SimBroker:
     def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
         return Decimal("1")
 
+    def open_orders(self) -> list[OrderResult]:
+        """None: the simulator fills every market order at once."""
+        return []
+
+    def cancel_order(self, broker_order_id: str) -> None:
+        order = self.ledger.order(order_id=broker_order_id)
+        if order is None:
+            raise OrderRejected("sim", f"order {broker_order_id} not found", 404)
+        raise OrderRejected("sim", f"order is already in \"{order['status']}\" state", 422)
+
 
 def _result(order: dict) -> OrderResult:
     return OrderResult(
@@ -270,6 +280,7 @@ def _result(order: dict) -> OrderResult:
         side=order["side"],
         filled_qty=Decimal(order["filled_qty"]) if order["filled_qty"] else None,
         filled_avg_price=Decimal(order["filled_avg_price"]) if order["filled_avg_price"] else None,
+        qty=Decimal(order["qty"]) if order["qty"] else None,
         submitted_at=order["submitted_at"],
         filled_at=order["filled_at"],
         message=order["message"] or "",

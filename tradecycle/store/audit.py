@@ -42,6 +42,29 @@ class Store:
     def set_kill_switch(self, active: bool, reason: str | None, now: datetime) -> KillSwitch:
         return flags.write_kill_switch(self.db, active, reason, now)
 
+    def finish_kill_switch_cleanup(self, switch: KillSwitch, now: datetime) -> None:
+        flags.finish_kill_switch_cleanup(self.db, switch.changed_at, now)
+
+    # -- protective exits ----------------------------------------------------
+
+    def position_marks(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """symbol -> (entry price, highest price seen since entry) of each position last marked."""
+        rows = self.db.query("SELECT symbol, entry_price, high_price FROM position_marks")
+        return {r["symbol"]: (Decimal(r["entry_price"]), Decimal(r["high_price"])) for r in rows}
+
+    def save_position_marks(self, marks: dict[str, tuple[Decimal, Decimal]], now: datetime) -> None:
+        """Replace the marks: one row per position held now (closed ones go)."""
+        old = {r["symbol"]: r for r in self.db.query("SELECT symbol, high_price, high_at FROM position_marks")}
+        with self.db.transaction():
+            self.db.execute("DELETE FROM position_marks")
+            for symbol, (entry, high) in marks.items():
+                before = old.get(symbol)
+                high_at = before["high_at"] if before and Decimal(before["high_price"]) == high else iso(now)
+                self.db.execute(
+                    "INSERT INTO position_marks (symbol, entry_price, high_price, high_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                    (symbol, str(entry), str(high), high_at, iso(now)),
+                )
+
     # -- cycles --------------------------------------------------------------
 
     def start_cycle(self, cycle_id: str, started_at: datetime, dry_run: bool) -> None:

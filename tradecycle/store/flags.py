@@ -18,19 +18,45 @@ class KillSwitch:
     active: bool
     reason: str | None
     changed_at: str | None
+    flatten: bool = False  # turned on with --flatten: close every position too
+    cleanup_at: str | None = None  # when the cycles finished cancelling (and flattening); None: still to do
+
+    @property
+    def cleanup_due(self) -> bool:
+        """On, and its open orders (and, with --flatten, its positions) not yet dealt with."""
+        return self.active and self.cleanup_at is None
 
 
 def read_kill_switch(db: Database) -> KillSwitch:
-    row = db.one("SELECT kill_switch_active, kill_switch_reason, kill_switch_changed_at FROM agent_status WHERE id = 1")
+    row = db.one(
+        "SELECT kill_switch_active, kill_switch_reason, kill_switch_changed_at, kill_switch_flatten, kill_switch_cleanup_at"
+        " FROM agent_status WHERE id = 1"
+    )
     if row is None:
         return KillSwitch(False, None, None)
-    return KillSwitch(bool(row["kill_switch_active"]), row["kill_switch_reason"], row["kill_switch_changed_at"])
+    return KillSwitch(
+        bool(row["kill_switch_active"]), row["kill_switch_reason"], row["kill_switch_changed_at"],
+        bool(row["kill_switch_flatten"]), row["kill_switch_cleanup_at"],
+    )
 
 
-def write_kill_switch(db: Database, active: bool, reason: str | None, now: datetime) -> KillSwitch:
-    """One short statement: never waits on a running cycle beyond SQLite's busy timeout."""
+def write_kill_switch(db: Database, active: bool, reason: str | None, now: datetime, flatten: bool = False) -> KillSwitch:
+    """One short statement: never waits on a running cycle beyond SQLite's busy timeout.
+    Every change starts the clean-up afresh (the next cycle cancels open buys, or
+    with ``flatten`` every open order and every position)."""
     db.execute(
-        "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ? WHERE id = 1",
-        (int(active), reason, iso(now)),
+        "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ?,"
+        " kill_switch_flatten = ?, kill_switch_cleanup_at = NULL WHERE id = 1",
+        (int(active), reason, iso(now), int(active and flatten)),
     )
     return read_kill_switch(db)
+
+
+def finish_kill_switch_cleanup(db: Database, changed_at: str | None, now: datetime) -> None:
+    """Record that the clean-up of the switch set at ``changed_at`` is done (a
+    switch changed meanwhile keeps its own clean-up due)."""
+    db.execute(
+        "UPDATE agent_status SET kill_switch_cleanup_at = ? WHERE id = 1 AND kill_switch_active = 1"
+        " AND kill_switch_changed_at IS ?",
+        (iso(now), changed_at),
+    )

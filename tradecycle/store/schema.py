@@ -200,10 +200,22 @@ def _m3_abort_kind(db: sqlite_utils.Database) -> None:
     db["cycles"].add_column("abort_kind", str)
 
 
+def _m4_protective_exits(db: sqlite_utils.Database) -> None:
+    """Version 4: the highest price seen of each held position (for the trailing
+    stop), and what the kill switch still has to do (cancel open orders, and
+    with ``--flatten`` close every position)."""
+    db["position_marks"].create(
+        {"symbol": str, "entry_price": str, "high_price": str, "high_at": str, "updated_at": str}, pk="symbol"
+    )
+    db["agent_status"].add_column("kill_switch_flatten", int, not_null_default=0)
+    db["agent_status"].add_column("kill_switch_cleanup_at", str)
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
     _m3_abort_kind,
+    _m4_protective_exits,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
