@@ -135,3 +135,17 @@ def test_the_pro_api_needs_a_key(tmp_path):
 
     assert result.exit_code == 2
     assert "COINGECKO_API_KEY" in result.output and "pro-api.coingecko.com" in result.output
+
+
+def test_a_reused_price_is_not_shown_to_the_analyst_as_a_new_observation(fake, tmp_path):
+    sim = cycles(fake, tmp_path, universe=CRYPTO_ONLY, ai={"max_decision_age_minutes": 0.5})
+    fake.set_price("BTC/USD", "67000.1")
+    sim.run()
+    fake.set_price("BTC/USD", "68000")  # not seen until the next fetch
+
+    sim.run_every(60, count=3)  # t = 60, 120, 180: stored prices, the analyst asked each time
+
+    [*_, last] = [json.dumps(r.json) for r in fake.calls(service="openai")]
+    assert "Recent prices, oldest first: 67000.1\\n" in last
+    assert "68000" not in last
+    assert fake.count("coingecko") == 1
