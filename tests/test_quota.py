@@ -90,6 +90,17 @@ def test_a_failed_fetch_is_tried_again_on_the_next_cycle(fake, tmp_path):
     assert fake.count("coingecko") == 2  # the failure, the retry a cycle later; then the stored price
 
 
+def test_a_clock_set_back_does_not_stop_the_fetches(fake, tmp_path):
+    sim = cycles(fake, tmp_path, universe=CRYPTO_ONLY)
+    sim.run()
+
+    sim.clock.advance(-3600)
+    report = sim.run()
+
+    assert fake.count("coingecko") == 2
+    assert sim.decision(report.cycle_id, "BTC/USD")["quote_source"] == "coingecko"
+
+
 def test_a_coin_added_between_fetches_waits_for_the_next_fetch(fake, tmp_path):
     sim = cycles(fake, tmp_path, universe=CRYPTO_ONLY)
     sim.run()

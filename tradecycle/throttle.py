@@ -50,8 +50,9 @@ class ThrottledQuotes:
     def get_quotes(self, symbols: Sequence[str]) -> dict[str, Quote | Exception]:
         """Fresh quotes from the source when a fetch is due, else the stored ones.
 
-        Due: nothing stored yet for any of ``symbols``, or the newest fetch is
-        ``refresh_seconds`` old (less ``SLACK_SECONDS``). Between fetches a
+        Due: nothing stored yet for any of ``symbols``, the newest fetch is
+        ``refresh_seconds`` old (less ``SLACK_SECONDS``), or dated after now
+        (the clock was set back). Between fetches a
         symbol with no stored price maps to ``NotFetchedYet``. Never raises
         for a service problem (the source's own errors pass through)."""
         now = self.clock.now()
@@ -60,8 +61,9 @@ class ThrottledQuotes:
         if not fetched_at:
             return self.source.get_quotes(symbols)
         last = max(fetched_at)
-        wait_seconds = self.refresh_seconds - SLACK_SECONDS - (now - last).total_seconds()
-        if wait_seconds <= 0:
+        elapsed_seconds = (now - last).total_seconds()
+        wait_seconds = self.refresh_seconds - SLACK_SECONDS - elapsed_seconds
+        if wait_seconds <= 0 or elapsed_seconds < 0:  # a clock set back must not stop the fetches
             return self.source.get_quotes(symbols)
         self.log(
             "quotes.reused",
