@@ -4,7 +4,8 @@ short-term trend of the prices seen in earlier cycles.
 - Not holding, up at least 1 % on the day and not falling in the short run:
   buy, more confident the stronger the move.
 - Holding, and down 1 % on the day or 0.5 % in the short run: sell.
-- Anything else: hold.
+- Anything else: hold. A symbol that may only be sold or held (no fresh
+  quote, or outside the universe) is never bought.
 
 Headlines only colour the reasoning text; they never change the action.
 Same inputs, same decision: this is what the tests and a first try rely on.
@@ -34,7 +35,7 @@ class RulesAnalyst:
         short = _short_move_percent(item)
         held = item.position is not None and item.position.qty > 0
         trend = f"day {day:+.2f}%, short-term {short:+.2f}%"
-        if not held and day >= BUY_DAY_CHANGE_PERCENT and short >= Decimal("-0.2"):
+        if not held and not item.sell_only and day >= BUY_DAY_CHANGE_PERCENT and short >= Decimal("-0.2"):
             confidence = min(MAX_CONFIDENCE, 0.5 + float(day) / 10)
             return self._decision(item, "buy", confidence, f"Upward momentum ({trend})")
         if held and (day <= SELL_DAY_CHANGE_PERCENT or short <= SELL_SHORT_MOVE_PERCENT):

@@ -194,9 +194,16 @@ def _m2_audit_cache_and_simulator(db: sqlite_utils.Database) -> None:
         db[table].create_index(columns)
 
 
+def _m3_abort_kind(db: sqlite_utils.Database) -> None:
+    """Version 3: why a cycle aborted: ``critical`` (counts towards the kill
+    switch) or ``outage`` (a service unreachable: the next cycle retries)."""
+    db["cycles"].add_column("abort_kind", str)
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
+    _m3_abort_kind,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
