@@ -37,6 +37,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.fakeserver import FakeServices  # noqa: E402  (needs the repo on sys.path)
+from tests.simulated import SimulatedCycles  # noqa: E402
 
 LATENCY = 0.300  # seconds the fake adds to every reply (benchmarks 1 and 2)
 CLI_TIMEOUT = 120  # seconds; a cycle that takes longer is a failure, not a figure
@@ -650,7 +651,7 @@ def count_calls(requests: Sequence) -> dict[str, int]:
 
 
 def bench_calls(opts, root: Path) -> Result:
-    result = Result(5, "calls: 3 cycles, unchanged market, 15 symbols, hold", "news <= 12, coingecko <= 3, LLM after 1st = 0")
+    result = Result(5, "calls: 3 cycles, unchanged market, 15 symbols, hold", "news <= 12, coingecko <= 1, LLM after 1st = 0")
     with FakeServices(latency_seconds=0.0) as fake:
         setup_market(fake)
         fake.llm_decide = {s: ("hold", 0.5, "benchmark") for s in STOCKS + CRYPTO}
@@ -673,11 +674,77 @@ def bench_calls(opts, root: Path) -> Result:
     llm_later = per_cycle[1]["openai"] + per_cycle[2]["openai"]
     finnhub_peak = max(p["finnhub quotes"] + p["finnhub news"] for p in per_cycle)
     result.add(f"  Finnhub calls in the busiest cycle: {finnhub_peak} (free tier: 60 a minute)")
-    checks = [("news", news, 12), ("coingecko", gecko, 3), ("LLM in cycles 2-3", llm_later, 0)]
+    # Three cycles a few seconds apart: CoinGecko once (market_data.coingecko.refresh_seconds), then stored prices.
+    checks = [("news", news, 12), ("coingecko", gecko, 1), ("LLM in cycles 2-3", llm_later, 0)]
     result.passed = all(v <= limit for _, v, limit in checks)
     result.figure = f"news {news}, coingecko {gecko}, LLM later {llm_later}"
     result.add("  " + " | ".join(f"{name} {v} (<= {limit}): {'ok' if v <= limit else 'MISS'}" for name, v, limit in checks)
                + f": {result.verdict}")
+    return result
+
+
+# ----------------------------------------------------------------------------- 6. quotas
+
+MINUTES_PER_30_DAYS = 30 * 24 * 60
+# row -> (columns counted together, per-minute limit, per-30-days limit) of its free tier; None: none published.
+# Finnhub's 60 a minute is one budget for quotes and news together (one key).
+FREE_TIERS = {
+    "Finnhub quotes": (("finnhub quotes",), None, None),
+    "Finnhub news": (("finnhub news",), None, None),
+    "Finnhub, both": (("finnhub quotes", "finnhub news"), 60, None),
+    "CoinGecko": (("coingecko",), 30, 10_000),
+    "Alpaca": (("alpaca",), 200, None),
+    "LLM": (("openai",), None, None),
+}
+COINGECKO_MONTH_TARGET = 8_000  # the demo quota with room to spare
+
+
+def bench_quota(opts, root: Path) -> Result:
+    result = Result(6, "quota: calls per 30 days per service, default config, 15 symbols, cron every minute",
+                    f"free tiers, CoinGecko <= {COINGECKO_MONTH_TARGET:,}")
+    minutes = 60 if opts.quick else 120
+    with FakeServices(latency_seconds=0.0) as fake:
+        setup_market(fake)
+        fake.llm_decide = {s: ("hold", 0.5, "benchmark") for s in STOCKS + CRYPTO}
+        sim = SimulatedCycles(fake, root / "quota", universe={"stocks": STOCKS, "crypto": CRYPTO},
+                              market_data={"coingecko": {"ids": COIN_IDS}})
+        per_minute = []
+        for minute in range(minutes):
+            if minute % 20 == 0:
+                progress(f"6: simulated minute {minute + 1}/{minutes}")
+            if minute:
+                sim.clock.advance(60)
+            fake.clear_requests()
+            report = sim.run()
+            if report.status != "completed":
+                raise BenchError(f"simulated minute {minute}: the cycle {report.status}: {report.error}")
+            per_minute.append(count_calls(fake.calls()))
+            if fake.errors:
+                raise BenchError(f"the fake server hit a bug: {fake.errors[-1].strip().splitlines()[-1]}")
+
+    scale = MINUTES_PER_30_DAYS / minutes
+    result.add(f"  {minutes} one-minute cycles on a simulated clock: market open, prices unchanged, the LLM holds;")
+    result.add("  default keys (news.refresh_minutes 15, market_data.coingecko.refresh_seconds 360,")
+    result.add(f"  ai.max_decision_age_minutes 15). Per 30 days = calls x {scale:g}.")
+    result.add(f"  {'service':<16}{'calls':>7}{'busiest minute':>16}{'per 30 days':>13}   free tier")
+    verdicts, figure = [], {}
+    for service, (columns, per_min_limit, month_limit) in FREE_TIERS.items():
+        calls = sum(p[c] for p in per_minute for c in columns)
+        busiest = max(sum(p[c] for c in columns) for p in per_minute)
+        month = round(calls * scale)
+        limit = month_limit if service != "CoinGecko" else COINGECKO_MONTH_TARGET
+        ok = (per_min_limit is None or busiest <= per_min_limit) and (limit is None or month <= limit)
+        tier = ", ".join(x for x in (f"{per_min_limit}/min" if per_min_limit else "",
+                                     f"{month_limit:,}/month" if month_limit else "") if x)
+        verdict = ("ok" if ok else "OVER") if tier else ""
+        tier = tier or ("paid per call" if service == "LLM" else "see Finnhub, both")
+        verdicts.append(ok)
+        figure[service] = (busiest, month)
+        result.add(f"  {service:<16}{calls:>7}{busiest:>16}{month:>13,}   {tier} {verdict}".rstrip())
+    result.passed = all(verdicts)
+    result.figure = (f"CoinGecko {figure['CoinGecko'][1]:,}/30 d, Finnhub {figure['Finnhub, both'][0]}/min, "
+                     f"Alpaca {figure['Alpaca'][0]}/min")
+    result.add(f"  within every free tier, CoinGecko <= {COINGECKO_MONTH_TARGET:,} in 30 days: {result.verdict}")
     return result
 
 
@@ -689,9 +756,10 @@ BENCHMARKS: dict[int, Callable] = {
     3: bench_startup,
     4: bench_history,
     5: bench_calls,
+    6: bench_quota,
 }
-SHORT_NAMES = {1: "critical path", 2: "fan-out", 3: "start-up", 4: "history", 5: "calls"}
-TARGETS = {1: "<= 1.25", 2: "<= 1.15", 3: "<= 1.2", 4: "<= 1.1", 5: "<= 12, <= 3, 0"}
+SHORT_NAMES = {1: "critical path", 2: "fan-out", 3: "start-up", 4: "history", 5: "calls", 6: "quota"}
+TARGETS = {1: "<= 1.25", 2: "<= 1.15", 3: "<= 1.2", 4: "<= 1.1", 5: "<= 12, <= 1, 0", 6: "free tiers"}
 
 
 def environment_lines(opts) -> list[str]:
@@ -713,7 +781,7 @@ def environment_lines(opts) -> list[str]:
         f"{platform.system()} {platform.release()}, sqlite {sqlite3.sqlite_version}",
         f"  tradecycle {tc_version} at {REPO} (commit {commit}), load average {load}",
         f"  runs per figure: {opts.runs} (medians){', quick' if opts.quick else ''}; fake latency {LATENCY * 1000:.0f} ms "
-        f"(benchmarks 1, 2), 0 ms (4, 5)",
+        f"(benchmarks 1, 2), 0 ms (4, 5, 6)",
     ]
 
 
@@ -772,7 +840,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("summary")
         for r in results:
             figure = r.figure if not r.error else "-"
-            print(f"  {r.number}. {SHORT_NAMES[r.number]:<14} {figure:<38} target {TARGETS[r.number]:<16} {r.verdict}")
+            print(f"  {r.number}. {SHORT_NAMES[r.number]:<14} {figure:<46} target {TARGETS[r.number]:<16} {r.verdict}")
         print(f"total {time.perf_counter() - started:.0f} s")
         if any(r.error for r in results):
             return 2

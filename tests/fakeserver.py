@@ -98,6 +98,11 @@ _COINGECKO_ERRORS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+PRO_KEY_HEADER = "x-cg-pro-api-key"
+COINGECKO_PRO_KEY_ON_PUBLIC_HOST = {"status": {
+    "error_code": 10010,
+    "error_message": "If you are using Pro API key, please change your root URL from api.coingecko.com to pro-api.coingecko.com",
+}}
 _OPENAI_ERRORS = {
     400: ("invalid_request_error", "invalid_request", "Invalid request"),
     401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
@@ -315,7 +320,8 @@ class FakeServices:
             self.add_news(symbol, f"{symbol} shares edge higher ahead of earnings", hours_ago=2)
             self.add_news(symbol, f"Analysts weigh in on {symbol} outlook", hours_ago=20, source="MarketWatch")
 
-        # --- CoinGecko (last_updated_at=None is served as "now")
+        # --- CoinGecko (last_updated_at=None is served as "now"). It is the public
+        # (demo) host: a Pro key header is refused as api.coingecko.com refuses it.
         self.coin_ids: dict[str, str] = dict(DEFAULT_COIN_IDS)
         self.coins: dict[str, dict[str, Any]] = {
             self.coin_ids[s]: {"usd": float(DEFAULT_PRICES[s]), "usd_24h_change": 1.25, "last_updated_at": None}
@@ -327,6 +333,10 @@ class FakeServices:
         self.llm_reply: str | dict | Callable[[dict], str | dict] | None = None  # None: built from llm_decide
         self.llm_decide: dict[str, Any] = {}
         self.llm_finish_reason = "stop"
+
+        # "Now" for quote and coin times (unix seconds). A test that runs cycles on a
+        # simulated clock points this at that clock, so prices are as fresh as it says.
+        self.time_source: Callable[[], float] = time.time
 
         # --- recording, faults, errors inside the fake itself
         self.requests: list[RecordedRequest] = []
@@ -1044,7 +1054,7 @@ class FakeServices:
             if quote is None:
                 return Reply(200, {"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0})
             if quote.get("t") is None:
-                quote["t"] = _now_epoch()
+                quote["t"] = int(self.time_source())
             return Reply(200, quote)
         if req.subpath == "/company-news":
             symbol = req.query.get("symbol", "").upper()
@@ -1069,6 +1079,8 @@ class FakeServices:
     def _coingecko(self, req: RecordedRequest) -> Reply:
         if req.method != "GET":
             return Reply(405, self._error_body("coingecko", 405, "Method not allowed"))
+        if PRO_KEY_HEADER in req.headers:  # the public host answers a Pro key with a 400 naming the right root URL
+            return Reply(400, COINGECKO_PRO_KEY_ON_PUBLIC_HOST)
         if req.subpath == "/ping":
             return Reply(200, {"gecko_says": "(V3) To the Moon!"})
         if req.subpath != "/simple/price":
@@ -1094,7 +1106,7 @@ class FakeServices:
                         if with_change and f"{cur}_24h_change" in coin:
                             entry[f"{cur}_24h_change"] = coin[f"{cur}_24h_change"]
                 if with_time:
-                    entry["last_updated_at"] = coin.get("last_updated_at") or _now_epoch()
+                    entry["last_updated_at"] = coin.get("last_updated_at") or int(self.time_source())
                 result[coin_id] = entry
         return Reply(200, result)
 

@@ -86,6 +86,34 @@ def test_demo_key_header_only_when_a_key_is_set(server, api_key, sends_header):
         assert DEMO_KEY not in request.url
 
 
+@pytest.mark.parametrize(("base_url", "sent", "never"), [
+    ("https://pro-api.coingecko.com/api/v3", "x-cg-pro-api-key", "x-cg-demo-api-key"),
+    (BASE, "x-cg-demo-api-key", "x-cg-pro-api-key"),
+    ("http://127.0.0.1:8080/coingecko", "x-cg-demo-api-key", "x-cg-pro-api-key"),
+], ids=["pro", "public", "loopback"])
+def test_the_key_goes_in_the_header_its_host_expects(server, base_url, sent, never):
+    server.get(f"{base_url}/simple/price", json=COINGECKO_SIMPLE_PRICE)
+
+    quotes = CoinGeckoQuotes(base_url, IDS, DEMO_KEY, fast_settings()).get_quotes(["BTC/USD"])
+
+    request = server.calls[0].request
+    assert isinstance(quotes["BTC/USD"], Quote)
+    assert request.headers[sent] == DEMO_KEY and never not in request.headers
+    assert DEMO_KEY not in request.url
+
+
+def test_a_key_refused_by_the_pro_host_is_redacted_from_its_error(server):
+    pro = "https://pro-api.coingecko.com/api/v3"
+    server.get(f"{pro}/simple/price", status=400, json={"status": {
+        "error_code": 10011, "error_message": f"If you are using Demo API key ({DEMO_KEY}), please change your root URL "
+                                              "from pro-api.coingecko.com to api.coingecko.com"}})
+
+    quotes = CoinGeckoQuotes(pro, IDS, DEMO_KEY, fast_settings()).get_quotes(["BTC/USD"])
+
+    assert isinstance(quotes["BTC/USD"], BadResponse)
+    assert "change your root URL" in str(quotes["BTC/USD"]) and DEMO_KEY not in str(quotes["BTC/USD"])
+
+
 def test_when_the_call_fails_every_symbol_gets_that_error(server, monkeypatch):
     sleeps: list[float] = []
     monkeypatch.setattr(time, "sleep", sleeps.append)

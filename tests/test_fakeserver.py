@@ -237,6 +237,15 @@ def test_coingecko_simple_price(fake, http):
                     params={"ids": "nosuchcoin", "vs_currencies": "usd"}).json() == {}
 
 
+def test_coingecko_is_the_public_host_it_refuses_a_pro_key_and_dates_prices_by_its_time_source(fake, http):
+    params = {"ids": "bitcoin", "vs_currencies": "usd", "include_last_updated_at": "true"}
+    refused = http.get(fake.coingecko_url + "/simple/price", params=params, headers={"x-cg-pro-api-key": "CG-x"})
+    assert refused.status_code == 400 and refused.json()["status"]["error_code"] == 10010
+    fake.time_source = lambda: 1_900_000_000.0
+    demo = http.get(fake.coingecko_url + "/simple/price", params=params, headers={"x-cg-demo-api-key": "CG-x"})
+    assert demo.json()["bitcoin"]["last_updated_at"] == 1_900_000_000
+
+
 # --------------------------------------------------------------------------- OpenAI-compatible
 
 

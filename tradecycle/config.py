@@ -190,9 +190,20 @@ class FinnhubConfig(ServiceUrl):
     base_url: str = "https://finnhub.io/api/v1"
 
 
+COINGECKO_PRO_HOST = "pro-api.coingecko.com"
+
+
 class CoinGeckoConfig(ServiceUrl):
     base_url: str = "https://api.coingecko.com/api/v3"
     ids: dict[str, str] = {"BTC/USD": "bitcoin", "ETH/USD": "ethereum"}
+    # A demo key allows 10,000 calls a month: one call every 360 s is 7,200 in 30 days.
+    # Strict: `true` or "360" in the file is a mistake, not a number.
+    refresh_seconds: Annotated[float, Field(gt=0, le=86400, strict=True)] = 360
+
+    @property
+    def is_pro(self) -> bool:
+        """Pointed at CoinGecko's paid (Pro) API, which needs a key."""
+        return urlsplit(self.base_url).hostname == COINGECKO_PRO_HOST
 
 
 class SimMarketConfig(_Section):
@@ -337,6 +348,8 @@ def required_environment(config: Config) -> dict[str, str]:
         needed["FINNHUB_API_KEY"] = 'market_data.provider = "live"'
     if config.news.provider == "finnhub":
         needed.setdefault("FINNHUB_API_KEY", 'news.provider = "finnhub"')
+    if config.market_data.provider == "live" and config.market_data.coingecko.is_pro:
+        needed["COINGECKO_API_KEY"] = f"market_data.coingecko.base_url = the Pro API ({COINGECKO_PRO_HOST})"
     return needed
 
 

@@ -12,7 +12,7 @@ from .config import Config, Secrets
 from .cycle import CycleSettings
 from .lock import FileLock, lock_path_for
 from .models import Deadline
-from .ports import EventLog, Services
+from .ports import Clock, EventLog, Services
 from .store import Database, SimLedger
 
 
@@ -38,7 +38,7 @@ def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:
     )
 
 
-def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog, clock: SystemClock | None = None) -> Services:
+def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog, clock: Clock | None = None) -> Services:
     """Build every service the config names (check ``config.missing_environment``
     first: a live service without its keys is a configuration error)."""
     clock = clock or SystemClock()
@@ -64,7 +64,7 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
     if config.market_data.provider == "sim":
         stock_quotes = crypto_quotes = market()
     else:
-        stock_quotes, crypto_quotes = live.finnhub_quotes(), live.coingecko()
+        stock_quotes, crypto_quotes = live.finnhub_quotes(), _within_quota(live.coingecko(), config, db, clock, log)
     news = {"sim": market, "finnhub": live.finnhub_news, "none": lambda: None}[config.news.provider]()
     if config.ai.provider == "rules":
         from .ai.rules import RulesAnalyst
@@ -74,6 +74,15 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
         analyst = live.openai()
     lock = FileLock(lock_path_for(db.path))
     return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline)
+
+
+def _within_quota(coingecko, config: Config, db: Database, clock: Clock, log: EventLog):
+    """CoinGecko at most every ``market_data.coingecko.refresh_seconds``, stored prices in between."""
+    from .store import Store
+    from .throttle import ThrottledQuotes
+
+    refresh = config.market_data.coingecko.refresh_seconds
+    return ThrottledQuotes(coingecko, Store(db), clock, refresh, log, config_key="market_data.coingecko.refresh_seconds")
 
 
 def probe_factory(config: Config, secrets: Secrets, budget_seconds: float) -> "_LiveFactory":

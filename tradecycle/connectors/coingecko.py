@@ -2,6 +2,7 @@
 
 CoinGecko names coins by id (``bitcoin``), not by pair; the map from Alpaca
 symbols (``BTC/USD``) to ids is the config key ``market_data.coingecko.ids``.
+How often it is called is not decided here: see ``throttle.py``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,23 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
+from ..config import COINGECKO_PRO_HOST
 from ..errors import BadResponse, ServiceError
 from ..models import Quote, normalize_symbol
 from .http import HttpClient, HttpSettings
 
 SERVICE = "coingecko"
 IDS_CONFIG_KEY = "market_data.coingecko.ids"
+DEMO_KEY_HEADER = "x-cg-demo-api-key"
+PRO_KEY_HEADER = "x-cg-pro-api-key"
+
+
+def key_header(base_url: str) -> str:
+    """The header that carries the key: the Pro API refuses a demo header and the
+    public (demo) API a Pro one, each with a 400 that names the other root URL."""
+    return PRO_KEY_HEADER if urlsplit(base_url).hostname == COINGECKO_PRO_HOST else DEMO_KEY_HEADER
 
 
 class CoinGeckoQuotes:
@@ -26,7 +37,7 @@ class CoinGeckoQuotes:
     name = SERVICE
 
     def __init__(self, base_url: str, ids: dict[str, str], api_key: str, http: HttpSettings):
-        headers = {"x-cg-demo-api-key": api_key} if api_key else {}
+        headers = {key_header(base_url): api_key} if api_key else {}
         settings = replace(http, secrets=tuple(dict.fromkeys((*http.secrets, api_key)))) if api_key else http
         self._http = HttpClient(SERVICE, base_url, settings, headers)
         self._ids = {normalize_symbol(symbol): coin_id.strip() for symbol, coin_id in ids.items()}

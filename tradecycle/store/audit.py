@@ -30,6 +30,19 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _cached_quote(row: dict) -> Quote:
+    """A stored quotes row as a quote re-used from the database: ``as_of`` stays the
+    source's time, so the price ages honestly."""
+    return Quote(
+        symbol=row["symbol"],
+        price=Decimal(row["price"]),
+        as_of=parse_iso(row["as_of"]),
+        source="cache",
+        change_percent=Decimal(row["change_percent"]) if row["change_percent"] else None,
+        previous_close=Decimal(row["previous_close"]) if row["previous_close"] else None,
+    )
+
+
 class Store:
     def __init__(self, db: Database):
         self.db = db
@@ -138,20 +151,20 @@ class Store:
         row = self.db.one(
             "SELECT * FROM quotes WHERE symbol = ? AND source != 'cache' ORDER BY id DESC LIMIT 1", (symbol,)
         )
-        if row is None:
-            return None
-        return Quote(
-            symbol=symbol,
-            price=Decimal(row["price"]),
-            as_of=parse_iso(row["as_of"]),
-            source="cache",
-            change_percent=Decimal(row["change_percent"]) if row["change_percent"] else None,
-            previous_close=Decimal(row["previous_close"]) if row["previous_close"] else None,
-        )
+        return _cached_quote(row) if row else None
+
+    def last_fetch(self, symbol: str, source: str) -> tuple[Quote, datetime] | None:
+        """The newest price ``source`` gave us for a symbol (as a ``cache`` quote that
+        keeps its source time), and when we fetched it."""
+        row = self.db.one("SELECT * FROM quotes WHERE symbol = ? AND source = ? ORDER BY id DESC LIMIT 1", (symbol, source))
+        return (_cached_quote(row), parse_iso(row["fetched_at"])) if row else None
 
     def recent_prices(self, symbol: str, limit: int = 10) -> list[Decimal]:
-        """The last ``limit`` distinct-cycle prices for a symbol, oldest first."""
-        rows = self.db.query("SELECT price FROM quotes WHERE symbol = ? ORDER BY id DESC LIMIT ?", (symbol, limit))
+        """The last ``limit`` fetched prices for a symbol, oldest first (a stored price
+        a cycle re-used is not a new observation)."""
+        rows = self.db.query(
+            "SELECT price FROM quotes WHERE symbol = ? AND source != 'cache' ORDER BY id DESC LIMIT ?", (symbol, limit)
+        )
         return [Decimal(r["price"]) for r in reversed(rows)]
 
     def news_fetched_at(self, symbol: str) -> datetime | None:

@@ -1,0 +1,80 @@
+"""Cycles on a simulated clock against ``tests/fakeserver.py``.
+
+A subprocess cannot be given a frozen clock, so these cycles run in this
+process through the same path as ``tradecycle run``: the config file is
+loaded and validated, ``wiring.build_services`` builds the real connectors
+(pointed at the fake) around a clock the caller moves, and ``run_cycle``
+runs one cycle. The fake serves quote times from the same clock, so a price
+is exactly as old as the simulation says. Used by the quota tests and by
+``benchmarks/run.py`` (calls per 30 days).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tradecycle.config import Secrets, check_environment, load_config
+from tradecycle.cycle import run_cycle
+from tradecycle.cycle_state import CycleReport
+from tradecycle.logs import JsonLog
+from tradecycle.store import Store, open_database
+from tradecycle.wiring import build_services, cycle_settings
+
+from .fakeserver import FakeServices
+
+
+class SimulatedClock:
+    def __init__(self, start: datetime | None = None):
+        self.current = start or datetime.now(UTC).replace(microsecond=0)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+class SimulatedCycles:
+    """One config and one database in ``folder``; ``run()`` is one cycle at the clock's time."""
+
+    def __init__(self, fake: FakeServices, folder: Path, **overrides: Any):
+        self.fake, self.folder = fake, folder
+        self.clock = SimulatedClock()
+        fake.time_source = lambda: self.clock.now().timestamp()
+        self.secrets = Secrets(fake.env())
+        self.configure(**overrides)
+
+    def configure(self, **overrides: Any) -> None:
+        """(Re)write config.toml: the fake's URLs, then ``overrides``; the clock and database stay."""
+        self.config = load_config(self.fake.config_toml(self.folder, **overrides))
+        check_environment(self.config, self.secrets)
+        self.log_path = self.config.log_path
+
+    def run(self, dry_run: bool = False) -> CycleReport:
+        db = open_database(self.config.database_path)
+        log = JsonLog(self.log_path, self.config.log.level, self.secrets.values())
+        try:
+            services = build_services(self.config, db, self.secrets, log, clock=self.clock)
+            return run_cycle(services, Store(db), cycle_settings(self.config, dry_run), log)
+        finally:
+            log.close()
+            db.close()
+
+    def run_every(self, seconds: float, count: int) -> list[CycleReport]:
+        """``count`` cycles, ``seconds`` apart (the first one now)."""
+        reports = []
+        for i in range(count):
+            if i:
+                self.clock.advance(seconds)
+            reports.append(self.run())
+        return reports
+
+    def decision(self, cycle_id: str, symbol: str) -> dict[str, Any]:
+        """The ``ai_decisions`` row of one symbol in one cycle, read as a user's script would."""
+        with sqlite3.connect(self.config.database_path) as conn:
+            conn.row_factory = sqlite3.Row
+            row = conn.execute("SELECT * FROM ai_decisions WHERE cycle_id = ? AND symbol = ?", (cycle_id, symbol)).fetchone()
+        return dict(row)
