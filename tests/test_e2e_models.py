@@ -91,9 +91,8 @@ def test_check_online_fails_when_the_model_cannot_answer(e2e):
 
 @pytest.mark.parametrize(
     "setup",
-    [{"llm_wrap": "prose"}, {"llm_wrap": "prose_fence"}, {"llm_wrap": "think_close_only"}, {"llm_wrap": "think"},
-     {"llm_content_parts": True}, {"llm_flavor": "deepseek", "llm_reasoning": "Volume confirms the breakout."}],
-    ids=["prose", "fence-in-prose", "think-close-only", "think-block", "content-parts", "deepseek-reasoning-content"],
+    [{"llm_wrap": "prose"}, {"llm_wrap": "prose_fence"}, {"llm_wrap": "think_close_only"}, {"llm_content_parts": True}],
+    ids=["prose", "fence-in-prose", "think-close-only", "content-parts"],
 )
 def test_a_wrapped_reply_reaches_the_broker(e2e, setup):
     for name, value in setup.items():
