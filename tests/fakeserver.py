@@ -15,6 +15,13 @@ CoinGecko for unknown ids, ...
         subprocess.run(["tradecycle", "run", "--config", str(config)], env={**os.environ, **fake.env()})
         assert fake.count("alpaca", "POST", "/v2/orders") == 1
 
+The OpenAI-compatible part imitates the servers people point it at
+(``llm_flavor``: OpenAI, Ollama, vLLM, llama.cpp, DeepSeek: reply envelope,
+``/models`` listing, error bodies, unknown-model behaviour), how models dress
+their answer (``llm_wrap``, ``llm_reasoning``, ``llm_content_parts``) and what
+they refuse (``llm_refuse_params`` for reasoning models' temperature,
+``llm_json_schema``, ``llm_quota_exhausted``).
+
 State lives in plain attributes (``account``, ``clock``, ``positions``,
 ``orders``, ``assets``, ``prices``, ``quotes``, ``news``, ``coins``, ...): set
 or inspect them from the test; hold ``fake.lock`` while mutating them in place

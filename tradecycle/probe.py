@@ -201,7 +201,11 @@ def _ai(config: Config, live, budget_seconds: float) -> tuple:
         decision, notes = analyst.check(_check_input(config), config.cycle.analysis_timeout_seconds)
         listed = models is None or not models or model in models or f"{model}:latest" in models
         if decision.failure is not None:
-            hint = "" if listed else f"; the server does not offer model {model!r} (it lists {_sample(models)}): check ai.model"
+            hint = ""
+            if not listed and len(models or []) == 1:  # llama.cpp: not by itself a reason to fail
+                hint = f"; the server lists one model, {models[0]!r}"
+            elif not listed:
+                hint = f"; the server does not offer model {model!r} (it lists {_sample(models)}): check ai.model"
             raise ProbeFailed(f"{decision.reasoning}{hint}")
         answer = f"{model} answered one decision ({decision.symbol} {decision.action} {decision.confidence:g})"
         if listing_error:
