@@ -64,8 +64,9 @@ def item(symbol: str = "AAPL", action: str = "buy", confidence=0.72, reasoning: 
     return {"symbol": symbol, "action": action, "confidence": confidence, "reasoning": reasoning, **extra}
 
 
-def completion(content: str | None, finish_reason: str = "stop", usage: dict | None = None) -> dict:
-    """A chat completion body shaped like OpenAI's (and Ollama's /v1) answer."""
+def completion(content: str | list | None, finish_reason: str = "stop", usage: dict | None = None, **message_fields) -> dict:
+    """A chat completion body shaped like OpenAI's (and Ollama's /v1) answer.
+    ``message_fields`` are added to the message (``reasoning_content=...``)."""
     body = {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -74,7 +75,7 @@ def completion(content: str | None, finish_reason: str = "stop", usage: dict | N
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content, "refusal": None},
+                "message": {"role": "assistant", "content": content, "refusal": None, **message_fields},
                 "finish_reason": finish_reason,
             }
         ],

@@ -18,8 +18,20 @@ VALID = decisions_json(item("AAPL", "buy", 0.72, "Breakout on volume"))
         f"<think>The chart looks strong.</think>\n{VALID}",
         decisions_json(item("aapl", "buy", 0.72, "Breakout on volume")),  # symbol case
         decisions_json(item("AAPL", "buy", 0.72, "Breakout on volume", quantity=1000000, price=1, size="all")),
+        # What models wrap around the object (issue 11, item 12):
+        f"Here is my analysis of AAPL:\n{VALID}\nLet me know if you need anything else.",
+        f"Sure! ```json\n{VALID}\n```",
+        f"Sure! Here you go:\n\n```json\n{VALID}\n```\n\nThe breakout is confirmed by volume.",
+        # DeepSeek-R1 / Qwen3 served raw: the template opened <think>, the reply only closes it.
+        f"Okay, the user wants one decision for AAPL. The price broke out on volume, so buy.\n</think>\n\n{VALID}",
+        f"The price {{as quoted}} broke out.\n</think>\n```json\n{VALID}\n```",
+        f"<think>Drafting: {decisions_json(item('AAPL', 'sell', 0.9, 'draft'))}. No, buy.</think>\n{VALID}",
+        f"{VALID}\n\nTo repeat: ```json\n{VALID}\n```",  # the same object twice is one answer
+        f"In short {{not JSON}} and then: {VALID}",
     ],
-    ids=["plain", "json-fence", "bare-fence", "fence-spacing", "think-block", "lowercase-symbol", "sizes-ignored"],
+    ids=["plain", "json-fence", "bare-fence", "fence-spacing", "think-block", "lowercase-symbol", "sizes-ignored",
+         "prose-around", "prose-then-fence", "fence-inside-prose", "think-close-only", "think-close-then-fence",
+         "draft-inside-think", "same-object-twice", "braces-in-prose"],
 )
 def test_valid_replies(reply):
     parsed = parse_reply(reply, ["AAPL"])
@@ -42,7 +54,11 @@ def test_valid_replies(reply):
         ("[]", "reply is not a JSON object with a 'decisions' list"),
         (json.dumps(item()), "reply is not a JSON object with a 'decisions' list"),
         ('{"decisions": {"AAPL": "buy"}}', "reply is not a JSON object with a 'decisions' list"),
-        ("Sure! ```json\n" + VALID + "\n```", "reply is not valid JSON"),  # prose around the fence
+        (f"Option A: {VALID}\nOption B: {decisions_json(item(action='sell'))}", "reply holds 2 different JSON objects"),
+        (f"Draft: {{\"note\": \"thinking\"}}\nFinal: {VALID}", "reply holds 2 different JSON objects"),
+        (f"I would say {{\"decisions\": [broken", "reply is not valid JSON"),
+        (f"<think>Maybe {VALID} but I am not done", "reply is unfinished thinking"),
+        ("<think>Long thoughts</think>", "reply is empty after the model's thinking"),
         (decisions_json(item(action="moon")), "invalid decision for AAPL: action: Input should be 'buy', 'sell' or 'hold' (got 'moon')"),
         (decisions_json(item(action="BUY")), "invalid decision for AAPL: action: Input should be 'buy', 'sell' or 'hold' (got 'BUY')"),
         (decisions_json(item(confidence=7)), "invalid decision for AAPL: confidence: Input should be less than or equal to 1 (got 7)"),

@@ -73,6 +73,7 @@ def fake():
     with FakeServices() as services:
         services.alpaca_secret_key = "alpaca-secret-0123456789"
         services.finnhub_token = "finnhub-token-0123456789"
+        services.llm_decide = {"AAPL": ("hold", 0.55, "waiting for earnings")}  # what `check --online` asks about
         yield services
 
 
@@ -308,12 +309,12 @@ def test_check_online_all_services_answer(fake, tmp_path):
                           "news [finnhub]", "ai [openai]"]
     assert all(" OK " in row for row in rows.values())
     assert "AAPL 187.21" in rows["market data (stocks) [finnhub]"]
-    assert "gpt-4o-mini" in rows["ai [openai]"]
-    # Each service reached once; nothing traded.
+    assert "gpt-4o-mini answered one decision (AAPL hold 0.55)" in rows["ai [openai]"]
+    # Each service reached once; nothing traded: the one POST is the model's one decision.
     assert fake.count("alpaca", "GET", "/v2/account") == 1 and fake.count("alpaca", "GET", "/v2/clock") == 1
     assert fake.count("finnhub", "GET", "/quote") == 1 and fake.count("finnhub", "GET", "/company-news") == 1
     assert fake.count("coingecko") == 1 and fake.count("openai", "GET", "/models") == 1
-    assert fake.count(method="POST") == 0
+    assert fake.count(method="POST") == fake.count("openai", "POST", "/chat/completions") == 1
     assert fake.alpaca_secret_key not in result.output and fake.finnhub_token not in result.output
 
 
@@ -380,17 +381,17 @@ def test_check_online_names_the_failing_service(fake, tmp_path, situation, faili
     for label in failing:
         assert label in result.stderr
     assert detail in result.stderr
-    assert fake.count(method="POST") == 0
+    assert fake.count("alpaca", "POST") == 0
     assert fake.alpaca_secret_key not in result.output and fake.finnhub_token not in result.output
 
 
-def test_check_online_falls_back_to_a_one_token_completion_without_models(fake, tmp_path):
+def test_check_online_without_models_still_asks_for_one_decision(fake, tmp_path):
     fake.fail("/openai/v1/models", "status", status=404)
     result = invoke("check", "--online", "--config", fake.config_toml(tmp_path), env=fake.env())
     assert result.exit_code == 0, result.output
-    assert "one-token chat completion" in service_rows(result.stdout)["ai [openai]"]
+    assert "answered one decision (AAPL hold 0.55); the server has no /models" in service_rows(result.stdout)["ai [openai]"]
     [completion] = fake.calls("openai", "POST", "/chat/completions")
-    assert completion.json["max_tokens"] == 1
+    assert completion.json["response_format"]["type"] == "json_schema" and "max_tokens" not in completion.json
 
 
 def test_probes_end_inside_the_budget(fake, tmp_path):

@@ -109,3 +109,13 @@ def test_infinity_cannot_switch_a_limit_off(tmp_path, key, section):
 ])
 def test_killswitch_finds_the_database_in_a_file_that_is_not_valid_toml(tmp_path, text, expected):
     assert load_database_path(write(tmp_path, text)) == tmp_path / expected
+
+
+@pytest.mark.parametrize("text, temperature", [("", None), ("[ai]\ntemperature = 0.0\n", 0.0), ("[ai]\ntemperature = 1\n", 1.0)])
+def test_ai_temperature_is_optional(tmp_path, text, temperature):
+    assert load_config(write(tmp_path, text)).ai.temperature == temperature
+
+
+def test_ai_temperature_out_of_range_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="ai.temperature"):
+        load_config(write(tmp_path, "[ai]\ntemperature = 3\n"))

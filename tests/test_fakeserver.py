@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fakeserver import FakeServices
+from tests.fakeserver import LLAMACPP_MODEL_ID, LLM_FLAVORS, LLM_WRAPS, OPENAI_INSUFFICIENT_QUOTA, FakeServices
 
 AUTH = {"APCA-API-KEY-ID": "key-id", "APCA-API-SECRET-KEY": "secret"}
 REPO = Path(__file__).resolve().parents[1]
@@ -260,7 +260,8 @@ def test_chat_completion_shape_and_default_reply(fake, http):
     reply = chat(fake, http).json()
     assert reply["object"] == "chat.completion" and reply["model"] == "gpt-4o-mini" and reply["id"]
     assert reply["choices"][0]["finish_reason"] == "stop"
-    assert set(reply["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    assert {"prompt_tokens", "completion_tokens", "total_tokens"} <= set(reply["usage"])
+    assert reply["usage"]["completion_tokens_details"]["reasoning_tokens"] == 0
     assert json.loads(reply["choices"][0]["message"]["content"]) == {"decisions": []}
     models = http.get(fake.openai_url + "/models").json()
     assert models["object"] == "list" and models["data"][0]["id"] == "gpt-4o-mini"
@@ -290,6 +291,80 @@ def test_llm_reply_string_callable_and_override(fake, http):
     fake.llm_reply, fake.openai_api_key = None, "sk-test"
     assert chat(fake, http).status_code == 401
     assert chat(fake, http, headers={"Authorization": "Bearer sk-test"}).status_code == 200
+
+
+@pytest.mark.parametrize("flavor", LLM_FLAVORS)
+def test_every_flavor_answers_a_chat_completion_and_lists_its_models(fake, http, flavor):
+    fake.llm_flavor, fake.llm_reasoning = flavor, "Thinking about AAPL."
+    fake.llm_decide = {"AAPL": ("buy", 0.9, "breakout")}
+    models = http.get(fake.openai_url + "/models").json()
+    assert models["object"] == "list" and len(models["data"]) == 1
+    listed = models["data"][0]["id"]
+    assert listed == (LLAMACPP_MODEL_ID if flavor == "llamacpp" else "gpt-4o-mini")
+    reply = chat(fake, http, "## AAPL").json()
+    message = reply["choices"][0]["message"]
+    assert json.loads(message["content"])["decisions"][0]["action"] == "buy"
+    assert reply["usage"]["total_tokens"] == reply["usage"]["prompt_tokens"] + reply["usage"]["completion_tokens"]
+    thinking = {"openai": None, "ollama": "reasoning", "vllm": "reasoning_content", "llamacpp": "reasoning_content",
+                "deepseek": "reasoning_content"}[flavor]
+    if thinking:
+        assert message[thinking] == "Thinking about AAPL."
+
+
+@pytest.mark.parametrize(
+    "flavor, status, words",
+    [("openai", 404, "does not exist or you do not have access"), ("ollama", 404, "try pulling it first"),
+     ("vllm", 404, "does not exist"), ("deepseek", 400, "Model Not Exist"), ("llamacpp", 200, None)],
+)
+def test_an_unknown_model_is_refused_except_by_llamacpp(fake, http, flavor, status, words):
+    fake.llm_flavor = flavor
+    body = {"model": "llama3", "messages": [{"role": "user", "content": "hi"}]}
+    response = http.post(fake.openai_url + "/chat/completions", json=body, timeout=5)
+    assert response.status_code == status
+    if words:
+        assert words in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "refuse, temperature, status, code",
+    [("unsupported_value", 0, 400, "unsupported_value"), ("unsupported_value", 1, 200, None),
+     ("unsupported_parameter", 1, 400, "unsupported_parameter"), ("unsupported_parameter", None, 200, None)],
+)
+def test_reasoning_model_refusals_have_openais_shape(fake, http, refuse, temperature, status, code):
+    fake.llm_refuse_params = {"temperature": refuse}
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    if temperature is not None:
+        body["temperature"] = temperature
+    response = http.post(fake.openai_url + "/chat/completions", json=body, timeout=5)
+    assert response.status_code == status
+    if code:
+        error = response.json()["error"]
+        assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", "temperature", code)
+        assert error["message"].startswith("Unsupported ")
+
+
+@pytest.mark.parametrize("wrap", LLM_WRAPS)
+def test_wraps_dress_the_answer(fake, http, wrap):
+    fake.llm_wrap, fake.llm_decide = wrap, {"AAPL": ("hold", 0.5, "flat")}
+    content = chat(fake, http, "## AAPL").json()["choices"][0]["message"]["content"]
+    answer = json.dumps({"decisions": [{"symbol": "AAPL", "action": "hold", "confidence": 0.5, "reasoning": "flat"}]})
+    assert answer in content and (content == answer) == (wrap is None)
+    assert ("</think>" in content) == (wrap in ("think", "think_close_only"))
+    assert content.startswith("<think>") == (wrap == "think")
+
+
+def test_content_parts_quota_and_json_schema_refusal(fake, http):
+    fake.llm_content_parts = True
+    assert chat(fake, http).json()["choices"][0]["message"]["content"] == [{"type": "text", "text": '{"decisions": []}'}]
+    fake.llm_json_schema = False
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {}, "strict": True}}
+    refused = http.post(
+        fake.openai_url + "/chat/completions", timeout=5,
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "response_format": schema})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "response_format"
+    fake.llm_quota_exhausted = True
+    exhausted = chat(fake, http)
+    assert exhausted.status_code == 429 and exhausted.json() == OPENAI_INSUFFICIENT_QUOTA
 
 
 # --------------------------------------------------------------------------- faults

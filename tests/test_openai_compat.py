@@ -19,9 +19,11 @@ KEY = "sk-test-0123456789abcdef"
 SETTINGS = HttpSettings(timeout_seconds=5, max_retries=2, retry_base_delay_seconds=0.001, retry_max_delay_seconds=0.01)
 
 
-def make_analyst(api_key: str = "", base_url: str = BASE_URL, events: list | None = None) -> OpenAICompatAnalyst:
+def make_analyst(
+    api_key: str = "", base_url: str = BASE_URL, events: list | None = None, temperature: float | None = 0.0, model: str = "gpt-4o-mini"
+) -> OpenAICompatAnalyst:
     logger = (lambda event, fields: events.append((event, fields))) if events is not None else None
-    return OpenAICompatAnalyst(base_url, "gpt-4o-mini", 0.0, api_key, SETTINGS, logger=logger)
+    return OpenAICompatAnalyst(base_url, model, temperature, api_key, SETTINGS, logger=logger)
 
 
 def sent(call) -> dict:
@@ -176,12 +178,19 @@ def test_missing_usage_leaves_tokens_empty():
         ),
         (
             400,
-            {"error": {"message": "Unsupported value: 'temperature'", "code": "unsupported_value"}},
+            {"error": {"message": "'messages' must contain the word 'json'", "type": "invalid_request_error", "param": "messages", "code": None}},
             2,  # json_schema, then json_object: both refused
-            "model server refused the request: HTTP 400: Unsupported value: 'temperature'",
+            "model server refused the request: HTTP 400: 'messages' must contain the word 'json'",
+        ),
+        (
+            429,
+            {"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
+                       "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}},
+            1,  # not transient: no retry
+            "model server quota exhausted (not retried): You exceeded your current quota, please check your plan and billing details. (check the plan and billing of the account)",
         ),
     ],
-    ids=["500", "503-text", "429", "401", "404-model", "400-twice"],
+    ids=["500", "503-text", "429", "401", "404-model", "400-twice", "429-insufficient-quota"],
 )
 @responses.activate
 def test_service_errors_hold_with_ai_unavailable(status, body, calls, reasoning):
@@ -369,3 +378,139 @@ def test_an_unexpected_error_below_holds_instead_of_raising():
     responses.add(responses.POST, URL, status=429, headers={"Retry-After": "soon"}, json={"error": {"message": "slow down"}})
     [decision] = make_analyst().analyse([make_input()], timeout_seconds=10)
     assert (decision.action, decision.failure) == ("hold", "ai_unavailable")
+
+
+# -- reasoning models and parameters they refuse (issue 11, item 11) -----------------------
+
+# The bodies OpenAI sends (seen in openai-python, litellm and OpenHands issue threads).
+GPT5_TEMPERATURE = {"error": {
+    "message": "Unsupported value: 'temperature' does not support 0.0 with this model. Only the default (1) value is supported.",
+    "type": "invalid_request_error", "param": "temperature", "code": "unsupported_value"}}
+O3_MINI_TEMPERATURE = {"error": {
+    "message": "Unsupported parameter: 'temperature' is not supported with this model.",
+    "type": "invalid_request_error", "param": "temperature", "code": "unsupported_parameter"}}
+# Early o3-mini replies named "model" as the param; the message still names the culprit.
+O3_MINI_TEMPERATURE_PARAM_MODEL = {"error": dict(O3_MINI_TEMPERATURE["error"], param="model")}
+
+
+@pytest.mark.parametrize("refusal", [GPT5_TEMPERATURE, O3_MINI_TEMPERATURE, O3_MINI_TEMPERATURE_PARAM_MODEL],
+                         ids=["gpt-5-unsupported-value", "o3-mini-unsupported-parameter", "param-says-model"])
+@responses.activate
+def test_a_refused_temperature_is_dropped_and_the_request_sent_once_more(refusal):
+    responses.add(responses.POST, URL, status=400, json=refusal)
+    responses.add(responses.POST, URL, json=completion(VALID))
+    events: list = []
+
+    [decision] = make_analyst(events=events, model="o3-mini").analyse([make_input()], timeout_seconds=10)
+
+    assert (decision.action, decision.failure) == ("buy", None)
+    first, second = (sent(call) for call in responses.calls)
+    assert first["temperature"] == 0.0 and "temperature" not in second
+    assert second["response_format"]["type"] == "json_schema"  # not mistaken for a json_schema refusal
+    assert second["messages"] == first["messages"]
+    assert [(event, fields["parameter"]) for event, fields in events] == [("ai_parameter_dropped", "temperature")]
+    assert "Unsupported" in events[0][1]["error"]
+
+
+@responses.activate
+def test_temperature_left_unset_is_not_sent():
+    responses.add(responses.POST, URL, json=completion(VALID))
+    [decision] = make_analyst(temperature=None).analyse([make_input()], timeout_seconds=10)
+    assert decision.failure is None
+    assert "temperature" not in sent(responses.calls[0])
+
+
+@responses.activate
+def test_a_dropped_parameter_and_a_refused_json_schema_are_both_repaired():
+    responses.add(responses.POST, URL, status=400, json=GPT5_TEMPERATURE)
+    responses.add(responses.POST, URL, status=400, json={"error": {
+        "message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+        "type": "invalid_request_error", "param": "response_format", "code": None}})
+    responses.add(responses.POST, URL, json=completion(VALID))
+    events: list = []
+
+    [decision] = make_analyst(events=events).analyse([make_input()], timeout_seconds=10)
+
+    assert (decision.action, decision.failure) == ("buy", None)
+    bodies = [sent(call) for call in responses.calls]
+    assert [("temperature" in b, b["response_format"]["type"]) for b in bodies] == [
+        (True, "json_schema"), (False, "json_schema"), (False, "json_object")]
+    assert [event for event, _ in events] == ["ai_parameter_dropped", "ai_json_schema_refused"]
+
+
+@responses.activate
+def test_each_repair_is_tried_once_then_the_symbol_holds():
+    responses.add(responses.POST, URL, status=400, json=GPT5_TEMPERATURE)  # answered to every request
+
+    [decision] = make_analyst().analyse([make_input()], timeout_seconds=10)
+
+    assert (decision.action, decision.failure) == ("hold", "ai_unavailable")
+    assert decision.reasoning.startswith("model server refused the request: HTTP 400: Unsupported value: 'temperature'")
+    assert len(responses.calls) == 3  # as configured, without temperature, with json_object
+
+
+@responses.activate
+def test_a_refusal_naming_a_required_parameter_is_not_repaired_by_dropping_it():
+    refusal = {"error": {"message": "Unsupported value: 'messages' must not be empty.", "type": "invalid_request_error",
+                         "param": "messages", "code": "unsupported_value"}}
+    responses.add(responses.POST, URL, status=400, json=refusal)
+    events: list = []
+    make_analyst(events=events).analyse([make_input()], timeout_seconds=10)
+    assert all("messages" in sent(call) for call in responses.calls)
+    assert [event for event, _ in events] == ["ai_json_schema_refused"]
+
+
+# -- reply shapes of other servers (issue 11, item 12) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        [{"type": "text", "text": VALID}],
+        [{"type": "text", "text": VALID[:20]}, {"type": "text", "text": VALID[20:]}],
+        # Mistral's reasoning models: a thinking part, then the answer.
+        [{"type": "thinking", "thinking": [{"type": "text", "text": "Volume confirms it."}]}, {"type": "text", "text": VALID}],
+    ],
+    ids=["one-text-part", "two-text-parts", "thinking-part-first"],
+)
+@responses.activate
+def test_content_as_a_list_of_text_parts_is_read(content):
+    responses.add(responses.POST, URL, json=completion(content))
+    [decision] = make_analyst().analyse([make_input()], timeout_seconds=10)
+    assert (decision.action, decision.confidence, decision.failure) == ("buy", 0.72, None)
+    assert decision.raw_reply == VALID
+
+
+@responses.activate
+def test_reasoning_content_beside_the_answer_is_not_the_answer():
+    # DeepSeek-reasoner, vLLM and llama.cpp put the thinking in reasoning_content.
+    thinking = 'Maybe {"decisions": [{"symbol": "AAPL", "action": "sell", "confidence": 1, "reasoning": "x"}]}?'
+    responses.add(responses.POST, URL, json=completion(VALID, reasoning_content=thinking))
+    [decision] = make_analyst().analyse([make_input()], timeout_seconds=10)
+    assert (decision.action, decision.failure) == ("buy", None)
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+@responses.activate
+def test_thinking_without_an_answer_is_invalid(field):
+    responses.add(responses.POST, URL, json=completion("", **{field: "Let me weigh the breakout against the RSI..."}))
+    [decision] = make_analyst().analyse([make_input()], timeout_seconds=10)
+    assert (decision.action, decision.failure) == ("hold", "ai_invalid")
+    assert decision.reasoning == "reply is empty: the model only reasoned (44 characters of reasoning)"
+
+
+@pytest.mark.parametrize(
+    "content, action, failure",
+    [
+        (f"Based on the data, here is my decision:\n{VALID}", "buy", None),
+        (f"The stock broke out on volume, so a buy.\n</think>\n\n{VALID}", "buy", None),
+        (f"{VALID}\n{decisions_json(item('AAPL', 'sell', 0.9, 'or sell'))}", "hold", "ai_invalid"),
+    ],
+    ids=["prose-wrapped", "think-close-only", "two-different-objects"],
+)
+@responses.activate
+def test_wrapped_replies_reach_the_decision(content, action, failure):
+    responses.add(responses.POST, URL, json=completion(content))
+    [decision] = make_analyst().analyse([make_input()], timeout_seconds=10)
+    assert (decision.action, decision.failure) == (action, failure)
+    assert decision.raw_reply == content

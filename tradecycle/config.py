@@ -226,7 +226,10 @@ class AIConfig(_Section):
     provider: Literal["rules", "openai"] = "rules"
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4o-mini"
-    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    # None (the key left out): not sent, the model's own default. Reasoning models (gpt-5, o3,
+    # o4-mini) accept only their default, o1-mini/o3-mini no temperature at all; a refusal that
+    # names it is repaired by leaving it out (see ai/openai_compat.py).
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     reanalyze_move_percent: Percent = Decimal("0.5")
     max_decision_age_minutes: Annotated[float, Field(gt=0)] = 15
 

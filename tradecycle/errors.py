@@ -68,6 +68,15 @@ class RateLimited(ServiceError):
         self.retry_after_given = retry_after_seconds is not None  # the header was there (maybe unreadable)
 
 
+class QuotaExhausted(ServiceError):
+    """429 that says the account's quota or credit is used up (OpenAI's
+    ``insufficient_quota``): waiting does not help, so it is never retried."""
+
+    def __init__(self, service: str, message: str, status_code: int = 429):
+        super().__init__(service, message)
+        self.status_code = status_code
+
+
 class BadResponse(ServiceError):
     """The service answered, but not with something we can use (4xx, malformed body)."""
 

@@ -3,6 +3,9 @@
 Every live probe is one or two requests, sent once (no retries), all probes at
 once, inside one shared budget (``PROBE_BUDGET_SECONDS``): a check finishes in
 about the time of its slowest service, and never much later than the budget.
+The one exception is the model's answer: the AI probe asks for one real
+decision, as a cycle would, and waits for it as long as a cycle would
+(``cycle.analysis_timeout_seconds``), since reasoning models think for a while.
 Offline providers (the simulator, the rules analyst) pass without a call.
 Nothing here raises for a service problem: each probe ends as a ``Probe``
 with ``ok`` False and the reason, secrets redacted.
@@ -14,9 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from .config import Config, Secrets
 from .errors import BadResponse, ServiceError, TradecycleError
+from .models import AnalysisInput, Quote
 from .parallel import gather
 from .redact import redact
 
@@ -175,23 +180,56 @@ def _news(config: Config, live) -> tuple:
     return "news", "finnhub", call if stocks else None, "no stocks configured: Finnhub news is for stocks only"
 
 
+CHECK_PRICE_USD = Decimal(100)  # the made-up price of the AI probe's one question
+
+
 def _ai(config: Config, live, budget_seconds: float) -> tuple:
+    """GET /models (a hint only), then one real decision asked as a cycle asks it, with the
+    configured model and parameters: the answer, not the listing, decides. llama.cpp lists its
+    one model by file name and answers to any name; a gateway may serve models it does not list."""
     if config.ai.provider == "rules":
         return "ai", "rules", None, "rules analyst, offline"
     model = config.ai.model
 
     def call() -> str:
         analyst = live.openai()
-        started = time.monotonic()
-        models = analyst.list_models(budget_seconds)
-        if models is None:  # no /models endpoint: a one-token completion proves the rest
-            analyst.ping(max(0.1, budget_seconds - (time.monotonic() - started)))
-            return f"{model} answered a one-token chat completion (the server has no /models)"
-        if not models:
-            return "reachable; the server lists no models"
-        if model in models or f"{model}:latest" in models:
-            return f"{model} offered ({len(models)} model{'s' if len(models) != 1 else ''} listed)"
-        sample = ", ".join(models[:5]) + (", ..." if len(models) > 5 else "")
-        raise BadResponse("ai", f"the server does not offer model {model!r} (it lists {sample}): check ai.model")
+        try:
+            models: list[str] | None = analyst.list_models(budget_seconds)
+            listing_error = ""
+        except ServiceError as exc:
+            models, listing_error = None, exc.message
+        decision, notes = analyst.check(_check_input(config), config.cycle.analysis_timeout_seconds)
+        listed = models is None or not models or model in models or f"{model}:latest" in models
+        if decision.failure is not None:
+            hint = ""
+            if not listed and len(models or []) == 1:  # llama.cpp: not by itself a reason to fail
+                hint = f"; the server lists one model, {models[0]!r}"
+            elif not listed:
+                hint = f"; the server does not offer model {model!r} (it lists {_sample(models)}): check ai.model"
+            raise ProbeFailed(f"{decision.reasoning}{hint}")
+        answer = f"{model} answered one decision ({decision.symbol} {decision.action} {decision.confidence:g})"
+        if listing_error:
+            notes.append(f"GET /models failed ({listing_error})")
+        elif models is None:
+            notes.append("the server has no /models")
+        elif not models:
+            notes.append("the server lists no models")
+        elif len(models) == 1 and not listed:
+            notes.append(f"the server lists one model, {models[0]!r}, and serves it as {model!r}")
+        elif not listed:
+            notes.append(f"{model!r} is not among the {len(models)} models listed ({_sample(models)}), but it answered")
+        return "; ".join([answer, *notes])
 
     return "ai", "openai", call, ""
+
+
+def _check_input(config: Config) -> AnalysisInput:
+    """What the AI probe asks about: the first symbol of the universe at a made-up price."""
+    symbol = (config.universe.symbols or ["AAPL"])[0]
+    quote = Quote(symbol, CHECK_PRICE_USD, datetime.now(UTC), source="check")
+    return AnalysisInput(symbol, quote, 0.0, None, (), (), config.risk.limits())
+
+
+def _sample(models: list[str] | None) -> str:
+    models = models or []
+    return ", ".join(models[:5]) + (", ..." if len(models) > 5 else "")

@@ -10,22 +10,29 @@ their retries share one ``Deadline``, and ``analyse`` stops waiting at it.
 ``analyse`` never raises for a service or reply problem. A symbol that could
 not be analysed holds with ``failure`` set:
 
-- ``ai_unavailable``: timeout, connection failure, 429/5xx after retries, or a
-  request the server refused (400/401/404...: wrong key, model or URL);
+- ``ai_unavailable``: timeout, connection failure, 429/5xx after retries, a
+  used-up quota (429 ``insufficient_quota``: never retried), or a request the
+  server refused (400/401/404...: wrong key, model or URL);
 - ``ai_invalid``: the server answered but the reply was truncated, empty, not
   JSON or failed validation.
+
+Two refusals are repaired, each at most once per request, and logged: a
+parameter the model refuses by name (reasoning models refuse ``temperature``:
+400 ``unsupported_value`` or ``unsupported_parameter``) is dropped, and a
+``json_schema`` response format the server refuses becomes ``json_object``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..parallel import gather
-from ..connectors.http import HttpClient, HttpSettings
-from ..errors import BadResponse, RateLimited, ServiceError
+from ..connectors.http import HttpClient, HttpSettings, ServiceRefused
+from ..errors import BadResponse, QuotaExhausted, RateLimited, ServiceError
 from ..models import AnalysisInput, Deadline, Decision
 from ..redact import redact
 from .parse import parse_reply
@@ -33,10 +40,16 @@ from .prompt import build_messages, decision_schema
 
 MAX_RAW_REPLY_CHARS = 4000
 SCHEMA_NAME = "trading_decisions"
-# A server that does not understand json_schema answers 400 (422 on FastAPI-based
-# servers). Its wording differs per server, so any such refusal earns one retry
-# with json_object; a refusal for another reason fails again and is reported.
+# A server that does not understand a request answers 400 (422 on FastAPI-based servers).
+# A refusal that names a parameter we may leave out (OpenAI: "param" with code
+# unsupported_value/unsupported_parameter, or "Unsupported value: 'temperature'..." in the
+# message) earns one retry without it. Any other such refusal is taken for json_schema, whose
+# wording differs per server: one retry with json_object; a refusal for another reason fails
+# again and is reported.
 _FALLBACK_STATUSES = frozenset({400, 422})
+_REQUIRED_PARAMETERS = frozenset({"model", "messages", "response_format"})
+_UNSUPPORTED_CODES = frozenset({"unsupported_value", "unsupported_parameter"})
+_UNSUPPORTED_IN_MESSAGE = re.compile(r"Unsupported (?:value|parameter):\s*'([A-Za-z_][A-Za-z0-9_]*)'")
 _HINTS = {401: " (check OPENAI_API_KEY)", 403: " (check OPENAI_API_KEY)", 404: " (check ai.model and ai.base_url)"}
 
 Logger = Callable[[str, dict], None]
@@ -46,7 +59,8 @@ _Event = tuple[str, dict]
 class OpenAICompatAnalyst:
     """Asks an OpenAI-compatible server for one decision per symbol.
 
-    ``api_key`` may be empty (local servers); then no Authorization header is
+    ``temperature`` None is not sent (the model's default; reasoning models accept no
+    other). ``api_key`` may be empty (local servers); then no Authorization header is
     sent. The key never appears in a reasoning, a log field or an error.
     ``logger(event, fields)`` is called from the calling thread only.
     """
@@ -55,7 +69,7 @@ class OpenAICompatAnalyst:
         self,
         base_url: str,
         model: str,
-        temperature: float,
+        temperature: float | None,
         api_key: str,
         http: HttpSettings,
         max_workers: int = 16,
@@ -116,6 +130,9 @@ class OpenAICompatAnalyst:
             body = self._complete(client, build_messages([inp]), inp.symbol, events)
         except BadResponse as exc:
             return self._held(inp, "ai_unavailable", self._refused(exc), started), events
+        except QuotaExhausted as exc:
+            reason = f"model server quota exhausted (not retried): {exc.message} (check the plan and billing of the account)"
+            return self._held(inp, "ai_unavailable", reason, started), events
         except RateLimited as exc:
             return self._held(inp, "ai_unavailable", f"model server rate limited: {exc.message}", started), events
         except ServiceError as exc:
@@ -127,26 +144,40 @@ class OpenAICompatAnalyst:
         return self._decide(inp, body, started, events), events
 
     def _complete(self, client: HttpClient, messages: list[dict], symbol: str, events: list[_Event]) -> Any:
-        """POST the chat completion; on a refused json_schema, once more with json_object."""
-        schema_format = {
+        """POST the chat completion, repairing a 400/422 refusal at most once each way:
+        a parameter refused by name is dropped; any other refusal turns json_schema into
+        json_object. A third refusal, or one of another kind, is raised."""
+        payload = self._payload(messages)
+        dropped = schema_refused = False
+        while True:
+            try:
+                return client.post("chat/completions", payload)
+            except ServiceRefused as exc:
+                if exc.status_code not in _FALLBACK_STATUSES:
+                    raise
+                parameter = _refused_parameter(exc, payload)
+                if parameter is not None and not dropped:
+                    dropped = True
+                    payload = {key: value for key, value in payload.items() if key != parameter}
+                    events.append(
+                        ("ai_parameter_dropped", {"symbol": symbol, "parameter": parameter, "error": self._redact(exc.detail)})
+                    )
+                elif payload["response_format"]["type"] == "json_schema" and not schema_refused:
+                    schema_refused = True
+                    payload = {**payload, "response_format": {"type": "json_object"}}
+                    events.append(("ai_json_schema_refused", {"symbol": symbol, "error": self._redact(exc.message)}))
+                else:
+                    raise
+
+    def _payload(self, messages: list[dict]) -> dict:
+        payload: dict[str, Any] = {"model": self.model, "messages": messages}
+        if self.temperature is not None:
+            payload["temperature"] = self.temperature
+        payload["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": SCHEMA_NAME, "schema": decision_schema(), "strict": True},
         }
-        try:
-            return client.post("chat/completions", self._payload(messages, schema_format))
-        except BadResponse as exc:
-            if exc.status_code not in _FALLBACK_STATUSES:
-                raise
-            events.append(("ai_json_schema_refused", {"symbol": symbol, "error": self._redact(exc.message)}))
-        return client.post("chat/completions", self._payload(messages, {"type": "json_object"}))
-
-    def _payload(self, messages: list[dict], response_format: dict) -> dict:
-        return {
-            "model": self.model,
-            "temperature": self.temperature,
-            "messages": messages,
-            "response_format": response_format,
-        }
+        return payload
 
     def _decide(self, inp: AnalysisInput, body: Any, started: float, events: list[_Event]) -> Decision:
         """Turn a chat completion body into the symbol's decision (or hold)."""
@@ -164,9 +195,7 @@ class OpenAICompatAnalyst:
                 reason = f"model server error: {error}"
             return Decision.held(inp.symbol, "ai_unavailable", self._redact(reason), self.model, **audit)
         message = choice["message"]
-        content = message.get("content")
-        if content is not None and not isinstance(content, str):
-            content = None  # content parts or other shapes: not the JSON text we asked for
+        content = _content_text(message.get("content"))
         audit["raw_reply"] = content[:MAX_RAW_REPLY_CHARS] if content is not None else None
 
         if choice.get("finish_reason") == "length":
@@ -174,6 +203,12 @@ class OpenAICompatAnalyst:
         refusal = message.get("refusal")
         if not content and isinstance(refusal, str) and refusal:
             return Decision.held(inp.symbol, "ai_invalid", f"model refused: {refusal[:200]}", self.model, **audit)
+
+        if not (content or "").strip() and _reasoning_text(message):
+            # DeepSeek, vLLM, llama.cpp and Ollama put a reasoning model's thinking beside the
+            # answer; thinking alone is no answer (often the token limit ended it first).
+            reason = f"reply is empty: the model only reasoned ({len(_reasoning_text(message))} characters of reasoning)"
+            return Decision.held(inp.symbol, "ai_invalid", reason, self.model, **audit)
 
         parsed = parse_reply(content, [inp.symbol])
         for other in parsed.dropped:
@@ -199,20 +234,19 @@ class OpenAICompatAnalyst:
             raise BadResponse("ai", "models reply has no 'data' list")
         return [str(row["id"]) for row in rows if isinstance(row, dict) and row.get("id")]
 
-    def ping(self, timeout_seconds: float) -> None:
-        """One chat completion of at most one token, sent once: proves the
-        server, the key and ``ai.model`` answer. Raises ``ServiceError``."""
-        client = self._client(Deadline(timeout_seconds))
-        payload = {
-            "model": self.model,
-            "temperature": 0,
-            "max_tokens": 1,
-            "messages": [{"role": "user", "content": "Reply with the single word OK."}],
-        }
-        body = client.request("POST", "chat/completions", json=payload, retry=False)
-        if _first_choice(body) is None:
-            error = _error_text(body)
-            raise BadResponse("ai", self._redact(f"model server error: {error}" if error else "reply has no choices[0].message"))
+    def check(self, inp: AnalysisInput, timeout_seconds: float) -> tuple[Decision, list[str]]:
+        """One real decision for ``inp``, asked exactly as a cycle asks (same messages,
+        parameters and repairs), within ``timeout_seconds``. Returns the decision (its
+        ``failure`` says why it holds) and one note per repair the server needed. Never raises."""
+        decision, events = self._analyse_one(self._client(Deadline(timeout_seconds)), inp)
+        notes = []
+        for event, fields in events:
+            if event == "ai_parameter_dropped":
+                name = fields["parameter"]
+                notes.append(f"the server refused {name} ({fields['error']}): it is left out, one extra request a symbol; unset ai.{name} to save it")
+            elif event == "ai_json_schema_refused":
+                notes.append("the server refused response_format json_schema: json_object is used, one extra request a symbol")
+        return decision, notes
 
     # -- helpers ---------------------------------------------------------------
 
@@ -247,6 +281,42 @@ def _first_choice(body: Any) -> dict | None:
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return None
     return choices[0] if isinstance(choices[0].get("message"), dict) else None
+
+
+def _refused_parameter(exc: ServiceRefused, payload: dict) -> str | None:
+    """The optional parameter of ``payload`` that a refusal names as unsupported, if any."""
+    found = _UNSUPPORTED_IN_MESSAGE.search(exc.detail)
+    # Early o3-mini replies put "model" in param: the message names the culprit too.
+    for named in (exc.error_param if exc.error_code in _UNSUPPORTED_CODES else None, found and found.group(1)):
+        if named in payload and named not in _REQUIRED_PARAMETERS:
+            return named
+    return None
+
+
+def _content_text(content: Any) -> str | None:
+    """``message.content`` as text: a string, or the text parts of a list of content parts
+    (``[{"type": "text", "text": ...}]``, as some servers send) joined; else None.
+    Parts of other types (a model's thinking, images) are not the answer and are skipped."""
+    if isinstance(content, str) or content is None:
+        return content
+    if not isinstance(content, list):
+        return None
+    texts = [
+        part["text"]
+        for part in content
+        if isinstance(part, dict) and part.get("type") in ("text", "output_text") and isinstance(part.get("text"), str)
+    ]
+    return "".join(texts) if texts else None
+
+
+def _reasoning_text(message: dict) -> str:
+    """A reasoning model's thinking, sent beside the answer (``reasoning_content``: DeepSeek,
+    vLLM, llama.cpp; ``reasoning``: Ollama, newer vLLM), or ``""``."""
+    for name in ("reasoning_content", "reasoning"):
+        value = message.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    return ""
 
 
 def _error_text(body: Any) -> str:

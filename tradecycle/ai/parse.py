@@ -1,10 +1,14 @@
 """Strict parsing of an LLM reply into per-symbol decisions.
 
-The reply is untrusted input. It must be one JSON object
-``{"decisions": [{"symbol", "action", "confidence", "reasoning"}, ...]}``
-(optionally wrapped in a Markdown code fence). Every requested symbol comes
-out either as a valid decision or with the reason it is invalid; nothing
-here raises for a bad reply.
+The reply is untrusted input. It must hold one JSON object
+``{"decisions": [{"symbol", "action", "confidence", "reasoning"}, ...]}``.
+What models wrap around it is tolerated: a Markdown code fence, prose before
+and after (with or without a fence), and the thinking of reasoning models
+(``<think>...</think>``, or only the closing ``</think>`` when the chat
+template opened the block). A reply that holds two *different* JSON objects
+is refused: which one is the answer would be a guess. Every requested symbol
+comes out either as a valid decision or with the reason it is invalid;
+nothing here raises for a bad reply.
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ MAX_REASONING_CHARS = 1000
 
 # A whole reply wrapped in ```json ... ``` (or a bare ``` fence).
 _FENCE = re.compile(r"\A```[A-Za-z0-9_-]*[ \t]*\r?\n?(?P<body>.*?)\r?\n?[ \t]*```\Z", re.DOTALL)
-# Local reasoning models (DeepSeek-R1, Qwen3 via llama.cpp) may think aloud first.
-_THINKING = re.compile(r"\A<think>.*?</think>", re.DOTALL)
+# Local reasoning models (DeepSeek-R1, Qwen3 via llama.cpp or Ollama) may think aloud first;
+# when the chat template opens the block in the prompt, the reply has only the closing tag.
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+# Scanning prose for embedded JSON objects: at most this many "{" are tried, so that a
+# long reply full of braces cannot cost more than a bounded amount of work.
+_MAX_OBJECT_STARTS = 200
 
 
 class _ReplyDecision(BaseModel):
@@ -118,20 +126,60 @@ def parse_reply(text: str | None, requested: Iterable[str]) -> ParsedReply:
 
 
 def strip_wrapping(text: str) -> str:
-    """The reply without a leading ``<think>`` block and a surrounding Markdown code fence."""
-    text = _THINKING.sub("", text.strip(), count=1).strip()
+    """The reply without the thinking before the last ``</think>`` and without a
+    Markdown code fence around the whole of what is left."""
+    text = text.strip()
+    _, closed, answer = text.rpartition(_THINK_CLOSE)
+    if closed:
+        text = answer.strip()
     match = _FENCE.match(text)
     return match.group("body").strip() if match else text
 
 
 def _load_json(text: str | None) -> tuple[Any, str | None]:
-    """(body, None) or (None, why it is not JSON). NaN and Infinity are not JSON."""
+    """(body, None) or (None, why there is no one JSON answer). NaN and Infinity are not JSON.
+
+    The text (thinking and a whole-reply fence removed) is parsed as JSON; failing
+    that, the JSON objects embedded in it (in prose, in a fence inside prose) are
+    collected: exactly one distinct object is the answer, several are refused.
+    """
     if text is None or not text.strip():
         return None, "reply is empty"
+    if text.lstrip().startswith(_THINK_OPEN) and _THINK_CLOSE not in text:
+        return None, "reply is unfinished thinking (<think> without </think>)"
+    answer = strip_wrapping(text)
+    if not answer:
+        return None, "reply is empty after the model's thinking"
     try:
-        return json.loads(strip_wrapping(text), parse_constant=_reject_constant), None
+        return json.loads(answer, parse_constant=_reject_constant), None
     except (ValueError, RecursionError) as exc:
-        return None, f"reply is not valid JSON: {_truncate(str(exc), 120)}"
+        problem = f"reply is not valid JSON: {_truncate(str(exc), 120)}"
+    distinct = {json.dumps(obj, sort_keys=True): obj for obj in _embedded_objects(answer)}
+    if len(distinct) == 1:
+        return next(iter(distinct.values())), None
+    if len(distinct) > 1:
+        return None, f"reply holds {len(distinct)} different JSON objects: which one is the answer is unclear"
+    return None, problem
+
+
+def _embedded_objects(text: str) -> list[dict]:
+    """Every top-level JSON object found in ``text``, in order (an object inside
+    another is part of it, not a second one)."""
+    decoder = json.JSONDecoder(parse_constant=_reject_constant)
+    found: list[dict] = []
+    position = 0
+    for _ in range(_MAX_OBJECT_STARTS):
+        start = text.find("{", position)
+        if start < 0:
+            break
+        try:
+            obj, end = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            position = start + 1
+            continue
+        found.append(obj)
+        position = end
+    return found
 
 
 def _reject_constant(name: str) -> Any:

@@ -23,7 +23,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
-from ..errors import BadResponse, RateLimited, ServiceError, ServiceUnavailable
+from ..errors import BadResponse, QuotaExhausted, RateLimited, ServiceError, ServiceUnavailable
 from ..models import Deadline
 from ..parallel import NotDone, call_within
 from ..redact import redact
@@ -71,11 +71,16 @@ class ServiceDown(ServiceUnavailable):
 
 
 class ServiceRefused(BadResponse):
-    """The service answered 4xx (not 429). ``detail`` is the service's own message, redacted."""
+    """The service answered 4xx (not 429). ``detail`` is the service's own message, redacted;
+    ``error_code`` and ``error_param`` are the ``code`` and ``param`` of an OpenAI-shaped
+    ``{"error": {...}}`` body, when it has them as strings."""
 
-    def __init__(self, service: str, message: str, status_code: int, detail: str):
+    def __init__(self, service: str, message: str, status_code: int, detail: str,
+                 error_code: str | None = None, error_param: str | None = None):
         super().__init__(service, message, status_code)
         self.detail = detail
+        self.error_code = error_code
+        self.error_param = error_param
 
 
 class HttpClient:
@@ -180,6 +185,8 @@ class HttpClient:
         if status == 404 and missing_ok:
             return None
         if status == 429:
+            if "insufficient_quota" in _error_fields(response, "code", "type"):
+                raise QuotaExhausted(self.service, self._message(response, "quota exhausted"))
             limited = RateLimited(self.service, self._message(response, "rate limited"), _retry_after(response))
             limited.retry_after_given = "Retry-After" in response.headers
             raise limited
@@ -189,7 +196,8 @@ class HttpClient:
             )
         if status >= 400:
             detail = self._message(response, "request refused")
-            raise ServiceRefused(self.service, f"HTTP {status}: {detail}", status, detail)
+            code, param = _error_fields(response, "code", "param")
+            raise ServiceRefused(self.service, f"HTTP {status}: {detail}", status, detail, code, param)
         if 300 <= status < 400:
             location = redact(response.headers.get("Location", "elsewhere"), self.settings.secrets)[:200]
             raise BadResponse(
@@ -287,6 +295,18 @@ def _reason(exc: Exception) -> str:
 
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, (RateLimited, ServiceDown)) and not isinstance(exc, BadResponse)
+
+
+def _error_fields(response: requests.Response, *names: str) -> tuple[str | None, ...]:
+    """The named string fields of an ``{"error": {...}}`` body (OpenAI and its imitators), else None each."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return (None,) * len(names)
+    return tuple(value if isinstance(value := error.get(name), str) else None for name in names)
 
 
 def _retry_after(response: requests.Response) -> float | None:
