@@ -21,6 +21,7 @@ from .models import RiskLimits
 from .paths import read_toml, resolve_path
 
 PAPER_URL = "https://paper-api.alpaca.markets"
+ALPACA_DATA_URL = "https://data.alpaca.markets"
 
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -179,12 +180,28 @@ class CoinGeckoConfig(ServiceUrl):
     ids: dict[str, str] = {"BTC/USD": "bitcoin", "ETH/USD": "ethereum"}
 
 
+class AlpacaDataConfig(_Section):
+    data_url: str = ALPACA_DATA_URL
+
+    @field_validator("data_url")
+    @classmethod
+    def _alpaca_or_loopback(cls, value: str) -> str:
+        # The broker's keys go with every stock request: only to Alpaca, or to a local double.
+        url = _check_http_url(value)
+        if url == ALPACA_DATA_URL or is_loopback(urlsplit(url).hostname):
+            return url
+        raise ValueError(
+            f"{value!r} is not Alpaca's market data API (use {ALPACA_DATA_URL}, or a loopback address for a local test double)"
+        )
+
+
 class SimMarketConfig(_Section):
     seed: int = 42  # extension: the simulator's random walk is reproducible per seed
 
 
 class MarketDataConfig(_Section):
-    provider: Literal["sim", "live"] = "sim"
+    provider: Literal["sim", "live", "alpaca"] = "sim"
+    alpaca: AlpacaDataConfig = AlpacaDataConfig()
     finnhub: FinnhubConfig = FinnhubConfig()
     coingecko: CoinGeckoConfig = CoinGeckoConfig()
     sim: SimMarketConfig = SimMarketConfig()
@@ -319,6 +336,9 @@ def required_environment(config: Config) -> dict[str, str]:
         needed |= {n: 'broker.provider = "alpaca"' for n in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")}
     if config.market_data.provider == "live":
         needed["FINNHUB_API_KEY"] = 'market_data.provider = "live"'
+    if config.market_data.provider == "alpaca" and config.universe.stocks:  # crypto data needs no key
+        for name in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+            needed.setdefault(name, 'market_data.provider = "alpaca" with stocks')
     if config.news.provider == "finnhub":
         needed.setdefault("FINNHUB_API_KEY", 'news.provider = "finnhub"')
     return needed

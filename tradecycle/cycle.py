@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from . import reuse, risk
+from . import context, reuse, risk
 from .cycle_state import Cycle, CycleAborted, CycleReport, CycleSettings, Outcome, trade_row
 from .errors import BadResponse, OrderNotReceived, OrderRejected, OrderUncertain, ServiceError, TradecycleError
 from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, is_crypto
@@ -122,11 +122,12 @@ def reconcile_unconfirmed_orders(cycle: Cycle) -> None:
 
 
 def fetch_market_data(cycle: Cycle) -> None:
-    """Account, clock, positions, quotes and due headlines, all at once.
+    """Account, clock, positions, quotes, due daily bars and due headlines, all at once.
 
     The broker failing aborts the cycle (nothing can be sized safely). A quote
     source failing falls back, per symbol, to the last stored price if it is
-    younger than ``max_quote_age_seconds``. News failing leaves no news.
+    younger than ``max_quote_age_seconds``. News failing leaves no news;
+    daily bars failing leave the bars already stored (``context.py``).
     Orders still open from earlier cycles are refreshed in the same round
     trip, so that risk counts what they may still buy. After the fetch, the
     daily loss limit and the account's state may trip the kill switch.
@@ -136,7 +137,8 @@ def fetch_market_data(cycle: Cycle) -> None:
     news = services.news
     due_news = [s for s in settings.symbols if news and news.covers(s) and _news_due(store, s, now, settings)]
     open_orders = store.open_orders()
-    tasks = _order_lookups(services.broker, open_orders) | {
+    bars = context.DailyBarRefresh(cycle)  # due once a day per symbol, fetched in this same round trip
+    tasks = _order_lookups(services.broker, open_orders) | bars.tasks() | {
         "account": services.broker.get_account,
         "clock": services.broker.get_clock,
         "positions": services.broker.get_positions,
@@ -162,6 +164,7 @@ def fetch_market_data(cycle: Cycle) -> None:
     _apply_order_updates(cycle, open_orders, results)
     cycle.open_orders = store.pending_trades()  # open, and any whose fate is still unknown
     _collect_quotes(cycle, {**_per_symbol(results["stocks"], settings.stocks), **_per_symbol(results["crypto"], settings.crypto)})
+    bars.record(results)
     for symbol in due_news:
         items = results[f"news:{symbol}"]
         if isinstance(items, Exception):
@@ -346,6 +349,7 @@ def _analysis_input(cycle: Cycle, symbol: str, quote: Quote, now: datetime) -> A
         headlines=cycle.market.news.get(symbol, ()),
         recent_prices=tuple(cycle.store.recent_prices(symbol)),
         limits=cycle.settings.limits,
+        context=context.market_context(cycle, symbol, quote),
     )
 
 

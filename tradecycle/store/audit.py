@@ -12,6 +12,7 @@ from typing import Any
 from ..models import Account, NewsItem, OrderResult, Position, Quote
 from ..reuse import StandingHold
 from . import flags
+from .bars import DailyBarCache
 from .db import Database
 from .flags import KillSwitch, iso, parse_iso
 
@@ -30,7 +31,7 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-class Store:
+class Store(DailyBarCache):
     def __init__(self, db: Database):
         self.db = db
 

@@ -194,9 +194,32 @@ def _m2_audit_cache_and_simulator(db: sqlite_utils.Database) -> None:
         db[table].create_index(columns)
 
 
+def _m3_daily_bars(db: sqlite_utils.Database) -> None:
+    """Daily OHLCV bars (fetched at most once a day per symbol), when each symbol's
+    bars were last fetched, and the simulator's intraday open/high/low."""
+    db["daily_bars"].create(
+        {
+            "symbol": str,
+            "day": str,
+            "open": str,
+            "high": str,
+            "low": str,
+            "close": str,
+            "volume": str,
+            "source": str,
+            "fetched_at": str,
+        },
+        pk=("symbol", "day"),
+    )
+    db["bar_fetches"].create({"symbol": str, "fetched_at": str, "attempted_at": str}, pk="symbol")
+    for column in ("day_open", "day_high", "day_low"):
+        db["sim_market"].add_column(column, str)
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
+    _m3_daily_bars,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
