@@ -16,7 +16,7 @@ with its close set to the current price (its high and low stretched to it):
   current price against them, in percent.
 
 Each value is the last point of its series, rounded half-even to 2 decimals
-(prices under 1 USD: 6), so that the prompt, the audit trail and ``explain``
+(prices under 1 USD: 6; volumes to whole units), so that the prompt, the audit trail and ``explain``
 show the same numbers. Too short a history gives None for that value.
 """
 
@@ -39,6 +39,14 @@ def rounded(value: float | Decimal | None, small: bool = False) -> Decimal | Non
     if not number.is_finite():
         return None
     return number.quantize(Decimal("0.000001") if small else Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+
+
+def rounded_volume(value: float | Decimal | None) -> Decimal | None:
+    """Whole shares (or coins) from 100 up; 4 decimals below (a thin crypto pair)."""
+    if value is None or math.isnan(float(value)):
+        return None
+    number = Decimal(value)
+    return number.quantize(Decimal(1) if abs(number) >= 100 else Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
 
 
 def series(history: Sequence[DailyBar], today: DailyBar | None, price: Decimal) -> tuple[list[DailyBar], list[DailyBar]]:
@@ -78,7 +86,7 @@ def compute(history: Sequence[DailyBar], today: DailyBar | None, price: Decimal)
         avg_volume = last(talib.SMA(column(completed, "volume"), timeperiod=20))
         high_20 = last(talib.MAX(column(completed, "high"), timeperiod=20))
         low_20 = last(talib.MIN(column(completed, "low"), timeperiod=20))
-        values["avg_volume_20"] = rounded(avg_volume)
+        values["avg_volume_20"] = rounded_volume(avg_volume)
         values["high_20"], values["low_20"] = rounded(high_20, small), rounded(low_20, small)
         if high_20:
             values["from_high_20_percent"] = rounded((float(price) / high_20 - 1) * 100)
@@ -87,5 +95,5 @@ def compute(history: Sequence[DailyBar], today: DailyBar | None, price: Decimal)
         if today is not None and avg_volume:
             values["volume_ratio"] = rounded(float(today.volume) / avg_volume)
     if today is not None:
-        values["volume_today"] = rounded(today.volume)
+        values["volume_today"] = rounded_volume(today.volume)
     return Indicators(**values)
