@@ -21,7 +21,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Callable
 
-from . import risk
+from . import indicators, risk  # indicators imports numpy/talib only when it computes
 from .models import MarketContext, PortfolioView, Quote, is_crypto
 
 if TYPE_CHECKING:
@@ -84,13 +84,10 @@ def market_context(cycle: "Cycle", symbol: str, quote: Quote) -> MarketContext:
         "portfolio": view,
         "position_room_usd": room.quantize(Decimal("0.01")),
     }
-    if not bars and quote.today is None:
+    completed = indicators.series(bars, quote.today, quote.price)[0][-HISTORY_DAYS:]
+    if not completed:
         reason = "no daily bars from this market data source" if cycle.services.bars is None else "no daily bars stored yet"
         return MarketContext(None, unavailable_reason=reason, **common)
-    from . import indicators
-
-    completed, _ = indicators.series(bars, quote.today, quote.price)
-    completed = completed[-HISTORY_DAYS:]
     return MarketContext(
         indicators.compute(completed, quote.today, quote.price),
         first_bar_day=completed[0].day if completed else None,

@@ -136,6 +136,11 @@ def _market_data(config: Config, live) -> list[tuple]:
     if config.market_data.provider == "sim":
         return [("market data (stocks)", "sim", None, OFFLINE), ("market data (crypto)", "sim", None, OFFLINE)]
     stocks, crypto = config.universe.stocks, config.universe.crypto
+    if config.market_data.provider == "alpaca":
+        return [
+            ("market data (stocks)", "alpaca", _snapshots_call(live, stocks) if stocks else None, "no stocks configured: no call"),
+            ("market data (crypto)", "alpaca", _snapshots_call(live, crypto) if crypto else None, "no crypto configured: no call"),
+        ]
 
     def stock_call() -> str:
         symbol = stocks[0]
@@ -156,6 +161,19 @@ def _market_data(config: Config, live) -> list[tuple]:
         ("market data (stocks)", "finnhub", stock_call if stocks else None, "no stocks configured: no call"),
         ("market data (crypto)", "coingecko", crypto_call if crypto else None, "no crypto configured: no call"),
     ]
+
+
+def _snapshots_call(live, symbols: list[str]):
+    """One snapshots call for all ``symbols`` of a class (what a cycle sends)."""
+
+    def call() -> str:
+        answers = live.alpaca_data().get_quotes(symbols)
+        reasons = dict.fromkeys(_reason(a) for a in answers.values() if isinstance(a, Exception))
+        if reasons:
+            raise ProbeFailed("; ".join(reasons))
+        return ", ".join(f"{symbol} {a.price}" for symbol, a in answers.items())
+
+    return call
 
 
 def _news(config: Config, live) -> tuple:
