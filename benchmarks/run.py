@@ -700,16 +700,18 @@ def bench_market_data(opts, root: Path) -> Result:
         env = cli_env(fake)
         template = make_template(fake, root / "template", env)
         folder = root / "cycles"
-        write_config(fake, folder, STOCKS, CRYPTO, market_data={"provider": "alpaca"})
+        folder.mkdir(parents=True, exist_ok=True)
+        fake.config_toml(folder, universe={"stocks": STOCKS, "crypto": CRYPTO},
+                         market_data={"provider": "alpaca", "coingecko": {"base_url": fake.coingecko_url, "ids": COIN_IDS}})
         copy_db(template, folder)
         per_cycle = []
         for i in range(3):
             progress(f"6: cycle {i + 1}/3")
             run = run_cycle(fake, folder, env)
             per_cycle.append(Counter(label(r) for r in run.requests if r.service == "alpaca_data"))
-            other = [r for r in run.requests if r.service in ("finnhub", "coingecko")]
+            other = [r for r in run.requests if r.service == "coingecko" or (r.service == "finnhub" and label(r) == "quote")]
             if other:
-                raise BenchError(f"{len(other)} Finnhub/CoinGecko calls with market_data.provider = alpaca")
+                raise BenchError(f"{len(other)} Finnhub/CoinGecko quote calls with market_data.provider = alpaca")
     for i, counts in enumerate(per_cycle, 1):
         result.add(f"  cycle {i}: snapshots {counts['snapshots']}, bars {counts['bars']}")
     snapshots = [c["snapshots"] for c in per_cycle]
