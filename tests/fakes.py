@@ -80,6 +80,8 @@ class FakeBroker:
         self.fail_account: Exception | None = None
         self.reject: dict[str, Exception] = {}
         self.before_order: Callable[[OrderIntent], None] | None = None
+        self.order_status = "accepted"  # what the broker answers to every new order
+        self.clock_calls = 0
 
     def get_account(self) -> Account:
         if self.fail_account:
@@ -87,6 +89,7 @@ class FakeBroker:
         return self.account
 
     def get_clock(self) -> MarketClock:
+        self.clock_calls += 1
         return self.clock
 
     def get_positions(self) -> list[Position]:
@@ -100,7 +103,7 @@ class FakeBroker:
         if intent.symbol in self.reject:
             raise self.reject[intent.symbol]
         self.orders.append(intent)
-        result = OrderResult(intent.client_order_id, str(uuid.uuid4()), "accepted", intent.symbol, intent.side)
+        result = OrderResult(intent.client_order_id, str(uuid.uuid4()), self.order_status, intent.symbol, intent.side)
         self.known[intent.client_order_id] = result
         return result
 

@@ -302,6 +302,10 @@ class FakeServices:
         self.set_market_open(True)
         self.positions: list[dict[str, Any]] = []
         self.orders: dict[str, dict[str, Any]] = {}  # client_order_id -> order
+        # The status every new order gets, when set: e.g. "pending_review" (Alpaca holds an
+        # order for review; it is neither open in the usual sense nor final) or a state
+        # Alpaca adds later. Such orders are not filled.
+        self.new_order_status: str | None = None
         self.assets: dict[str, dict[str, Any]] = {}
         for symbol in DEFAULT_STOCKS + DEFAULT_CRYPTO:
             self.add_asset(symbol)
@@ -870,7 +874,7 @@ class FakeServices:
 
     def _alpaca_list_orders(self, req: RecordedRequest) -> Reply:
         status = req.query.get("status", "open")
-        open_states = {"new", "accepted", "partially_filled", "pending_new", "accepted_for_bidding", "held"}
+        open_states = {"new", "accepted", "partially_filled", "pending_new", "accepted_for_bidding", "held", "pending_review"}
         orders = list(self.orders.values())
         if status == "open":
             orders = [o for o in orders if o["status"] in open_states]
@@ -1004,8 +1008,10 @@ class FakeServices:
             "source": None,
             "expires_at": None,
         }
+        if self.new_order_status:
+            order["status"] = self.new_order_status
         self.orders[coid] = order
-        if self.fill_orders and price is not None and (crypto or self.clock.get("is_open")):
+        if self.fill_orders and not self.new_order_status and price is not None and (crypto or self.clock.get("is_open")):
             self._fill(order, price, None)
         return Reply(200, dict(order))
 

@@ -98,6 +98,9 @@ def test_killswitch_works_when_the_rest_of_the_config_is_invalid(home):
         ('base_url = "https://paper-api.alpaca.markets"', 'base_url = "https://api.alpaca.markets"', "broker.alpaca.base_url"),
         ('provider = "sim"                  # "sim" (offline', 'provider = "ibkr"                  # "sim" (offline', "broker.provider"),
         ("order_timeout_seconds = 10", "order_timeout_seconds = 0", "cycle.order_timeout_seconds: must be > 0"),
+        # Orders are sized in USD: a pair priced in anything else is refused.
+        ('crypto = ["BTC/USD", "ETH/USD"]', 'crypto = ["BTC/USD", "ETH/BTC"]', "universe.crypto: 'ETH/BTC' is not priced in USD"),
+        ("min_order_percent = 1 ", "min_order_percent = 0 ", "risk.min_order_percent: must be > 0"),
     ],
 )
 def test_bad_config_exits_2_naming_the_key_and_writes_nothing(home, find, replace, key):

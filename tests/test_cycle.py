@@ -146,13 +146,42 @@ def test_broker_unreachable_aborts_before_any_decision(db, store, log):
     assert db.one("SELECT status, error FROM cycles")["status"] == "aborted"
 
 
-def test_three_aborted_cycles_in_a_row_trip_the_kill_switch(db, store, log):
+class BuggyBroker(FakeBroker):
+    """A bug, not an outage: the clock comes back as nothing, and the cycle crashes on it."""
+
+    def get_clock(self):
+        return None
+
+
+def test_three_critical_errors_in_a_row_trip_the_kill_switch(db, store, log):
+    broker = BuggyBroker()
+    for n in range(3):
+        report = run_cycle(services(broker=broker), store, settings(), log)
+        assert report.status == "aborted" and "unexpected error" in report.error
+        assert store.kill_switch().active is (n == 2)
+    switch = store.kill_switch()
+    assert "3 critical errors in a row" in switch.reason
+    assert [r["abort_kind"] for r in db.query("SELECT abort_kind FROM cycles")] == ["critical"] * 3
+
+
+def test_a_broker_outage_aborts_each_cycle_but_never_latches_the_kill_switch(db, store, log):
     broker = FakeBroker()
     broker.fail_account = ServiceUnavailable("alpaca", "down")
-    for _ in range(3):
-        run_cycle(services(broker=broker), store, settings(), log)
-    switch = store.kill_switch()
-    assert switch.active and "3 aborted cycles in a row" in switch.reason
+    clock = FakeClock()
+    for _ in range(5):
+        report = run_cycle(services(broker=broker, clock=clock), store, settings(), log)
+        assert report.status == "aborted" and "broker unreachable" in report.error
+        clock.advance(60)
+    assert store.kill_switch().active is False
+    assert {r["abort_kind"] for r in db.query("SELECT abort_kind FROM cycles")} == {"outage"}
+    from tradecycle.store import reads
+
+    outage = reads.outage(db)
+    assert (outage["cycles"], outage["since"]) == (5, "2026-11-25T15:00:00Z") and "alpaca: down" in outage["error"]
+    # The broker comes back: the cycle completes and the outage is over.
+    broker.fail_account = None
+    assert run_cycle(services(broker=broker, clock=clock), store, settings(), log).status == "completed"
+    assert reads.outage(db) is None
 
 
 def test_daily_loss_trips_the_kill_switch_and_sends_nothing(db, store, log):

@@ -128,12 +128,42 @@ def _hold_positions(e2e: E2E, values: list[Decimal], cash: Decimal) -> None:
 
 def test_fifteen_open_positions_block_a_new_buy(e2e):
     _hold_positions(e2e, [Decimal(1000)] * 15, cash=Decimal(85000))
-    e2e.fake.llm_decide = dict(BUY_BOTH)
+    e2e.fake.llm_decide = dict(BUY_BOTH) | {f"ZZ{i:02d}": ("hold", 0.5, "wait") for i in range(15)}
     e2e.run()
 
     assert e2e.fake.count("alpaca", "POST", "/v2/orders") == 0
     outcomes = {s: d["outcome"] for s, d in e2e.decisions().items()}
-    assert outcomes == {"AAPL": "max_positions_reached", "BTC/USD": "max_positions_reached"}
+    assert {s: outcomes[s] for s in ("AAPL", "BTC/USD")} == {"AAPL": "max_positions_reached", "BTC/USD": "max_positions_reached"}
+    # The fifteen held symbols outside the universe are analysed too (sell or hold only); the LLM held them.
+    assert {outcomes[f"ZZ{i:02d}"] for i in range(15)} == {"hold"}
+
+
+def test_an_order_held_for_review_still_counts_and_is_not_bought_again(e2e):
+    """Alpaca's ``pending_review`` (and any state we never met) counts as open."""
+    e2e.fake.new_order_status = "pending_review"
+    e2e.fake.llm_decide = {"AAPL": ("buy", 0.9, "breakout")}
+    e2e.configure(universe={"stocks": ["AAPL"], "crypto": []})
+    for _ in range(3):
+        e2e.run()
+
+    assert e2e.fake.count("alpaca", "POST", "/v2/orders") == 1
+    assert [t["status"] for t in e2e.trades()] == ["pending_review"]
+    outcomes = [r["outcome"] for r in e2e.rows("SELECT outcome FROM ai_decisions ORDER BY id")]
+    assert outcomes == ["ordered", "position_too_large", "position_too_large"]
+
+
+def test_a_held_position_is_sold_while_the_quote_feed_is_down(e2e):
+    e2e.configure(universe={"stocks": ["AAPL"], "crypto": []})
+    with e2e.fake.lock:
+        e2e.fake.add_position("AAPL", "12", "180", "190")
+    e2e.fake.fail("finnhub", "status", status=500)
+    e2e.fake.llm_decide = {"AAPL": ("sell", 0.9, "cut the loss")}
+    e2e.run()
+
+    [order] = e2e.posted_orders()
+    assert (order["symbol"], order["side"], order["qty"]) == ("AAPL", "sell", "12")
+    row = e2e.decisions()["AAPL"]
+    assert (row["outcome"], row["quote_source"], row["price"]) == ("ordered", "position", "190")
 
 
 def test_new_orders_keep_total_exposure_within_the_limit(e2e):
@@ -347,3 +377,24 @@ def test_status_shows_open_orders_and_counts_them_in_the_limits(e2e):
     assert data["positions"] == []
     assert data["limits"]["max_position_size_percent"]["used"] == pytest.approx(10.0, abs=0.01)
     assert "open orders" in e2e.cli("status").stdout
+
+
+def test_a_broker_outage_aborts_every_cycle_never_latches_the_kill_switch_and_status_shows_it(e2e):
+    e2e.fake.llm_decide = dict(BUY_BOTH)
+    e2e.fake.fail("alpaca", "status", status=503)
+    for _ in range(4):
+        result = e2e.run(expect=1)
+        assert "broker unreachable" in result.stderr + result.stdout
+    assert e2e.kill_switch()["kill_switch_active"] == 0
+    assert [c["abort_kind"] for c in e2e.cycles()] == ["outage"] * 4
+
+    shown = e2e.cli("status")
+    assert shown.returncode == 0 and "outage: 4 cycle(s) aborted since" in " ".join(shown.stdout.split()), describe(shown)
+    data = json.loads(e2e.cli("status", "--json").stdout)
+    assert data["outage"]["cycles"] == 4 and "alpaca" in data["outage"]["error"]
+
+    # The broker is back: the next cycle trades, and the outage is over.
+    e2e.fake.reset_faults()
+    e2e.run()
+    assert {b["symbol"] for b in e2e.posted_orders()} == {"AAPL", "BTC/USD"}
+    assert json.loads(e2e.cli("status", "--json").stdout)["outage"] is None

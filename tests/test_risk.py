@@ -18,7 +18,8 @@ from tradecycle.risk import (
     daily_loss_breach,
     limit_usd,
     plan_order,
-    with_open_buys,
+    OpenOrder,
+    with_open_orders,
 )
 
 LIMITS = RiskLimits(Decimal(10), Decimal(50), 15, Decimal(5), 0.6)
@@ -50,6 +51,13 @@ def book(equity="100000", cash=None, **values):
         ("hold", Decision("AAPL", "hold", 0.9, "", "t"), book(), False, "hold", None),
         ("sell with nothing held", Decision("AAPL", "sell", 0.9, "", "t"), book(), False, "no_position", None),
         ("sell what is held", Decision("AAPL", "sell", 0.9, "", "t"), book(AAPL="5000"), True, "approved", None),
+        # risk.min_order_percent (1 % of equity): no top-up every minute in tiny orders.
+        ("at 9.5 %: a 500 USD top-up is below 1 % of equity", buy(), book(AAPL="9500"), False, "below_minimum", None),
+        ("at 9 %: a 1,000 USD top-up is exactly 1 %", buy(), book(AAPL="9000"), True, "approved", "1000.00"),
+        # Exposure is gross: a short (opened by a person) adds its absolute value, never frees room.
+        ("a 30,000 USD short and a 15,000 USD long: 5,000 USD room", buy(), book(A="-30000", B="15000"), True, "approved", "5000.00"),
+        # Adding to a position already held is not a new position, even over the count.
+        ("16 open (over the limit) but adding to one held", buy("S1"), book(**{f"S{i}": "100" for i in range(16)}), True, "approved", "9900.00"),
     ],
 )
 def test_plan_order(situation, decision, portfolio, allowed, reason, notional):
@@ -93,8 +101,11 @@ def situations(draw):
     holdings = {s: Holding(draw(st.decimals(min_value=D("0.001"), max_value=1000, places=3)), draw(money)) for s in symbols}
     portfolio = Portfolio(equity, draw(money), holdings)
     # Orders sent by earlier cycles that may still fill count against every limit.
-    open_buys = draw(st.lists(st.tuples(st.sampled_from(["AAPL", "MSFT", "GOOG"]), money, st.just(D(100))), max_size=3))
-    portfolio = with_open_buys(portfolio, open_buys)
+    open_orders = draw(st.lists(st.one_of(
+        st.builds(OpenOrder, st.sampled_from(["AAPL", "MSFT", "GOOG"]), st.just("buy"), usd=money),
+        st.builds(OpenOrder, st.sampled_from(["AAPL", "MSFT", "NVDA"]), st.just("sell"), qty=st.decimals(min_value=0, max_value=1000, places=3)),
+    ), max_size=4))
+    portfolio = with_open_orders(portfolio, open_orders)
     decisions = draw(st.lists(st.tuples(st.sampled_from(["AAPL", "MSFT", "NVDA", "BTC/USD", "GOOG"]), st.sampled_from(["buy", "sell", "hold"]),
                                         st.floats(0, 1)), max_size=6))
     prices = draw(st.lists(st.decimals(min_value=D("0.01"), max_value=100_000, places=2), min_size=6, max_size=6))
@@ -116,17 +127,34 @@ def test_no_sequence_of_decisions_yields_an_order_beyond_a_limit(case):
         after = portfolio.after(intent)
         if intent.side == "buy":
             assert intent.notional_usd <= portfolio.cash
-            assert intent.notional_usd >= 1
+            assert intent.notional_usd >= max(D(1), limit_usd(portfolio.equity, limits.min_order_percent) - D("0.01"))
             assert after.value_of(symbol) <= limit_usd(portfolio.equity, limits.max_position_size_percent)
             assert after.exposure <= limit_usd(start.equity, limits.max_total_exposure_percent)
             assert len(after.holdings) <= max(limits.max_positions_count, len(start.holdings))
         else:
-            assert 0 < intent.qty <= portfolio.holdings[symbol].qty  # never sells what is only on order
+            # Never sells what is only on order, nor what an open sell already covers.
+            assert 0 < intent.qty <= portfolio.holdings[symbol].qty - portfolio.holdings[symbol].open_sell_qty
         portfolio = after
 
 
 def test_open_buys_use_up_room_but_can_never_be_sold():
-    portfolio = with_open_buys(book(), [("AAPL", D("6000"), D("200"))])
+    portfolio = with_open_orders(book(), [OpenOrder("AAPL", "buy", usd=D("6000"))])
     verdict = plan_order(buy(), D("200"), portfolio, LIMITS, client_order_id="c")
     assert verdict.intent.notional_usd == D("4000.00")
     assert plan_order(Decision("AAPL", "sell", 0.9, "", "t"), D("200"), portfolio, LIMITS, client_order_id="c").reason == "no_position"
+
+
+@pytest.mark.parametrize(
+    "open_sell_qty, allowed, qty",
+    [("0", True, "50"), ("20", True, "30"), ("50", False, None), ("80", False, None)],
+)
+def test_an_open_sell_is_not_sold_again(open_sell_qty, allowed, qty):
+    portfolio = with_open_orders(book(AAPL="5000"), [OpenOrder("AAPL", "sell", qty=D(open_sell_qty))])
+    verdict = plan_order(Decision("AAPL", "sell", 0.9, "", "t"), D("100"), portfolio, LIMITS, client_order_id="c")
+    assert verdict.allowed is allowed
+    if allowed:
+        assert verdict.intent.qty == D(qty)
+    else:
+        assert verdict.reason == "no_position" and "open sell" in verdict.detail
+    # Until it fills, an open sell frees no room: exposure is still the whole position.
+    assert portfolio.exposure == D("5000")

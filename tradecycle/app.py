@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import paths
+from .times import parse_iso
 
 
 def _now() -> datetime:
@@ -158,6 +159,9 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
         positions = reads.positions(db) if db else []
         orders = reads.open_orders(db) if db else []
         last = reads.last_cycle(db) if db else None
+        outage = reads.outage(db) if db else None
+    if outage:
+        outage["minutes"] = round((_now() - parse_iso(outage["since"])).total_seconds() / 60)
     account = None
     if agent.get("equity") is not None:
         equity, last_equity = Decimal(agent["equity"]), Decimal(agent["last_equity"])
@@ -179,6 +183,7 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
             "changed_at": agent.get("kill_switch_changed_at"),
         },
         "last_cycle": _cycle_view(last),
+        "outage": outage,
         "account": account,
         "positions": positions,
         "open_orders": orders,
@@ -206,7 +211,7 @@ def _limit_use(risk, account: dict | None, positions: list[dict], orders: list[d
     from decimal import Decimal
 
     equity = Decimal(account["equity"]) if account else Decimal(0)
-    by_symbol = {p["symbol"]: Decimal(p["market_value"]) for p in positions}
+    by_symbol = {p["symbol"]: abs(Decimal(p["market_value"])) for p in positions}  # gross: a short adds too
     for order in orders:
         if order["side"] == "buy" and order["notional_usd"]:
             filled = Decimal(order["filled_qty"] or 0) * Decimal(order["filled_avg_price"] or order["price"] or 0)

@@ -59,6 +59,7 @@ class RiskConfig(_Section):
     max_positions_count: Annotated[int, Field(ge=1)] = 15
     daily_loss_limit_percent: Percent = Decimal(5)
     min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.6
+    min_order_percent: Percent = Decimal(1)  # of equity: a smaller buy is not sent (`below_minimum`)
 
     def limits(self) -> RiskLimits:
         return RiskLimits(
@@ -67,6 +68,7 @@ class RiskConfig(_Section):
             max_positions_count=self.max_positions_count,
             daily_loss_limit_percent=self.daily_loss_limit_percent,
             min_confidence=self.min_confidence,
+            min_order_percent=self.min_order_percent,
         )
 
 
@@ -91,6 +93,8 @@ class UniverseConfig(_Section):
             base, _, quote = symbol.partition("/")
             if not (base.isalnum() and quote.isalnum()):
                 raise ValueError(f"crypto symbols are written like 'BTC/USD', not {symbol!r}")
+            if quote != "USD":
+                raise ValueError(f"{symbol!r} is not priced in USD: orders are sized in USD, so only */USD pairs are supported")
         return _unique(value)
 
     @property

@@ -97,16 +97,10 @@ def market_context(cycle: "Cycle", symbol: str, quote: Quote) -> MarketContext:
 
 
 def _portfolio(cycle: "Cycle") -> risk.Portfolio:
-    """The portfolio as the risk step will see it: open buys count as held."""
-    from .cycle import _unfilled_buy  # the risk step's own reading of an open buy
+    """The portfolio exactly as the risk step will see it (open orders counted)."""
+    from .cycle import current_portfolio  # at call time: cycle imports this module
 
-    account = cycle.market.account
-    portfolio = risk.Portfolio(
-        equity=account.equity,
-        cash=min(account.cash, account.buying_power),
-        holdings={s: risk.Holding(p.qty, p.market_value) for s, p in cycle.market.positions.items()},
-    )
-    return risk.with_open_buys(portfolio, [_unfilled_buy(t) for t in cycle.open_orders if t["side"] == "buy"])
+    return current_portfolio(cycle)
 
 
 def _portfolio_view(portfolio: risk.Portfolio, cycle: "Cycle") -> PortfolioView:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import context, reuse, risk
 from .cycle_state import Cycle, CycleAborted, CycleReport, CycleSettings, Outcome, trade_row
-from .errors import BadResponse, OrderNotReceived, OrderRejected, OrderUncertain, ServiceError, TradecycleError
+from .errors import BadResponse, OrderNotReceived, OrderRejected, OrderUncertain, ServiceError, TradecycleError, Unreconcilable
 from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, is_crypto
 from .parallel import gather
 from .ports import EventLog, Services
@@ -48,9 +48,10 @@ def run_cycle(services: Services, store: "Store", settings: CycleSettings, log: 
                 execute(cycle, approved)  # 5
                 sync_state(cycle)  # 6
             except TradecycleError as exc:
-                cycle.status, cycle.error = "aborted", str(exc)
+                cycle.status, cycle.error, cycle.critical = "aborted", str(exc), exc.critical
             except Exception as exc:  # a bug: record it, never trade past it
                 cycle.status, cycle.error, cycle.exception = "aborted", f"unexpected error: {exc!r}", exc
+                cycle.critical = True
                 log("cycle.crashed", "error", traceback=traceback.format_exc(limit=8))
         return complete(cycle)  # 7
     finally:
@@ -105,7 +106,7 @@ def reconcile_unconfirmed_orders(cycle: Cycle) -> None:
         client_order_id = trade["client_order_id"]
         result = found[client_order_id]
         if isinstance(result, Exception):
-            raise result if isinstance(result, ServiceError) else ServiceError("broker", repr(result))
+            raise result if isinstance(result, ServiceError) else Unreconcilable(f"looking up order {client_order_id} failed: {result!r}")
         if result is None:
             if not _never_arrived(trade, now):
                 cycle.note(f"{trade['symbol']}: order {client_order_id} not at the broker yet; counted as bought until it is")
@@ -159,6 +160,7 @@ def fetch_market_data(cycle: Cycle) -> None:
         account=results["account"],
         clock=results["clock"],
         positions={p.symbol: p for p in results["positions"]},
+        fetched_at=services.clock.now(),
     )
     cycle.market = market
     _apply_order_updates(cycle, open_orders, results)
@@ -269,34 +271,39 @@ def trip_kill_switch(cycle: Cycle, reason: str) -> None:
 def analyse(cycle: Cycle) -> dict[str, Decision]:
     """Ask the analyst about every symbol that can trade now.
 
-    Symbols without a fresh quote, stocks while the market is closed, and
-    everything once the kill switch tripped are settled here without an AI
-    call. The analyst never raises for a service problem; if it raises
-    anyway, every symbol holds as ``ai_unavailable``.
+    The universe is analysed, and so is every held symbol outside it (sell or
+    hold only), so that removing a symbol from the config winds it down.
+    Stocks while the market is closed and everything once the kill switch
+    tripped are settled here without an AI call. A symbol without a fresh
+    quote is settled too, unless a position is held: then the broker's own
+    position price stands in, and the symbol may only be sold or held. The
+    analyst never raises for a service problem; if it raises anyway, every
+    symbol holds as ``ai_unavailable``.
     """
     market, settings, services = cycle.market, cycle.settings, cycle.services
     now = services.clock.now()
     inputs = []
-    for symbol in settings.symbols:
-        quote = market.quotes.get(symbol)
+    for symbol in analysed_symbols(cycle):
+        quote, held = market.quotes.get(symbol), market.positions.get(symbol)
+        sell_only = None if symbol in settings.symbols else ("not_in_universe", "held but no longer in the universe: sell or hold only")
         if cycle.halt_reason:
             cycle.settle(Outcome(symbol, "kill_switch", quote=quote, detail=cycle.halt_reason))
-        elif not is_crypto(symbol) and not market.clock.is_open:
+            continue
+        if not is_crypto(symbol) and not market.clock.is_open:
             # Before the age check: outside market hours a stock's last trade is hours old.
             cycle.settle(Outcome(symbol, "market_closed", quote=quote, detail=f"market closed; next open {market.clock.next_open}"))
-        elif quote is None:
-            cycle.settle(Outcome(symbol, "no_quote", detail=market.failures.get(symbol, "no price")))
-        elif quote.as_of > now + MAX_CLOCK_SKEW:
-            ahead = (quote.as_of - now).total_seconds()
-            cycle.settle(Outcome(symbol, "stale_quote", quote=quote, detail=f"price dated {ahead:.0f}s in the future: its age cannot be trusted"))
-        elif quote.age_seconds(now) > settings.max_quote_age_seconds:
-            age = quote.age_seconds(now)
-            cycle.settle(Outcome(symbol, "stale_quote", quote=quote, detail=f"price is {age:.0f}s old (limit {settings.max_quote_age_seconds:.0f}s)"))
-        else:
-            item = _analysis_input(cycle, symbol, quote, now)
-            cycle.inputs[symbol] = item
-            if not settle_if_unchanged(cycle, item, now):
-                inputs.append(item)
+            continue
+        if problem := _quote_problem(quote, now, settings, market.failures.get(symbol)):
+            if not (held and held.qty > 0 and held.current_price > 0):
+                cycle.settle(Outcome(symbol, problem[0], quote=quote, detail=problem[1]))
+                continue
+            # A held position can always be sold: the broker's price serves, for sells only.
+            quote = Quote(symbol, held.current_price, market.fetched_at, "position")
+            sell_only = sell_only or (problem[0], f"{problem[1]}: the broker's position price is used, sell or hold only")
+        item = _analysis_input(cycle, symbol, quote, now, sell_only)
+        cycle.inputs[symbol] = item
+        if not settle_if_unchanged(cycle, item, now):
+            inputs.append(item)
     if not inputs:
         return {}
     timeout = min(settings.analysis_timeout_seconds, services.deadline.remaining())
@@ -313,6 +320,25 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
         s: decisions.get(s) or Decision.held(s, "ai_unavailable", "the analyst returned no decision", analyst.model)
         for s in (item.symbol for item in inputs)
     }
+
+
+def analysed_symbols(cycle: Cycle) -> list[str]:
+    """The universe, then every held symbol outside it (to be wound down)."""
+    universe = cycle.settings.symbols
+    return [*universe, *sorted(s for s in cycle.market.positions if s not in universe)]
+
+
+def _quote_problem(quote: Quote | None, now: datetime, settings: CycleSettings, failure: str | None) -> tuple[str, str] | None:
+    """Why ``quote`` may not drive a trade, as (outcome, detail); None when it may."""
+    if quote is None:
+        return "no_quote", failure or "no price"
+    if quote.as_of > now + MAX_CLOCK_SKEW:
+        ahead = (quote.as_of - now).total_seconds()
+        return "stale_quote", f"price dated {ahead:.0f}s in the future: its age cannot be trusted"
+    age = quote.age_seconds(now)
+    if age > settings.max_quote_age_seconds:
+        return "stale_quote", f"price is {age:.0f}s old (limit {settings.max_quote_age_seconds:.0f}s)"
+    return None
 
 
 def settle_if_unchanged(cycle: Cycle, item: AnalysisInput, now: datetime) -> bool:
@@ -340,7 +366,7 @@ def settle_if_unchanged(cycle: Cycle, item: AnalysisInput, now: datetime) -> boo
     return True
 
 
-def _analysis_input(cycle: Cycle, symbol: str, quote: Quote, now: datetime) -> AnalysisInput:
+def _analysis_input(cycle: Cycle, symbol: str, quote: Quote, now: datetime, sell_only: tuple[str, str] | None) -> AnalysisInput:
     return AnalysisInput(
         symbol=symbol,
         quote=quote,
@@ -350,6 +376,7 @@ def _analysis_input(cycle: Cycle, symbol: str, quote: Quote, now: datetime) -> A
         recent_prices=tuple(cycle.store.recent_prices(symbol)),
         limits=cycle.settings.limits,
         context=context.market_context(cycle, symbol, quote),
+        sell_only=sell_only,
     )
 
 
@@ -366,28 +393,25 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
     Never raises for a risk reason; a minimum the broker cannot tell us
     falls back to $1.
     """
-    market = cycle.market
-    portfolio = risk.Portfolio(
-        equity=market.account.equity,
-        cash=min(market.account.cash, market.account.buying_power),
-        holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
-    )
-    portfolio = risk.with_open_buys(portfolio, [_unfilled_buy(t) for t in cycle.open_orders if t["side"] == "buy"])
+    portfolio = current_portfolio(cycle)
     cycle.portfolio = portfolio
     ordered = sorted(decisions.values(), key=lambda d: (d.action != "sell", d.symbol))
     minimums = _order_minimums(cycle, [d for d in ordered if d.action == "buy" and not d.failure])
     approved = []
     for decision in ordered:
-        quote = market.quotes[decision.symbol]
+        item = cycle.inputs[decision.symbol]
         if decision.failure:
-            cycle.settle(Outcome(decision.symbol, decision.failure, decision, quote, decision.reasoning))
+            cycle.settle(Outcome(decision.symbol, decision.failure, decision, item.quote, decision.reasoning))
+            continue
+        if decision.action == "buy" and item.sell_only and decision.confidence >= cycle.settings.limits.min_confidence:
+            cycle.settle(Outcome(decision.symbol, item.sell_only[0], decision, item.quote, f"buy refused: {item.sell_only[1]}"))
             continue
         verdict = risk.plan_order(
-            decision, quote.price, portfolio, cycle.settings.limits,
+            decision, item.quote.price, portfolio, cycle.settings.limits,
             client_order_id=client_order_id(cycle.cycle_id, decision.symbol),
             min_notional_usd=minimums.get(decision.symbol, Decimal(0)),
         )
-        outcome = Outcome(decision.symbol, verdict.reason, decision, quote, verdict.detail, verdict)
+        outcome = Outcome(decision.symbol, verdict.reason, decision, item.quote, verdict.detail, verdict)
         if verdict.allowed:
             approved.append(outcome)
             portfolio = portfolio.after(verdict.intent)
@@ -396,20 +420,36 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
     return approved
 
 
-def _unfilled_buy(trade: dict) -> tuple[str, Decimal, Decimal]:
-    """(symbol, USD an open buy may still spend, its price) from its trades row."""
+def current_portfolio(cycle: Cycle) -> risk.Portfolio:
+    """The account and positions as fetched, with what open orders may still do counted
+    (what risk checks against, and what the analyst is shown)."""
+    market = cycle.market
+    portfolio = risk.Portfolio(
+        equity=market.account.equity,
+        cash=min(market.account.cash, market.account.buying_power),
+        holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
+    )
+    return risk.with_open_orders(portfolio, [_unfilled(t) for t in cycle.open_orders])
+
+
+def _unfilled(trade: dict) -> risk.OpenOrder:
+    """What an open order from its trades row may still do: USD a buy may still
+    spend, or the quantity a sell may still sell."""
     price = Decimal(trade["price"] or 0)
+    filled_qty = Decimal(trade["filled_qty"] or 0)
+    if trade["side"] == "sell":
+        return risk.OpenOrder(trade["symbol"], "sell", qty=max(Decimal(trade["quantity"] or 0) - filled_qty, Decimal(0)))
     ordered = Decimal(trade["notional_usd"]) if trade["notional_usd"] else Decimal(trade["quantity"] or 0) * price
-    filled = Decimal(trade["filled_qty"] or 0) * Decimal(trade["filled_avg_price"] or trade["price"] or 0)
-    return trade["symbol"], max(ordered - filled, Decimal(0)), price
+    filled = filled_qty * Decimal(trade["filled_avg_price"] or trade["price"] or 0)
+    return risk.OpenOrder(trade["symbol"], "buy", usd=max(ordered - filled, Decimal(0)))
 
 
 def _order_minimums(cycle: Cycle, buys: list[Decision]) -> dict[str, Decimal]:
     """The broker's minimum order value per symbol, asked for all buys at once.
     A broker that cannot say falls back to $1 (the broker refuses what is
     too small anyway, and the refusal is recorded)."""
-    broker, quotes = cycle.services.broker, cycle.market.quotes
-    found = gather({d.symbol: (lambda s=d.symbol: broker.min_order_notional(s, quotes[s].price)) for d in buys})
+    broker, inputs = cycle.services.broker, cycle.inputs
+    found = gather({d.symbol: (lambda s=d.symbol: broker.min_order_notional(s, inputs[s].quote.price)) for d in buys})
     return {s: (Decimal(1) if isinstance(v, Exception) else v) for s, v in found.items()}
 
 
@@ -460,10 +500,29 @@ def _gate(cycle: Cycle, item: Outcome) -> tuple[str, str] | None:
         return "time_budget", "cycle.max_cycle_seconds passed: no new orders"
     if (switch := cycle.store.kill_switch()).active:
         return "kill_switch", switch.reason or "kill switch turned on"
-    age = item.quote.age_seconds(cycle.services.clock.now())
+    now = cycle.services.clock.now()
+    age = item.quote.age_seconds(now)
     if age > cycle.settings.max_quote_age_seconds:
         return "stale_quote", f"price is {age:.0f}s old by now (limit {cycle.settings.max_quote_age_seconds:.0f}s)"
+    if not is_crypto(item.symbol) and not _market_still_open(cycle, now):
+        return "market_closed", "the market closed before this order could be sent"
     return None
+
+
+def _market_still_open(cycle: Cycle, now: datetime) -> bool:
+    """The clock again, just before a stock order: the close the broker announced
+    at fetch time, or, when it named none, the broker's clock asked once more.
+    A broker that cannot answer counts as closed (no order goes out unsure)."""
+    clock = cycle.market.clock
+    try:
+        if clock.next_close:
+            return clock.is_open and now < parse_iso(clock.next_close)
+    except ValueError:
+        pass  # a close time we cannot read: ask again
+    try:
+        return cycle.services.broker.get_clock().is_open
+    except ServiceError:
+        return False
 
 
 def _recheck(cycle: Cycle, intent, book: risk.Portfolio) -> tuple[str, str] | None:
@@ -556,7 +615,10 @@ def sync_state(cycle: Cycle) -> None:
 def complete(cycle: Cycle) -> CycleReport:
     """Record the cycle's end and metrics; log one event. Always runs.
 
-    Three aborted cycles in a row trip the kill switch."""
+    Three critical aborts in a row (a bug, an unusable database, state that
+    cannot be reconciled) trip the kill switch. Aborts because a service was
+    unreachable do not: the next cycle retries, and ``status`` shows how long
+    the outage has lasted."""
     if cycle.status == "running":
         cycle.status = "completed"
     now = cycle.services.clock.now()
@@ -570,13 +632,15 @@ def complete(cycle: Cycle) -> CycleReport:
         "outcomes": {s: o.outcome for s, o in cycle.outcomes.items()},
         "notes": cycle.notes,
     }
+    abort_kind = ("critical" if cycle.critical else "outage") if cycle.status == "aborted" else None
     cycle.store.finish_cycle(
-        cycle.cycle_id, status=cycle.status, finished_at=now, duration_ms=duration_ms, error=cycle.error, summary=summary
+        cycle.cycle_id, status=cycle.status, finished_at=now, duration_ms=duration_ms, error=cycle.error, summary=summary,
+        abort_kind=abort_kind,
     )
-    if cycle.status == "aborted":
+    if abort_kind == "critical":
         recent = cycle.store.last_statuses(ABORTS_THAT_TRIP_KILL_SWITCH)
-        if len(recent) == ABORTS_THAT_TRIP_KILL_SWITCH and all(s == "aborted" for s in recent):
-            cycle.halt_reason = f"{ABORTS_THAT_TRIP_KILL_SWITCH} aborted cycles in a row; last: {cycle.error}"
+        if len(recent) == ABORTS_THAT_TRIP_KILL_SWITCH and all(s == "critical" for s in recent):
+            cycle.halt_reason = f"{ABORTS_THAT_TRIP_KILL_SWITCH} critical errors in a row; last: {cycle.error}"
             cycle.store.set_kill_switch(True, cycle.halt_reason, now)
     if cycle.settings.keep_days:
         pruned = cycle.store.prune(now - timedelta(days=cycle.settings.keep_days))

@@ -69,6 +69,7 @@ class Cycle:
     started_at: datetime
     status: str = "running"
     error: str | None = None
+    critical: bool = False  # an abort that counts towards the kill switch (see complete)
     halt_reason: str | None = None  # the kill switch tripped during this cycle
     market: FetchResult | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)

@@ -14,9 +14,14 @@ class ExitCode(IntEnum):
 
 
 class TradecycleError(Exception):
-    """Base of every error we raise on purpose. ``str()`` is one line for a user."""
+    """Base of every error we raise on purpose. ``str()`` is one line for a user.
+
+    ``critical`` errors (an unusable database, state that cannot be
+    reconciled) count towards the aborts that trip the kill switch; a service
+    that is unreachable does not: the next cycle simply tries again."""
 
     exit_code = ExitCode.ABORTED
+    critical = False
 
 
 class ConfigError(TradecycleError):
@@ -31,6 +36,14 @@ class UsageError(TradecycleError):
 
 class DatabaseUnusable(TradecycleError):
     """The database cannot be opened, read or written: nothing may be traded."""
+
+    critical = True
+
+
+class Unreconcilable(TradecycleError):
+    """What the broker says cannot be squared with what we recorded."""
+
+    critical = True
 
 
 class ServiceError(TradecycleError):

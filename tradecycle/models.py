@@ -123,6 +123,7 @@ class RiskLimits:
     max_positions_count: int
     daily_loss_limit_percent: Decimal
     min_confidence: float
+    min_order_percent: Decimal = Decimal(1)  # of equity: a smaller buy is `below_minimum`
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,9 @@ class AnalysisInput:
     headlines: tuple[NewsItem, ...]
     recent_prices: tuple[Decimal, ...]  # oldest first, from earlier cycles (may be empty)
     limits: RiskLimits
+    # (outcome, why) when this symbol may only be sold or held: no fresh quote (the
+    # broker's position price stands in), or held but no longer in the universe.
+    sell_only: tuple[str, str] | None = None
     context: MarketContext | None = None  # bars, indicators, portfolio (None: not gathered)
 
 
@@ -265,6 +269,7 @@ class FetchResult:
     account: Account
     clock: MarketClock
     positions: dict[str, Position]
+    fetched_at: datetime  # when the broker answered: the age of its position prices
     quotes: dict[str, Quote] = field(default_factory=dict)
     news: dict[str, tuple[NewsItem, ...]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)  # source or symbol -> why

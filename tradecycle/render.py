@@ -138,6 +138,9 @@ def status(data: dict[str, Any], console: Console | None = None) -> None:
     console.print(_kill_switch(data["kill_switch"]))
     last = data.get("last_cycle")
     console.print(_last_cycle(last) if last else Text("last cycle: none yet (try `tradecycle run --dry-run`)"))
+    if outage := data.get("outage"):
+        _line(console, f"outage: {outage['cycles']} cycle(s) aborted since {outage['since']} ({outage['minutes']} min), "
+                       f"each retried the next minute; last: {outage['error']}", "yellow")
     account = data.get("account")
     console.print(_account(account) if account else Text("account: not synced yet (no cycle has reached the broker)"))
     positions = data.get("positions") or []

@@ -8,7 +8,13 @@ symbol in the same cycle is checked against the new exposure.
 
 Buys are sized by notional (USD, whole cents, rounded down) to the smallest of
 the room under the position limit, the room under the exposure limit, and
-cash. Sells close the whole position (quantity). Nothing here shorts.
+cash; a buy smaller than ``min_order_percent`` of equity is not worth sending
+(``below_minimum``). Sells close the whole position (quantity), less what
+open sells already cover. Nothing here shorts.
+
+Exposure is gross: a short position (only a person can open one) adds its
+absolute value and never frees room. Orders still open count as if they had
+filled for buys (room used) and never free room for sells until they fill.
 """
 
 from __future__ import annotations
@@ -23,13 +29,29 @@ HUNDRED = Decimal(100)
 
 @dataclass(frozen=True)
 class Holding:
-    qty: Decimal  # owned now: what a sell may sell
+    qty: Decimal  # owned now
     market_value: Decimal
     open_buy_usd: Decimal = Decimal(0)  # what open buy orders may still add
+    open_sell_qty: Decimal = Decimal(0)  # what open sell orders may still sell
 
     @property
     def exposure_usd(self) -> Decimal:
-        return self.market_value + self.open_buy_usd
+        return abs(self.market_value) + self.open_buy_usd
+
+    @property
+    def sellable_qty(self) -> Decimal:
+        """What a new sell may sell: the long quantity not already covered by an open sell."""
+        return max(self.qty - self.open_sell_qty, Decimal(0))
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    """What an order sent earlier may still do: ``usd`` a buy may spend, ``qty`` a sell may sell."""
+
+    symbol: str
+    side: str
+    usd: Decimal = Decimal(0)
+    qty: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -65,17 +87,19 @@ class Portfolio:
         return replace(self, cash=self.cash + proceeds, holdings=holdings)
 
 
-def with_open_buys(portfolio: Portfolio, open_buys: list[tuple[str, Decimal, Decimal]]) -> Portfolio:
-    """The portfolio as if every open buy (symbol, unfilled USD, price) had filled:
-    what an order sent earlier may still buy counts against every limit."""
+def with_open_orders(portfolio: Portfolio, orders: list[OpenOrder]) -> Portfolio:
+    """The portfolio as risk must see it while earlier orders are still open: an
+    open buy counts against every limit as if filled; an open sell covers part
+    of the position (it is not sold twice) but frees nothing until it fills."""
     holdings = dict(portfolio.holdings)
     cash = portfolio.cash
-    for symbol, unfilled_usd, _price in open_buys:
-        if unfilled_usd <= 0:
-            continue
-        current = holdings.get(symbol, Holding(Decimal(0), Decimal(0)))
-        holdings[symbol] = replace(current, open_buy_usd=current.open_buy_usd + unfilled_usd)
-        cash -= unfilled_usd
+    for order in orders:
+        current = holdings.get(order.symbol, Holding(Decimal(0), Decimal(0)))
+        if order.side == "buy" and order.usd > 0:
+            holdings[order.symbol] = replace(current, open_buy_usd=current.open_buy_usd + order.usd)
+            cash -= order.usd
+        elif order.side == "sell" and order.qty > 0 and order.symbol in holdings:
+            holdings[order.symbol] = replace(current, open_sell_qty=current.open_sell_qty + order.qty)
     return replace(portfolio, cash=max(cash, Decimal(0)), holdings=holdings)
 
 
@@ -119,7 +143,9 @@ def plan_order(
         holding = portfolio.holdings.get(symbol)
         if holding is None or holding.qty <= 0:
             return _deny("no_position", f"nothing to sell in {symbol}")
-        intent = OrderIntent(symbol, "sell", client_order_id, price, qty=holding.qty)
+        if holding.sellable_qty <= 0:
+            return _deny("no_position", f"an open sell order already covers the whole {symbol} position")
+        intent = OrderIntent(symbol, "sell", client_order_id, price, qty=holding.sellable_qty)
         return _approve(intent, portfolio, limits)
 
     if portfolio.equity <= 0:
@@ -140,6 +166,10 @@ def plan_order(
             "below_minimum": f"cash {portfolio.cash:.2f} USD",
         }[binding]
         return _deny(binding, f"{detail}: room {notional} USD is below the {min_notional_usd} USD minimum")
+    smallest = to_cents(limit_usd(portfolio.equity, limits.min_order_percent))
+    if notional < smallest:
+        return _deny("below_minimum", f"only {notional} USD of room: smaller than risk.min_order_percent "
+                     f"({limits.min_order_percent}% of equity = {smallest} USD)")
     intent = OrderIntent(symbol, "buy", client_order_id, price, notional_usd=notional)
     return _approve(intent, portfolio, limits)
 
@@ -159,13 +189,13 @@ def check_order(intent: OrderIntent, portfolio: Portfolio, limits: RiskLimits) -
     """An independent check of the state after the order: (reason, detail) if a limit breaks."""
     if intent.side == "sell":
         held = portfolio.holdings.get(intent.symbol)
-        if held is None or (intent.qty or 0) > held.qty:
-            return ("no_position", f"cannot sell more {intent.symbol} than held")
+        if held is None or (intent.qty or 0) > held.sellable_qty:
+            return ("no_position", f"cannot sell more {intent.symbol} than held (less open sells)")
         return None
     after = portfolio.after(intent)
     if intent.estimated_value > portfolio.cash:
         return ("below_minimum", f"order {intent.estimated_value} USD exceeds cash {portfolio.cash} USD")
-    if len(after.holdings) > limits.max_positions_count:
+    if intent.symbol not in portfolio.holdings and len(after.holdings) > limits.max_positions_count:
         return ("max_positions_reached", f"would hold {len(after.holdings)} positions")
     if after.value_of(intent.symbol) > limit_usd(portfolio.equity, limits.max_position_size_percent):
         return ("position_too_large", f"{intent.symbol} would exceed {limits.max_position_size_percent}% of equity")

@@ -103,6 +103,7 @@ def prompt_inputs_summary(inp: AnalysisInput) -> dict:
         "change_percent": None if inp.quote.change_percent is None else _number(inp.quote.change_percent),
         "position_qty": None if inp.position is None else _number(inp.position.qty),
         "recent_prices_count": len(inp.recent_prices[-MAX_RECENT_PRICES:]),
+        "sell_only": None if inp.sell_only is None else inp.sell_only[1],
         "headlines": [
             {"id": item.news_id, "title": _truncate(_clean(item.headline), SUMMARY_TITLE_CHARS)}
             for item in _newest_headlines(inp.headlines)
@@ -151,6 +152,8 @@ def _symbol_section(inp: AnalysisInput) -> str:
         ),
         _news_block(inp.headlines),
     ]
+    if inp.sell_only:
+        lines.insert(4, f"Only sell or hold {inp.symbol} now: a buy would be refused ({inp.sell_only[1]}).")
     return "\n".join(lines)
 
 

@@ -17,6 +17,9 @@ Without indicators (a source with no daily bars), the old momentum rules:
   buy, more confident the stronger the move.
 - Holding, and down 1 % on the day or 0.5 % in the short run: sell.
 
+Either way, a symbol that may only be sold or held (no fresh quote, or
+outside the universe) is never bought.
+
 Headlines only colour the reasoning text; they never change the action.
 Same inputs, same decision: this is what the tests and a first try rely on.
 """
@@ -56,7 +59,7 @@ class RulesAnalyst:
         rsi, sma_20, sma_50 = ind.rsi_14, ind.sma_20, ind.sma_50
         up_trend = price > sma_20 and (sma_50 is None or price > sma_50)
         facts = f"price {price} vs SMA20 {sma_20}" + (f", SMA50 {sma_50}" if sma_50 is not None else "") + f", RSI {rsi}, day {day:+.2f}%"
-        if not held and up_trend and BUY_RSI[0] <= rsi < BUY_RSI[1] and day >= 0:
+        if not held and not item.sell_only and up_trend and BUY_RSI[0] <= rsi < BUY_RSI[1] and day >= 0:
             confidence = min(MAX_CONFIDENCE, 0.6 + float(rsi - BUY_RSI[0]) / 100 + min(float(day), 3.0) / 20)
             return self._decision(item, "buy", confidence, f"Uptrend with room to run ({facts})")
         if held and price < sma_20 and rsi < SELL_RSI_BROKEN_TREND:
@@ -72,7 +75,7 @@ class RulesAnalyst:
         short = _short_move_percent(item)
         held = item.position is not None and item.position.qty > 0
         trend = f"day {day:+.2f}%, short-term {short:+.2f}%; no indicators"
-        if not held and day >= BUY_DAY_CHANGE_PERCENT and short >= Decimal("-0.2"):
+        if not held and not item.sell_only and day >= BUY_DAY_CHANGE_PERCENT and short >= Decimal("-0.2"):
             confidence = min(MAX_CONFIDENCE, 0.5 + float(day) / 10)
             return self._decision(item, "buy", confidence, f"Upward momentum ({trend})")
         if held and (day <= SELL_DAY_CHANGE_PERCENT or short <= SELL_SHORT_MOVE_PERCENT):

@@ -16,15 +16,15 @@ from .bars import DailyBarCache
 from .db import Database
 from .flags import KillSwitch, iso, parse_iso
 
-# Every state in which an order may still change: ours (sent, fate unknown) and
-# Alpaca's non-final ones. Final: filled, canceled, expired, rejected, replaced,
-# and ours: dry_run, not_sent.
+# An order counts against the limits until it reaches one of these states.
+# Listing the *final* states (not the open ones) fails safe: a state Alpaca
+# adds later, or one we never met (``pending_review``), counts as open.
+FINAL_TRADE_STATUSES = ("filled", "canceled", "expired", "rejected", "replaced", "not_sent", "missing", "dry_run")
+# Ours: written before the send (``submitting``) or after a send whose fate is unknown.
 UNCONFIRMED_TRADE_STATUSES = ("submitting", "unknown")
-OPEN_ORDER_STATUSES = (
-    "new", "accepted", "pending_new", "partially_filled", "accepted_for_bidding", "pending_cancel",
-    "pending_replace", "done_for_day", "held", "calculated", "stopped", "suspended",
-)
-PENDING_TRADE_STATUSES = UNCONFIRMED_TRADE_STATUSES + OPEN_ORDER_STATUSES
+
+
+NOT_FINAL = f"status NOT IN ({', '.join('?' for _ in FINAL_TRADE_STATUSES)})"
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -52,12 +52,13 @@ class Store(DailyBarCache):
         )
 
     def finish_cycle(
-        self, cycle_id: str, *, status: str, finished_at: datetime, duration_ms: int, error: str | None, summary: dict
+        self, cycle_id: str, *, status: str, finished_at: datetime, duration_ms: int, error: str | None, summary: dict,
+        abort_kind: str | None = None,
     ) -> None:
         with self.db.transaction():
             self.db.execute(
                 """UPDATE cycles SET status = ?, finished_at = ?, error = ?, duration_ms = ?, symbols_count = ?,
-                   orders_count = ?, errors_count = ?, summary = ? WHERE cycle_id = ?""",
+                   orders_count = ?, errors_count = ?, summary = ?, abort_kind = ? WHERE cycle_id = ?""",
                 (
                     status,
                     iso(finished_at),
@@ -67,6 +68,7 @@ class Store(DailyBarCache):
                     summary.get("orders", 0),
                     summary.get("errors", 0),
                     json.dumps(summary, default=str),
+                    abort_kind,
                     cycle_id,
                 ),
             )
@@ -86,12 +88,13 @@ class Store(DailyBarCache):
         )
 
     def last_statuses(self, count: int) -> list[str]:
-        """Statuses of the newest ``count`` finished (not skipped) cycles, newest first."""
+        """Of the newest ``count`` finished (not skipped) cycles, newest first:
+        ``completed``, or the kind of abort (``critical`` or ``outage``)."""
         rows = self.db.query(
-            "SELECT status FROM cycles WHERE status IN ('completed', 'aborted') ORDER BY started_at DESC, rowid DESC LIMIT ?",
+            "SELECT status, abort_kind FROM cycles WHERE status IN ('completed', 'aborted') ORDER BY started_at DESC, rowid DESC LIMIT ?",
             (count,),
         )
-        return [r["status"] for r in rows]
+        return [r["status"] if r["status"] == "completed" else (r["abort_kind"] or "critical") for r in rows]
 
     # -- quotes and news caches ----------------------------------------------
 
@@ -217,10 +220,9 @@ class Store(DailyBarCache):
             ),
         )
 
-    def pending_trades(self, statuses: Sequence[str] = PENDING_TRADE_STATUSES) -> list[dict[str, Any]]:
-        """Trades sent (or about to be) whose final state we do not know yet."""
-        marks = ", ".join("?" for _ in statuses)
-        return self.db.query(f"SELECT * FROM trades WHERE status IN ({marks}) ORDER BY id", tuple(statuses))
+    def pending_trades(self) -> list[dict[str, Any]]:
+        """Trades sent (or about to be) that have not reached a final state."""
+        return self.db.query(f"SELECT * FROM trades WHERE {NOT_FINAL} ORDER BY id", FINAL_TRADE_STATUSES)
 
     def trade_status(self, client_order_id: str) -> str | None:
         row = self.db.one("SELECT status FROM trades WHERE client_order_id = ?", (client_order_id,))
@@ -228,11 +230,11 @@ class Store(DailyBarCache):
 
     def unconfirmed_trades(self) -> list[dict[str, Any]]:
         """Orders that may or may not have reached the broker."""
-        return self.pending_trades(UNCONFIRMED_TRADE_STATUSES)
+        return [t for t in self.pending_trades() if t["status"] in UNCONFIRMED_TRADE_STATUSES]
 
     def open_orders(self) -> list[dict[str, Any]]:
-        """Orders the broker accepted that may still fill."""
-        return self.pending_trades(OPEN_ORDER_STATUSES)
+        """Orders the broker accepted that may still fill: any state not final, ours excepted."""
+        return [t for t in self.pending_trades() if t["status"] not in UNCONFIRMED_TRADE_STATUSES]
 
     # -- synced broker state -------------------------------------------------
 
@@ -275,12 +277,12 @@ class Store(DailyBarCache):
         if not old:
             return 0
         marks = ", ".join("?" for _ in old)
-        pending = ", ".join("?" for _ in PENDING_TRADE_STATUSES)
+        final = ", ".join("?" for _ in FINAL_TRADE_STATUSES)
         with self.db.transaction():
             self.db.execute(f"DELETE FROM ai_decisions WHERE cycle_id IN ({marks})", tuple(old))
             self.db.execute(f"DELETE FROM quotes WHERE cycle_id IN ({marks})", tuple(old))
             self.db.execute(
-                f"DELETE FROM trades WHERE cycle_id IN ({marks}) AND status NOT IN ({pending})", (*old, *PENDING_TRADE_STATUSES)
+                f"DELETE FROM trades WHERE cycle_id IN ({marks}) AND status IN ({final})", (*old, *FINAL_TRADE_STATUSES)
             )
             self.db.execute(f"DELETE FROM cycles WHERE cycle_id IN ({marks})", tuple(old))
             self.db.execute("DELETE FROM news WHERE published_at < ?", (iso(before),))

@@ -28,13 +28,12 @@ def positions(db: Database) -> list[dict[str, Any]]:
 
 def open_orders(db: Database) -> list[dict[str, Any]]:
     """Orders sent that may still fill (or whose fate is not known yet), oldest first."""
-    from .audit import PENDING_TRADE_STATUSES
+    from .audit import FINAL_TRADE_STATUSES, NOT_FINAL
 
-    marks = ", ".join("?" for _ in PENDING_TRADE_STATUSES)
     return db.query(
         "SELECT cycle_id, symbol, side, notional_usd, quantity, filled_qty, filled_avg_price, price, status, client_order_id,"
-        f" broker_order_id, created_at FROM trades WHERE status IN ({marks}) ORDER BY id",
-        PENDING_TRADE_STATUSES,
+        f" broker_order_id, created_at FROM trades WHERE {NOT_FINAL} ORDER BY id",
+        FINAL_TRADE_STATUSES,
     )
 
 
@@ -60,6 +59,22 @@ def decisions(db: Database, limit: int, since: str | None = None, symbol: str | 
         params + (limit,),
     )
     return rows
+
+
+def outage(db: Database) -> dict[str, Any] | None:
+    """The run of cycles aborted because a service was unreachable, since the
+    last cycle that completed (or aborted for a critical reason): when it
+    began, how many cycles, and the latest error. None when there is none."""
+    row = db.one(
+        """SELECT MIN(started_at) AS since, COUNT(*) AS cycles, MAX(started_at) AS latest FROM cycles
+           WHERE status = 'aborted' AND abort_kind = 'outage' AND started_at > COALESCE(
+             (SELECT MAX(started_at) FROM cycles WHERE status = 'completed'
+              OR (status = 'aborted' AND COALESCE(abort_kind, 'critical') = 'critical')), '')"""
+    )
+    if not row or not row["cycles"]:
+        return None
+    last = db.one("SELECT error FROM cycles WHERE started_at = ? AND status = 'aborted' ORDER BY rowid DESC LIMIT 1", (row["latest"],))
+    return {"since": row["since"], "cycles": row["cycles"], "error": last["error"] if last else None}
 
 
 def last_cycle(db: Database) -> dict[str, Any] | None:

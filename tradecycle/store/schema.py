@@ -194,8 +194,14 @@ def _m2_audit_cache_and_simulator(db: sqlite_utils.Database) -> None:
         db[table].create_index(columns)
 
 
-def _m3_daily_bars(db: sqlite_utils.Database) -> None:
-    """Daily OHLCV bars (fetched at most once a day per symbol), when each symbol's
+def _m3_abort_kind(db: sqlite_utils.Database) -> None:
+    """Version 3: why a cycle aborted: ``critical`` (counts towards the kill
+    switch) or ``outage`` (a service unreachable: the next cycle retries)."""
+    db["cycles"].add_column("abort_kind", str)
+
+
+def _m4_daily_bars(db: sqlite_utils.Database) -> None:
+    """Version 4: daily OHLCV bars (fetched at most once a day per symbol), when each symbol's
     bars were last fetched, and the simulator's intraday open/high/low."""
     db["daily_bars"].create(
         {
@@ -219,7 +225,8 @@ def _m3_daily_bars(db: sqlite_utils.Database) -> None:
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
-    _m3_daily_bars,
+    _m3_abort_kind,
+    _m4_daily_bars,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
