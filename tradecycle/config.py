@@ -141,19 +141,21 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def _alpaca_or_loopback(value: str, allowed: str, what: str) -> str:
+    """``allowed`` itself, or an http(s) URL on a loopback host (a local gateway or test double)."""
+    url = _check_http_url(value)
+    if url == allowed or is_loopback(urlsplit(url).hostname):
+        return url
+    raise ValueError(f"{value!r} is not {what} (use {allowed}, or a loopback address for a local test double)")
+
+
 class AlpacaConfig(_Section):
     base_url: str = PAPER_URL
 
     @field_validator("base_url")
     @classmethod
     def _paper_only(cls, value: str) -> str:
-        url = _check_http_url(value)
-        if url == PAPER_URL or is_loopback(urlsplit(url).hostname):
-            return url
-        raise ValueError(
-            f"{value!r} is not the Alpaca paper API: tradecycle trades on paper only "
-            f"(use {PAPER_URL}, or a loopback address for a local test double)"
-        )
+        return _alpaca_or_loopback(value, PAPER_URL, "the Alpaca paper API: tradecycle trades on paper only")
 
 
 class SimBrokerConfig(_Section):
@@ -189,14 +191,9 @@ class AlpacaDataConfig(_Section):
 
     @field_validator("data_url")
     @classmethod
-    def _alpaca_or_loopback(cls, value: str) -> str:
+    def _alpaca_only(cls, value: str) -> str:
         # The broker's keys go with every stock request: only to Alpaca, or to a local double.
-        url = _check_http_url(value)
-        if url == ALPACA_DATA_URL or is_loopback(urlsplit(url).hostname):
-            return url
-        raise ValueError(
-            f"{value!r} is not Alpaca's market data API (use {ALPACA_DATA_URL}, or a loopback address for a local test double)"
-        )
+        return _alpaca_or_loopback(value, ALPACA_DATA_URL, "Alpaca's market data API")
 
 
 class SimMarketConfig(_Section):
