@@ -166,6 +166,11 @@ def setup_market(fake: FakeServices) -> None:
         fake.coin_ids.update(COIN_IDS)
     for symbol, price in PRICES.items():
         fake.set_price(symbol, price)
+    for symbol in PRICES:  # daily bars for market_data.provider = "alpaca" (the fake has some for the defaults)
+        if symbol not in fake.daily_bars:
+            base = float(PRICES[symbol])
+            fake.set_daily_bars(symbol, [(base, base * 1.01, base * 0.99, base * (1 + (i % 5 - 2) / 200), 1_000_000)
+                                         for i in range(80)])
     for symbol in STOCKS[3:]:  # the fake already has headlines for AAPL, MSFT, NVDA
         fake.add_news(symbol, f"{symbol} shares edge higher ahead of earnings", hours_ago=2)
         fake.add_news(symbol, f"Analysts weigh in on {symbol} outlook", hours_ago=20, source="MarketWatch")
@@ -221,6 +226,8 @@ def label(request) -> str:
         if path.startswith("/v2/assets"):
             return "asset"
         return path.rsplit("/", 1)[-1]  # account, clock, positions
+    if service == "alpaca_data":
+        return "bars" if path.endswith("/bars") else "snapshots"
     if service == "finnhub":
         return "news" if "company-news" in path else "quote"
     if service == "coingecko":
@@ -748,6 +755,41 @@ def bench_quota(opts, root: Path) -> Result:
     return result
 
 
+# ----------------------------------------------------------------------------- 7. market data calls
+
+
+def bench_market_data(opts, root: Path) -> Result:
+    result = Result(7, 'market data: 3 cycles, 15 symbols, market_data.provider = "alpaca"',
+                    "2 snapshot calls a cycle, <= 1 bars call per class a day")
+    with FakeServices(latency_seconds=0.0) as fake:
+        setup_market(fake)
+        fake.llm_decide = {s: ("hold", 0.5, "benchmark") for s in STOCKS + CRYPTO}
+        env = cli_env(fake)
+        template = make_template(fake, root / "template", env)
+        folder = root / "cycles"
+        folder.mkdir(parents=True, exist_ok=True)
+        fake.config_toml(folder, universe={"stocks": STOCKS, "crypto": CRYPTO},
+                         market_data={"provider": "alpaca", "coingecko": {"base_url": fake.coingecko_url, "ids": COIN_IDS}})
+        copy_db(template, folder)
+        per_cycle = []
+        for i in range(3):
+            progress(f"7: cycle {i + 1}/3")
+            run = run_cycle(fake, folder, env)
+            per_cycle.append(Counter(label(r) for r in run.requests if r.service == "alpaca_data"))
+            other = [r for r in run.requests if r.service == "coingecko" or (r.service == "finnhub" and label(r) == "quote")]
+            if other:
+                raise BenchError(f"{len(other)} Finnhub/CoinGecko quote calls with market_data.provider = alpaca")
+    for i, counts in enumerate(per_cycle, 1):
+        result.add(f"  cycle {i}: snapshots {counts['snapshots']}, bars {counts['bars']}")
+    snapshots = [c["snapshots"] for c in per_cycle]
+    bars = sum(c["bars"] for c in per_cycle)
+    result.passed = all(n == 2 for n in snapshots) and bars <= 2
+    result.figure = f"snapshots {'/'.join(map(str, snapshots))}, bars {bars} in 3 cycles"
+    result.add(f"  snapshot calls per cycle {snapshots} (== 2 each), bars calls in all {bars} (<= 2: stocks + crypto, "
+               f"once a day): {result.verdict}")
+    return result
+
+
 # ----------------------------------------------------------------------------- main
 
 BENCHMARKS: dict[int, Callable] = {
@@ -757,9 +799,10 @@ BENCHMARKS: dict[int, Callable] = {
     4: bench_history,
     5: bench_calls,
     6: bench_quota,
+    7: bench_market_data,
 }
-SHORT_NAMES = {1: "critical path", 2: "fan-out", 3: "start-up", 4: "history", 5: "calls", 6: "quota"}
-TARGETS = {1: "<= 1.25", 2: "<= 1.15", 3: "<= 1.2", 4: "<= 1.1", 5: "<= 12, <= 1, 0", 6: "free tiers"}
+SHORT_NAMES = {1: "critical path", 2: "fan-out", 3: "start-up", 4: "history", 5: "calls", 6: "quota", 7: "market data"}
+TARGETS = {1: "<= 1.25", 2: "<= 1.15", 3: "<= 1.2", 4: "<= 1.1", 5: "<= 12, <= 1, 0", 6: "free tiers", 7: "2 a cycle, bars <= 2"}
 
 
 def environment_lines(opts) -> list[str]:

@@ -209,3 +209,65 @@ COINGECKO_UNKNOWN_ID: dict = {}  # an unknown id is silently missing
 COINGECKO_RATE_LIMITED = {
     "status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit. Please visit ..."}
 }
+
+
+# -- Alpaca market data (https://data.alpaca.markets): JSON numbers, nanosecond times ---
+
+# GET /v2/stocks/snapshots?symbols=AAPL,MSFT&feed=iex: keyed by symbol at the top level;
+# an unknown symbol is simply missing.
+ALPACA_STOCK_SNAPSHOTS = {
+    "AAPL": {
+        "latestTrade": {"t": "2022-03-18T14:33:58.448432206Z", "x": "V", "p": 161.1998, "s": 200, "c": ["@"],
+                        "i": 39884, "z": "C"},
+        "latestQuote": {"t": "2022-03-18T14:33:58.547942Z", "ax": "V", "ap": 161.2, "as": 2, "bx": "V", "bp": 161.19,
+                        "bs": 5, "c": ["R"], "z": "C"},
+        "minuteBar": {"t": "2022-03-18T14:32:00Z", "o": 161.595, "h": 161.63, "l": 161.31, "c": 161.365, "v": 195503,
+                      "n": 1880, "vw": 161.448073},
+        "dailyBar": {"t": "2022-03-18T04:00:00Z", "o": 160.59, "h": 161.92, "l": 159.76, "c": 161.365, "v": 31749988,
+                     "n": 186143, "vw": 160.683364},
+        "prevDailyBar": {"t": "2022-03-17T04:00:00Z", "o": 158.6, "h": 161, "l": 157.63, "c": 160.62, "v": 73839892,
+                         "n": 609067, "vw": 159.425082},
+    },
+}
+
+# GET /v1beta3/crypto/us/snapshots?symbols=BTC/USD: wrapped in "snapshots"; no key needed.
+ALPACA_CRYPTO_SNAPSHOTS = {
+    "snapshots": {
+        "BTC/USD": {
+            "latestTrade": {"t": "2022-03-28T17:27:57.794134Z", "p": 47458.69, "s": 0.00008231, "tks": "S", "i": 304771804},
+            "latestQuote": {"t": "2022-03-28T17:27:42.591Z", "bp": 47466.1, "bs": 0.001, "ap": 47467.49, "as": 0.001197},
+            "minuteBar": {"t": "2022-03-28T17:26:00Z", "o": 47431.48, "h": 47449.87, "l": 47418.34, "c": 47447.73,
+                          "v": 3.28432365, "n": 472, "vw": 47436.1727214804},
+            "dailyBar": {"t": "2022-03-28T05:00:00Z", "o": 47149.3, "h": 47900, "l": 46770.7, "c": 47447.73,
+                         "v": 8720.15520728, "n": 345005, "vw": 47383.1123162664},
+            "prevDailyBar": {"t": "2022-03-27T05:00:00Z", "o": 44598.44, "h": 47694, "l": 44437.22, "c": 47148.98,
+                             "v": 12278.6017929, "n": 559695, "vw": 46041.2023793348},
+        }
+    }
+}
+
+# GET /v2/stocks/bars?symbols=AAPL,TSLA&timeframe=1Day&...: bars per symbol, sorted by symbol
+# then time, paged across symbols with next_page_token (null on the last page).
+ALPACA_STOCK_BARS_PAGE_1 = {
+    "bars": {
+        "AAPL": [
+            {"t": "2022-02-01T05:00:00Z", "o": 174, "h": 174.84, "l": 172.31, "c": 174.61, "v": 85998033, "n": 732412,
+             "vw": 173.703516},
+            {"t": "2022-02-02T05:00:00Z", "o": 174.64, "h": 175.88, "l": 173.33, "c": 175.84, "v": 84817432, "n": 675034,
+             "vw": 174.941288},
+        ],
+    },
+    "next_page_token": "QUFQTHxEfDIwMjItMDItMDJUMDU6MDA6MDAuMDAwMDAwMDAwWg==",
+}
+ALPACA_STOCK_BARS_PAGE_2 = {
+    "bars": {
+        "TSLA": [
+            {"t": "2022-03-09T05:00:00Z", "o": 839, "h": 860.56, "l": 832.01, "c": 858.97, "v": 19227323, "n": 528531,
+             "vw": 850.616587},
+        ],
+    },
+    "next_page_token": None,
+}
+
+# The free plan asking for recent SIP data (feed=sip, or bars without a feed up to now).
+ALPACA_SIP_REFUSED = {"message": "subscription does not permit querying recent SIP data"}

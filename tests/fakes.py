@@ -15,6 +15,7 @@ from tradecycle.logs import MemoryLog
 from tradecycle.models import (
     Account,
     AnalysisInput,
+    DailyBar,
     Deadline,
     Decision,
     MarketClock,
@@ -148,6 +149,7 @@ class FakeQuotes:
         self.clock = clock
         self.age_seconds = age_seconds
         self.calls = 0
+        self.today: dict[str, DailyBar] = {}  # symbol -> the day's bar so far, carried by its quote
 
     def get_quotes(self, symbols: Sequence[str]):
         self.calls += 1
@@ -161,9 +163,27 @@ class FakeQuotes:
             else:
                 price, change = value if isinstance(value, tuple) else (value, "0")
                 out[symbol] = Quote(
-                    symbol, Decimal(price), self.clock.now() - timedelta(seconds=self.age_seconds), "fake", Decimal(change)
+                    symbol, Decimal(price), self.clock.now() - timedelta(seconds=self.age_seconds), "fake", Decimal(change),
+                    today=self.today.get(symbol),
                 )
         return out
+
+
+class FakeBars:
+    """Daily bars from a table {symbol: [DailyBar, ...]}; records every call (its symbols)."""
+
+    name = "fakebars"
+
+    def __init__(self, table: dict[str, list[DailyBar]] | None = None, fail: Exception | None = None):
+        self.table = table or {}
+        self.fail = fail
+        self.calls: list[list[str]] = []
+
+    def get_daily_bars(self, symbols: Sequence[str], days: int, now: datetime) -> dict[str, list[DailyBar]]:
+        self.calls.append(list(symbols))
+        if self.fail:
+            raise self.fail
+        return {s: self.table.get(s, [])[-days:] for s in symbols}
 
 
 class FakeNews:
@@ -209,7 +229,7 @@ def settings(stocks=("AAPL",), crypto=(), limits=LIMITS, dry_run=False, **kw) ->
     return CycleSettings(stocks=tuple(stocks), crypto=tuple(crypto), limits=limits, dry_run=dry_run, **kw)
 
 
-def services(broker=None, quotes=None, analyst=None, news=None, clock=None, lock=None, deadline_seconds=50) -> Services:
+def services(broker=None, quotes=None, analyst=None, news=None, clock=None, lock=None, deadline_seconds=50, bars=None) -> Services:
     clock = clock or FakeClock()
     broker = broker or FakeBroker()
     quotes = quotes or FakeQuotes({"AAPL": "200"}, clock)
@@ -222,6 +242,7 @@ def services(broker=None, quotes=None, analyst=None, news=None, clock=None, lock
         clock=clock,
         lock=lock or FakeLock(),
         deadline=Deadline(deadline_seconds),
+        bars=bars,
     )
 
 

@@ -1,7 +1,7 @@
 """A local fake of every service tradecycle talks to, in one process.
 
-Alpaca paper trading, Finnhub, CoinGecko and an OpenAI-compatible chat server
-behind one ``ThreadingHTTPServer`` on 127.0.0.1, standard library only, so that
+Alpaca paper trading, Alpaca market data, Finnhub, CoinGecko and an
+OpenAI-compatible chat server behind one ``ThreadingHTTPServer`` on 127.0.0.1, standard library only, so that
 end-to-end tests can run the real ``tradecycle`` CLI in a subprocess against it
 and benchmarks can add latency.  Response shapes follow the contract's notes
 on the real services (API_NOTES.md in the shared design folder): string numbers
@@ -23,7 +23,8 @@ they refuse (``llm_refuse_params`` for reasoning models' temperature,
 ``llm_json_schema``, ``llm_quota_exhausted``).
 
 State lives in plain attributes (``account``, ``clock``, ``positions``,
-``orders``, ``assets``, ``prices``, ``quotes``, ``news``, ``coins``, ...): set
+``orders``, ``assets``, ``prices``, ``quotes``, ``news``, ``coins``,
+``daily_bars``, ``day_volumes``, ...): set
 or inspect them from the test; hold ``fake.lock`` while mutating them in place
 when requests may be in flight.
 
@@ -34,6 +35,7 @@ Run it standalone with ``python -m tests.fakeserver --port 8765 --latency 0.3``
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
 import re
@@ -58,8 +60,11 @@ try:  # the market's own time zone for the Alpaca clock; a fixed offset if tzdat
 except Exception:  # pragma: no cover
     NEW_YORK = timezone(timedelta(hours=-5), "EST")
 
-SERVICES = ("alpaca", "finnhub", "coingecko", "openai")
-PREFIXES = {"alpaca": "/alpaca", "finnhub": "/finnhub", "coingecko": "/coingecko", "openai": "/openai/v1"}
+SERVICES = ("alpaca", "alpaca_data", "finnhub", "coingecko", "openai")
+PREFIXES = {"alpaca": "/alpaca", "alpaca_data": "/alpaca-data", "finnhub": "/finnhub", "coingecko": "/coingecko",
+            "openai": "/openai/v1"}
+SIP_REFUSAL = "subscription does not permit querying recent SIP data"  # Alpaca's free plan, feed=sip
+DEFAULT_BAR_DAYS = 80
 FAULT_KINDS = ("status", "delay", "drop", "late_accept", "garbage")
 
 DEFAULT_STOCKS = ["AAPL", "MSFT", "NVDA"]
@@ -357,6 +362,13 @@ class FakeServices:
             for s in DEFAULT_CRYPTO
         }
 
+        # --- Alpaca market data (snapshots are built from ``prices`` and the quote/coin times)
+        self.daily_bars: dict[str, list[dict[str, Any]]] = {}  # symbol -> Alpaca-shaped bars, oldest first
+        self.day_volumes: dict[str, float] = {}  # symbol -> today's volume so far (the snapshot's dailyBar.v)
+        self.bars_page_size: int | None = None  # page the bars replies at fewer bars than `limit` asks
+        for symbol in DEFAULT_STOCKS + DEFAULT_CRYPTO:
+            self.set_daily_bars(symbol, _default_bars(symbol, DEFAULT_PRICES[symbol]))
+
         # --- OpenAI-compatible (see LLM_FLAVORS and LLM_WRAPS for the shapes)
         self.llm_model = "gpt-4o-mini"
         self.llm_reply: str | dict | Callable[[dict], str | dict] | None = None  # None: built from llm_decide
@@ -437,6 +449,10 @@ class FakeServices:
     @property
     def alpaca_url(self) -> str:
         return self.base_url + PREFIXES["alpaca"]
+
+    @property
+    def alpaca_data_url(self) -> str:
+        return self.base_url + PREFIXES["alpaca_data"]
 
     @property
     def finnhub_url(self) -> str:
@@ -673,6 +689,27 @@ class FakeServices:
             non_marginable_buying_power=_usd(max(cash, Decimal(0))),
         )
 
+    def set_daily_bars(self, symbol: str, rows: list[tuple[Any, Any, Any, Any, Any]], *,
+                       last_day: date | None = None) -> list[dict[str, Any]]:
+        """Serve these (open, high, low, close, volume) rows as ``symbol``'s daily bars, oldest
+        first, the newest dated ``last_day`` (default: yesterday, New York time). Stock bars fall
+        on weekdays and start at midnight New York time; crypto bars on every day."""
+        day = last_day or (datetime.now(NEW_YORK).date() - timedelta(days=1))
+        crypto = _is_crypto(symbol)
+        days: list[date] = []
+        while len(days) < len(rows):
+            if crypto or day.weekday() < 5:
+                days.append(day)
+            day -= timedelta(days=1)
+        bars = []
+        for on, (o, h, l, c, v) in zip(reversed(days), rows):
+            midnight = datetime(on.year, on.month, on.day, tzinfo=NEW_YORK if not crypto else timezone.utc)
+            bars.append({"t": _rfc3339(midnight), "o": float(o), "h": float(h), "l": float(l), "c": float(c),
+                         "v": float(v) if crypto else int(v), "n": 1000 + len(bars), "vw": float(c)})
+        with self.lock:
+            self.daily_bars[symbol] = bars
+        return bars
+
     def add_news(self, symbol: str, headline: str, *, summary: str | None = None, hours_ago: float = 1.0,
                  datetime_: int | None = None, source: str = "Reuters", url: str | None = None,
                  category: str = "company") -> dict[str, Any]:
@@ -789,7 +826,7 @@ class FakeServices:
 
     @staticmethod
     def _error_body(service: str, status: int, message: str | None = None) -> Any:
-        if service == "alpaca":
+        if service in ("alpaca", "alpaca_data"):
             code, default = _ALPACA_ERRORS.get(status, (status * 100000, "error"))
             return {"code": code, "message": message or default}
         if service == "finnhub":
@@ -807,6 +844,7 @@ class FakeServices:
     def _dispatch(self, req: RecordedRequest) -> Reply:
         handler = {
             "alpaca": self._alpaca,
+            "alpaca_data": self._alpaca_data,
             "finnhub": self._finnhub,
             "coingecko": self._coingecko,
             "openai": self._openai,
@@ -1070,6 +1108,96 @@ class FakeServices:
                     self._reprice_position(pos, price)
         self.account["cash"] = _usd(cash)
         self._recompute_account()
+
+    # ----- Alpaca market data
+
+    def _alpaca_data(self, req: RecordedRequest) -> Reply:
+        """Snapshots and daily bars, stocks (``/v2/stocks/...``, keys required, IEX feed on the
+        free plan) and crypto (``/v1beta3/crypto/us/...``, no key needed)."""
+        stocks = req.subpath.startswith("/v2/stocks/")
+        if stocks and self.require_auth:
+            key, secret = req.headers.get("APCA-API-KEY-ID"), req.headers.get("APCA-API-SECRET-KEY")
+            if (not key or not secret or (self.alpaca_key_id and key != self.alpaca_key_id)
+                    or (self.alpaca_secret_key and secret != self.alpaca_secret_key)):
+                return Reply(401, {"code": 40110000, "message": "request is not authorized"})
+        if req.method != "GET":
+            return self._alpaca_error(405, "method not allowed", 40510000)
+        symbols = [s.strip().upper() for s in req.query.get("symbols", "").split(",") if s.strip()]
+        feed = req.query.get("feed")
+        if stocks and (feed == "sip" or (feed is None and req.subpath == "/v2/stocks/bars")):
+            # The free plan: SIP data of the last 15 minutes is refused (bars default to SIP, up to now).
+            return Reply(403, {"message": SIP_REFUSAL})
+        if stocks and feed not in (None, "iex", "sip", "delayed_sip", "otc"):
+            return Reply(400, {"code": 40010001, "message": f"invalid feed: {feed}"})
+        if req.subpath in ("/v2/stocks/snapshots", "/v1beta3/crypto/us/snapshots"):
+            if not symbols:
+                return Reply(400, {"code": 40010001, "message": "missing symbols"})
+            with self.lock:
+                found = {s: self.snapshot(s) for s in symbols if s in self.prices and _is_crypto(s) != stocks}
+            return Reply(200, found if stocks else {"snapshots": found})
+        if req.subpath in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars"):
+            return self._alpaca_bars(req, symbols, stocks)
+        return self._alpaca_error(404, "endpoint not found", 40410000)
+
+    def snapshot(self, symbol: str) -> dict[str, Any]:
+        """Alpaca's snapshot of one symbol: latest trade and quote at ``prices[symbol]`` (as of the
+        Finnhub quote's or CoinGecko coin's pinned time, else now), the minute bar, today's bar
+        (volume ``day_volumes``) and the previous daily bar (the last of ``daily_bars``)."""
+        price = _dec(self.prices[symbol])
+        crypto = _is_crypto(symbol)
+        pinned = (self.coins.get(self.coin_ids.get(symbol, ""), {}).get("last_updated_at") if crypto
+                  else (self.quotes.get(symbol) or {}).get("t"))
+        now = datetime.fromtimestamp(pinned, timezone.utc) if pinned else datetime.now(timezone.utc)
+        bars = self.daily_bars.get(symbol) or []
+        previous = dict(bars[-1]) if bars else None
+        day_open = _dec(previous["c"]) if previous else price
+        today = now.astimezone(timezone.utc if crypto else NEW_YORK).date()
+        midnight = datetime(today.year, today.month, today.day, tzinfo=timezone.utc if crypto else NEW_YORK)
+        volume = self.day_volumes.get(symbol, 1_000.0 if crypto else 1_500_000)
+        spread = price * Decimal("0.0002")
+        trade = {"t": _rfc3339(now), "p": float(price), "s": 0.0125 if crypto else 100, "i": 52983525029461}
+        quote = {"t": _rfc3339(now), "bp": float(price - spread), "bs": 1.2 if crypto else 2,
+                 "ap": float(price + spread), "as": 0.8 if crypto else 3}
+        if not crypto:
+            trade.update(x="V", c=["@"], z="C")
+            quote.update(bx="V", ax="V", c=["R"], z="C")
+        else:
+            trade["tks"] = "B"
+        minute = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
+        return {
+            "latestTrade": trade,
+            "latestQuote": quote,
+            "minuteBar": {"t": _rfc3339(minute), "o": float(price), "h": float(price), "l": float(price), "c": float(price),
+                          "v": 0.5 if crypto else 1200, "n": 14, "vw": float(price)},
+            "dailyBar": {"t": _rfc3339(midnight), "o": float(day_open), "h": float(max(day_open, price)),
+                         "l": float(min(day_open, price)), "c": float(price), "v": volume, "n": 8123, "vw": float(price)},
+            "prevDailyBar": previous,
+        }
+
+    def _alpaca_bars(self, req: RecordedRequest, symbols: list[str], stocks: bool) -> Reply:
+        if req.query.get("timeframe") != "1Day":
+            return self._alpaca_error(422, f"invalid timeframe: {req.query.get('timeframe')} (the fake serves 1Day)", 42210000)
+        if not symbols:
+            return Reply(400, {"code": 40010001, "message": "missing symbols"})
+        try:
+            limit = int(req.query.get("limit", "1000"))
+            start = req.query.get("start", "1970-01-01")[:10]
+            date.fromisoformat(start)
+            offset = int(base64.b64decode(req.query["page_token"]).decode()) if req.query.get("page_token") else 0
+        except (ValueError, TypeError):
+            return Reply(400, {"code": 40010001, "message": "invalid limit, start or page_token"})
+        if not 1 <= limit <= 10000:
+            return self._alpaca_error(422, "invalid limit: must be between 1 and 10000", 42210000)
+        with self.lock:  # Alpaca sorts by symbol, then time; the limit counts across symbols
+            rows = [(s, dict(b)) for s in sorted(symbols) if _is_crypto(s) != stocks
+                    for b in self.daily_bars.get(s, []) if b["t"][:10] >= start]
+        page = rows[offset: offset + min(limit, self.bars_page_size or limit)]
+        body: dict[str, Any] = {}
+        for symbol, bar in page:
+            body.setdefault(symbol, []).append(bar)
+        more = offset + len(page) < len(rows)
+        token = base64.b64encode(str(offset + len(page)).encode()).decode() if more else None
+        return Reply(200, {"bars": body, "next_page_token": token})
 
     # ----- Finnhub
 
@@ -1360,6 +1488,7 @@ class FakeServices:
             "broker": {"provider": "alpaca", "alpaca": {"base_url": self.alpaca_url}},
             "market_data": {
                 "provider": "live",
+                "alpaca": {"data_url": self.alpaca_data_url},
                 "finnhub": {"base_url": self.finnhub_url},
                 "coingecko": {"base_url": self.coingecko_url, "ids": dict(self.coin_ids)},
             },
@@ -1379,6 +1508,23 @@ class FakeServices:
             target = target / name
         target.write_text(to_toml(self.config_sections(**overrides)), encoding="utf-8")
         return target
+
+
+def _default_bars(symbol: str, price: str, days: int = DEFAULT_BAR_DAYS) -> list[tuple[Decimal, ...]]:
+    """A gentle, deterministic daily history whose last close is the previous close the
+    Finnhub quote reports (price / 1.01)."""
+    last_close = _dec(price) / Decimal("1.01")
+    rows = []
+    for i in range(days):
+        back = days - 1 - i
+        close = last_close * (1 - Decimal(back) / 1000 + Decimal(str(round(math.sin(i / 3) / 100, 6))))
+        close = close.quantize(Decimal("0.01"))
+        volume = Decimal(2_000 if _is_crypto(symbol) else 50_000_000) * (1 + Decimal(i % 7) / 10)
+        rows.append((close * Decimal("0.995"), close * Decimal("1.01"), close * Decimal("0.985"), close, volume))
+    # the last close exactly the quote's previous close
+    o, h, l, _c, v = rows[-1]
+    rows[-1] = (o, h, l, last_close.quantize(Decimal("0.01")), v)
+    return [tuple(x.quantize(Decimal("0.01")) if i < 4 else x for i, x in enumerate(row)) for row in rows]
 
 
 def _deep_merge(base: dict[str, Any], overrides: dict[str, Any], depth: int = 0) -> dict[str, Any]:

@@ -489,6 +489,7 @@ def test_config_toml_is_a_valid_tradecycle_config(fake, tmp_path):
     config_module = pytest.importorskip("tradecycle.config")
     config = config_module.load_config(fake.config_toml(tmp_path))
     assert config.broker.alpaca.base_url == fake.alpaca_url
+    assert config.market_data.alpaca.data_url == fake.alpaca_data_url
     assert config.ai.base_url == fake.openai_url
     assert config.market_data.coingecko.ids == {"BTC/USD": "bitcoin", "ETH/USD": "ethereum"}
 
@@ -500,9 +501,9 @@ def test_standalone_prints_urls_and_serves():
     process = subprocess.Popen([sys.executable, "-m", "tests.fakeserver", "--port", "0", "--no-auth"],
                                cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
-        lines = [process.stdout.readline() for _ in range(5)]
-        urls = dict(line.split() for line in lines[:4])
-        assert set(urls) == {"alpaca", "finnhub", "coingecko", "openai"}
+        lines = [process.stdout.readline() for _ in range(6)]
+        urls = dict(line.split() for line in lines[:5])
+        assert set(urls) == {"alpaca", "alpaca_data", "finnhub", "coingecko", "openai"}
         assert requests.get(urls["alpaca"] + "/v2/clock", timeout=5).json()["is_open"] is True
     finally:
         process.terminate()

@@ -157,6 +157,7 @@ def test_a_reused_price_is_not_shown_to_the_analyst_as_a_new_observation(fake, t
     sim.run_every(60, count=3)  # t = 60, 120, 180: stored prices, the analyst asked each time
 
     [*_, last] = [json.dumps(r.json) for r in fake.calls(service="openai")]
-    assert "Recent prices, oldest first: 67000.1\\n" in last
+    recent = last.split("Recent prices (UTC time: price), oldest first: ")[1].split("\\n")[0]
+    assert recent.count("67000.1") == 1  # one observation, not one per cycle that re-used it
     assert "68000" not in last
     assert fake.count("coingecko") == 1

@@ -21,6 +21,7 @@ from .models import ExitRules, RiskLimits
 from .paths import read_toml, resolve_path
 
 PAPER_URL = "https://paper-api.alpaca.markets"
+ALPACA_DATA_URL = "https://data.alpaca.markets"
 
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
 ExitPercent = Annotated[Decimal, Field(ge=0, lt=100)]  # 0: this exit is off
@@ -152,19 +153,21 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def _alpaca_or_loopback(value: str, allowed: str, what: str) -> str:
+    """``allowed`` itself, or an http(s) URL on a loopback host (a local gateway or test double)."""
+    url = _check_http_url(value)
+    if url == allowed or is_loopback(urlsplit(url).hostname):
+        return url
+    raise ValueError(f"{value!r} is not {what} (use {allowed}, or a loopback address for a local test double)")
+
+
 class AlpacaConfig(_Section):
     base_url: str = PAPER_URL
 
     @field_validator("base_url")
     @classmethod
     def _paper_only(cls, value: str) -> str:
-        url = _check_http_url(value)
-        if url == PAPER_URL or is_loopback(urlsplit(url).hostname):
-            return url
-        raise ValueError(
-            f"{value!r} is not the Alpaca paper API: tradecycle trades on paper only "
-            f"(use {PAPER_URL}, or a loopback address for a local test double)"
-        )
+        return _alpaca_or_loopback(value, PAPER_URL, "the Alpaca paper API: tradecycle trades on paper only")
 
 
 class SimBrokerConfig(_Section):
@@ -206,12 +209,23 @@ class CoinGeckoConfig(ServiceUrl):
         return urlsplit(self.base_url).hostname == COINGECKO_PRO_HOST
 
 
+class AlpacaDataConfig(_Section):
+    data_url: str = ALPACA_DATA_URL
+
+    @field_validator("data_url")
+    @classmethod
+    def _alpaca_only(cls, value: str) -> str:
+        # The broker's keys go with every stock request: only to Alpaca, or to a local double.
+        return _alpaca_or_loopback(value, ALPACA_DATA_URL, "Alpaca's market data API")
+
+
 class SimMarketConfig(_Section):
     seed: int = 42  # extension: the simulator's random walk is reproducible per seed
 
 
 class MarketDataConfig(_Section):
-    provider: Literal["sim", "live"] = "sim"
+    provider: Literal["sim", "live", "alpaca"] = "sim"
+    alpaca: AlpacaDataConfig = AlpacaDataConfig()
     finnhub: FinnhubConfig = FinnhubConfig()
     coingecko: CoinGeckoConfig = CoinGeckoConfig()
     sim: SimMarketConfig = SimMarketConfig()
@@ -349,6 +363,9 @@ def required_environment(config: Config) -> dict[str, str]:
         needed |= {n: 'broker.provider = "alpaca"' for n in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")}
     if config.market_data.provider == "live":
         needed["FINNHUB_API_KEY"] = 'market_data.provider = "live"'
+    if config.market_data.provider == "alpaca" and config.universe.stocks:  # crypto data needs no key
+        for name in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY"):
+            needed.setdefault(name, 'market_data.provider = "alpaca" with stocks')
     if config.news.provider == "finnhub":
         needed.setdefault("FINNHUB_API_KEY", 'news.provider = "finnhub"')
     if config.market_data.provider == "live" and config.market_data.coingecko.is_pro:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from . import orders, protect, reuse, risk, winddown
+from . import context, orders, protect, reuse, risk, winddown
 from .cycle_state import Cycle, CycleAborted, CycleReport, CycleSettings, Outcome, trade_row
 from .errors import BadResponse, ServiceError, TradecycleError, Unreconcilable
 from .models import AnalysisInput, Decision, FetchResult, OrderResult, Quote, is_crypto
@@ -128,11 +128,12 @@ def reconcile_unconfirmed_orders(cycle: Cycle) -> None:
 
 
 def fetch_market_data(cycle: Cycle) -> None:
-    """Account, clock, positions, quotes and due headlines, all at once.
+    """Account, clock, positions, quotes, due daily bars and due headlines, all at once.
 
     The broker failing aborts the cycle (nothing can be sized safely). A quote
     source failing falls back, per symbol, to the last stored price if it is
-    younger than ``max_quote_age_seconds``. News failing leaves no news.
+    younger than ``max_quote_age_seconds``. News failing leaves no news;
+    daily bars failing leave the bars already stored (``context.py``).
     Orders still open from earlier cycles are refreshed in the same round
     trip, so that risk counts what they may still buy. After the fetch, the
     daily loss limit and the account's state may trip the kill switch.
@@ -142,7 +143,8 @@ def fetch_market_data(cycle: Cycle) -> None:
     news = services.news
     due_news = [s for s in settings.symbols if news and news.covers(s) and _news_due(store, s, now, settings)]
     open_orders = store.open_orders()
-    tasks = _order_lookups(services.broker, open_orders) | {
+    bars = context.DailyBarRefresh(cycle)  # due once a day per symbol, fetched in this same round trip
+    tasks = _order_lookups(services.broker, open_orders) | bars.tasks() | {
         "account": services.broker.get_account,
         "clock": services.broker.get_clock,
         "positions": services.broker.get_positions,
@@ -169,6 +171,7 @@ def fetch_market_data(cycle: Cycle) -> None:
     _apply_order_updates(cycle, open_orders, results)
     cycle.open_orders = store.pending_trades()  # open, and any whose fate is still unknown
     _collect_quotes(cycle, {**_per_symbol(results["stocks"], settings.stocks), **_per_symbol(results["crypto"], settings.crypto)})
+    bars.record(results)
     for symbol in due_news:
         items = results[f"news:{symbol}"]
         if isinstance(items, Exception):
@@ -382,6 +385,7 @@ def _analysis_input(cycle: Cycle, symbol: str, quote: Quote, now: datetime, sell
         headlines=cycle.market.news.get(symbol, ()),
         recent_prices=tuple(cycle.store.recent_prices(symbol)),
         limits=cycle.settings.limits,
+        context=context.market_context(cycle, symbol, quote),
         sell_only=sell_only,
     )
 
@@ -399,13 +403,7 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
     Never raises for a risk reason; a minimum the broker cannot tell us
     falls back to $1.
     """
-    market = cycle.market
-    portfolio = risk.Portfolio(
-        equity=market.account.equity,
-        cash=min(market.account.cash, market.account.buying_power),
-        holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
-    )
-    portfolio = risk.with_open_orders(portfolio, [_unfilled(t) for t in cycle.open_orders])
+    portfolio = current_portfolio(cycle)
     cycle.portfolio = portfolio
     ordered = sorted(decisions.values(), key=lambda d: (d.action != "sell", d.symbol))
     minimums = _order_minimums(cycle, [d for d in ordered if d.action == "buy" and not d.failure])
@@ -430,6 +428,18 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
         else:
             cycle.settle(outcome)
     return approved
+
+
+def current_portfolio(cycle: Cycle) -> risk.Portfolio:
+    """The account and positions as fetched, with what open orders may still do counted
+    (what risk checks against, and what the analyst is shown)."""
+    market = cycle.market
+    portfolio = risk.Portfolio(
+        equity=market.account.equity,
+        cash=min(market.account.cash, market.account.buying_power),
+        holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
+    )
+    return risk.with_open_orders(portfolio, [_unfilled(t) for t in cycle.open_orders])
 
 
 def _unfilled(trade: dict) -> risk.OpenOrder:

@@ -50,15 +50,28 @@ def normalize_symbol(symbol: str) -> str:
 
 
 @dataclass(frozen=True)
+class DailyBar:
+    """One day's OHLCV. ``day`` is the session date (``YYYY-MM-DD``) the source gives the bar."""
+
+    day: str
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+@dataclass(frozen=True)
 class Quote:
     """A price and the time the source says it was true (not when we fetched it)."""
 
     symbol: str
     price: Decimal
     as_of: datetime
-    source: str  # "sim", "finnhub", "coingecko", or "cache" when re-used from the database
+    source: str  # "sim", "finnhub", "coingecko", "alpaca", or "cache" when re-used from the database
     change_percent: Decimal | None = None  # vs the previous close (stocks) or 24 h (crypto)
     previous_close: Decimal | None = None
+    today: DailyBar | None = None  # the current day's bar so far, when the source gives one (volume!)
 
     def age_seconds(self, now: datetime) -> float:
         return max(0.0, (now - self.as_of).total_seconds())
@@ -123,6 +136,65 @@ class ExitRules:
 
 
 @dataclass(frozen=True)
+class Indicators:
+    """Technical indicators on the daily bars (TA-Lib), today's bar included.
+
+    Every value is rounded (see ``indicators.py``) so that the prompt and the
+    audit trail show the same numbers; None where the history is too short.
+    """
+
+    bars_count: int  # completed daily bars used (today's not counted)
+    sma_20: Decimal | None = None
+    sma_50: Decimal | None = None
+    rsi_14: Decimal | None = None
+    atr_14: Decimal | None = None
+    avg_volume_20: Decimal | None = None  # mean volume of the 20 completed days before today
+    volume_today: Decimal | None = None
+    volume_ratio: Decimal | None = None  # today's volume so far / avg_volume_20
+    high_20: Decimal | None = None  # highest high of the 20 completed days before today
+    low_20: Decimal | None = None
+    from_high_20_percent: Decimal | None = None  # price vs high_20 (negative: below it)
+    from_low_20_percent: Decimal | None = None  # price vs low_20 (positive: above it)
+
+
+@dataclass(frozen=True)
+class PricePoint:
+    as_of: datetime
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class PortfolioView:
+    """The account as the analyst is shown it: the same numbers the risk step uses
+    (open buy orders count as held)."""
+
+    equity: Decimal
+    cash: Decimal
+    exposure_usd: Decimal
+    exposure_percent: Decimal  # of equity
+    exposure_room_usd: Decimal  # left under risk.max_total_exposure_percent
+    positions_count: int
+    positions_room: int  # left under risk.max_positions_count
+    day_change_percent: Decimal | None  # equity vs the previous close
+    daily_loss_room_percent: Decimal | None  # how much further it may fall before the kill switch trips
+
+
+@dataclass(frozen=True)
+class MarketContext:
+    """What a careful trader looks at besides the price: daily bars and their
+    indicators, the recent prices with their times, the portfolio and its room."""
+
+    indicators: Indicators | None
+    unavailable_reason: str = ""  # why ``indicators`` is None
+    first_bar_day: str | None = None
+    last_bar_day: str | None = None  # the newest completed bar
+    today: DailyBar | None = None
+    recent: tuple[PricePoint, ...] = ()  # oldest first, from earlier cycles
+    portfolio: PortfolioView | None = None
+    position_room_usd: Decimal | None = None  # left under risk.max_position_size_percent for this symbol
+
+
+@dataclass(frozen=True)
 class AnalysisInput:
     """Everything the analyst may know about one symbol. The analyst never sees secrets."""
 
@@ -136,6 +208,7 @@ class AnalysisInput:
     # (outcome, why) when this symbol may only be sold or held: no fresh quote (the
     # broker's position price stands in), or held but no longer in the universe.
     sell_only: tuple[str, str] | None = None
+    context: MarketContext | None = None  # bars, indicators, portfolio (None: not gathered)
 
 
 @dataclass(frozen=True)

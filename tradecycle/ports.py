@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from .models import Deadline, Account, AnalysisInput, Decision, MarketClock, NewsItem, OrderIntent, OrderResult, Position, Quote
+from .models import Deadline, Account, AnalysisInput, DailyBar, Decision, MarketClock, NewsItem, OrderIntent, OrderResult, Position, Quote
 
 
 class QuoteSource(Protocol):
@@ -20,6 +20,15 @@ class QuoteSource(Protocol):
         """One entry per requested symbol: a Quote, or the error that kept it
         from us (a missing/unknown symbol is a ``BadResponse``). May raise a
         ``ServiceError`` when the whole source is down."""
+
+
+class BarSource(Protocol):
+    name: str
+
+    def get_daily_bars(self, symbols: Sequence[str], days: int, now: datetime) -> dict[str, list[DailyBar]]:
+        """The last ``days`` daily bars of every symbol, oldest first (an empty
+        list for a symbol the source has none of), in as few calls as it can:
+        one per asset class. Raises ``ServiceError`` when the source fails."""
 
 
 class NewsSource(Protocol):
@@ -102,6 +111,7 @@ class Services:
     clock: Clock
     lock: RunLock
     deadline: Deadline  # the cycle's budget (cycle.max_cycle_seconds), shared with the HTTP layer
+    bars: BarSource | None = None  # daily bars for the indicators (None: the analyst goes without)
 
 
 class EventLog(Protocol):

@@ -141,6 +141,11 @@ def _market_data(config: Config, live) -> list[tuple]:
     if config.market_data.provider == "sim":
         return [("market data (stocks)", "sim", None, OFFLINE), ("market data (crypto)", "sim", None, OFFLINE)]
     stocks, crypto = config.universe.stocks, config.universe.crypto
+    if config.market_data.provider == "alpaca":
+        return [
+            ("market data (stocks)", "alpaca", _batched_call(live.alpaca_data, stocks) if stocks else None, "no stocks configured: no call"),
+            ("market data (crypto)", "alpaca", _batched_call(live.alpaca_data, crypto) if crypto else None, "no crypto configured: no call"),
+        ]
 
     def stock_call() -> str:
         symbol = stocks[0]
@@ -149,18 +154,25 @@ def _market_data(config: Config, live) -> list[tuple]:
             raise answer
         return f"{symbol} {answer.price} as of {answer.as_of:%Y-%m-%d %H:%M:%S}Z"
 
-    def crypto_call() -> str:
-        answers = live.coingecko().get_quotes(crypto)
+    return [
+        ("market data (stocks)", "finnhub", stock_call if stocks else None, "no stocks configured: no call"),
+        ("market data (crypto)", "coingecko", _batched_call(live.coingecko, crypto) if crypto else None,
+         "no crypto configured: no call"),
+    ]
+
+
+def _batched_call(source, symbols: list[str]):
+    """One batched quotes call for all ``symbols`` (what a cycle sends)."""
+
+    def call() -> str:
+        answers = source().get_quotes(symbols)
         # When the one call fails, every symbol carries the same error: say it once.
         reasons = dict.fromkeys(_reason(a) for a in answers.values() if isinstance(a, Exception))
         if reasons:
             raise ProbeFailed("; ".join(reasons))
         return ", ".join(f"{symbol} {a.price}" for symbol, a in answers.items())
 
-    return [
-        ("market data (stocks)", "finnhub", stock_call if stocks else None, "no stocks configured: no call"),
-        ("market data (crypto)", "coingecko", crypto_call if crypto else None, "no crypto configured: no call"),
-    ]
+    return call
 
 
 def _news(config: Config, live) -> tuple:

@@ -264,6 +264,7 @@ def explain(story: dict[str, Any], console: Console | None = None) -> None:
                                            "reasoning"], rows))
     else:
         _line(console, "no decisions recorded in this cycle")
+    _market_context(story["decisions"], console)
     headlines = [[d["symbol"], h.get("title")] for d in story["decisions"] for h in ((d.get("inputs") or {}).get("headlines") or [])]
     if headlines:
         console.print(_table("headlines the analyst saw", ["symbol", "headline"], headlines))
@@ -274,6 +275,33 @@ def explain(story: dict[str, Any], console: Console | None = None) -> None:
                                t["executed_at"], t["client_order_id"], t["broker_order_id"], t["notes"]] for t in story["trades"]]))
     for note in (cycle.get("summary") or {}).get("notes") or []:
         _line(console, f"note: {note}", "yellow")
+
+
+INDICATOR_COLUMNS = [
+    ("SMA 20", "sma_20"), ("SMA 50", "sma_50"), ("RSI 14", "rsi_14"), ("ATR 14", "atr_14"),
+    ("volume today", "volume_today"), ("avg volume 20d", "avg_volume_20"), ("volume ratio", "volume_ratio"),
+    ("from 20d high %", "from_high_20_percent"), ("from 20d low %", "from_low_20_percent"), ("daily bars", "bars_count"),
+]
+
+
+def _market_context(decisions: list[dict[str, Any]], console: Console) -> None:
+    """The indicators each symbol's analyst saw, and the portfolio it was shown (once)."""
+    seen = [(d["symbol"], d["inputs"]) for d in decisions if "indicators" in (d.get("inputs") or {})]
+    if not seen:
+        return
+    rows = []
+    for symbol, inputs in seen:
+        values = inputs.get("indicators")
+        if values is None:
+            rows.append([symbol, Text(f"unavailable: {inputs.get('indicators_unavailable') or 'no daily bars'}", style="yellow")])
+        else:
+            rows.append([symbol, *("-" if values.get(key) is None else values[key] for _, key in INDICATOR_COLUMNS)])
+    console.print(_table("indicators the analyst saw (daily bars, TA-Lib)", ["symbol", *(name for name, _ in INDICATOR_COLUMNS)], rows))
+    portfolio = next((inputs["portfolio"] for _, inputs in seen if inputs.get("portfolio")), None)
+    if portfolio:
+        _line(console, f"portfolio the analyst saw: equity {portfolio['equity']} USD, cash {portfolio['cash']} USD, exposure "
+                       f"{portfolio['exposure_usd']} USD ({portfolio['exposure_percent']}%, room {portfolio['exposure_room_usd']} USD), "
+                       f"{portfolio['positions_count']} positions (room {portfolio['positions_room']})")
 
 
 # -- check -----------------------------------------------------------------------

@@ -61,9 +61,12 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
         broker = SimBroker(ledger, market(), clock, config.broker.sim.starting_cash)
     else:
         broker = live.alpaca()
+    bars = None
     if config.market_data.provider == "sim":
-        stock_quotes = crypto_quotes = market()
-    else:
+        stock_quotes = crypto_quotes = bars = market()
+    elif config.market_data.provider == "alpaca":
+        stock_quotes = crypto_quotes = bars = live.alpaca_data()
+    else:  # Finnhub's candles are premium: no daily bars, so no indicators
         stock_quotes, crypto_quotes = live.finnhub_quotes(), _within_quota(live.coingecko(), config, db, clock, log)
     news = {"sim": market, "finnhub": live.finnhub_news, "none": lambda: None}[config.news.provider]()
     if config.ai.provider == "rules":
@@ -73,7 +76,7 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
     else:
         analyst = live.openai()
     lock = FileLock(lock_path_for(db.path))
-    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline)
+    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline, bars)
 
 
 def _within_quota(coingecko, config: Config, db: Database, clock: Clock, log: EventLog):
@@ -117,6 +120,16 @@ class _LiveFactory:
             self.secrets.get("APCA_API_SECRET_KEY"),
             self._http(self.config.cycle.order_timeout_seconds),
             order_timeout_seconds=self.config.cycle.order_timeout_seconds,
+        )
+
+    def alpaca_data(self):
+        from .connectors.alpaca_data import AlpacaMarketData
+
+        return AlpacaMarketData(
+            self.config.market_data.alpaca.data_url,
+            self.secrets.get("APCA_API_KEY_ID"),
+            self.secrets.get("APCA_API_SECRET_KEY"),
+            self._http(10),
         )
 
     def finnhub_quotes(self):

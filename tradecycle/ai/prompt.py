@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from ..models import AnalysisInput, NewsItem, Position, is_crypto
+from ..models import AnalysisInput, DailyBar, Indicators, MarketContext, NewsItem, PortfolioView, Position, is_crypto
 
 NEWS_OPEN = "<<<UNTRUSTED NEWS"
 NEWS_CLOSE = "UNTRUSTED NEWS>>>"
@@ -81,6 +82,9 @@ def build_messages(inputs: Sequence[AnalysisInput]) -> list[dict]:
     """
     symbols = ", ".join(inp.symbol for inp in inputs)
     sections = [f"Symbols to analyse: {symbols}"]
+    portfolio = next((inp.context.portfolio for inp in inputs if inp.context and inp.context.portfolio), None)
+    if portfolio is not None:
+        sections.append(_portfolio_text(portfolio, inputs[0]))
     sections.extend(_symbol_section(inp) for inp in inputs)
     sections.append('Reply with the JSON object {"decisions": [...]}, one decision per symbol listed above.')
     return [
@@ -104,7 +108,25 @@ def prompt_inputs_summary(inp: AnalysisInput) -> dict:
             {"id": item.news_id, "title": _truncate(_clean(item.headline), SUMMARY_TITLE_CHARS)}
             for item in _newest_headlines(inp.headlines)
         ],
+        **({} if inp.context is None else _context_summary(inp.context)),
     }
+
+
+def _context_summary(context: MarketContext) -> dict:
+    """The market context as the prompt showed it: indicators, bars, prices with times, portfolio."""
+    return {
+        "indicators": None if context.indicators is None else _plain(asdict(context.indicators)),
+        "indicators_unavailable": context.unavailable_reason or None,
+        "daily_bars": {"first": context.first_bar_day, "last": context.last_bar_day,
+                       "today": None if context.today is None else _plain(asdict(context.today))},
+        "recent_prices": [[_utc(p.as_of).strftime("%Y-%m-%dT%H:%M:%SZ"), _number(p.price)] for p in context.recent[-MAX_RECENT_PRICES:]],
+        "position_room_usd": None if context.position_room_usd is None else str(context.position_room_usd),
+        "portfolio": None if context.portfolio is None else _plain(asdict(context.portfolio)),
+    }
+
+
+def _plain(values: dict) -> dict:
+    return {k: str(v) if isinstance(v, Decimal) else v for k, v in values.items()}
 
 
 # -- one symbol --------------------------------------------------------------
@@ -114,14 +136,14 @@ def _symbol_section(inp: AnalysisInput) -> str:
     kind = "crypto" if is_crypto(inp.symbol) else "stock"
     change_label = "Change over 24 h" if kind == "crypto" else "Change vs previous close"
     change = "unknown" if inp.quote.change_percent is None else f"{inp.quote.change_percent:+.2f}%"
-    recent = inp.recent_prices[-MAX_RECENT_PRICES:]
     limits = inp.limits
     lines = [
         f"## {inp.symbol} ({kind})",
         f"Current price: {_number(inp.quote.price)} USD (quote {round(inp.quote_age_seconds)} s old, source {inp.quote.source})",
         f"{change_label}: {change}",
         f"Position held: {_position_text(inp.position)}",
-        "Recent prices, oldest first: " + (", ".join(_number(p) for p in recent) if recent else "none recorded"),
+        _recent_text(inp),
+        *_context_lines(inp),
         (
             f"Risk limits: max position size {_number(limits.max_position_size_percent)}% of portfolio value; "
             f"max total exposure {_number(limits.max_total_exposure_percent)}%; "
@@ -132,6 +154,78 @@ def _symbol_section(inp: AnalysisInput) -> str:
     if inp.sell_only:
         lines.insert(4, f"Only sell or hold {inp.symbol} now: a buy would be refused ({inp.sell_only[1]}).")
     return "\n".join(lines)
+
+
+def _recent_text(inp: AnalysisInput) -> str:
+    points = inp.context.recent[-MAX_RECENT_PRICES:] if inp.context else ()
+    if points:
+        return "Recent prices (UTC time: price), oldest first: " + ", ".join(
+            f"{_utc(p.as_of):%Y-%m-%d %H:%M:%S} {_number(p.price)}" for p in points
+        )
+    recent = inp.recent_prices[-MAX_RECENT_PRICES:]
+    return "Recent prices, oldest first: " + (", ".join(_number(p) for p in recent) if recent else "none recorded")
+
+
+def _context_lines(inp: AnalysisInput) -> list[str]:
+    """Today's bar, the daily-bar summary, the indicators and the room under the position limit."""
+    context = inp.context
+    if context is None:
+        return []
+    lines = []
+    if context.today is not None:
+        lines.append(f"Today's daily bar ({context.today.day}, so far): {_bar_text(context.today)}")
+    if context.indicators is None:
+        lines.append(f"Indicators: unavailable ({context.unavailable_reason or 'no daily bars'})")
+    else:
+        lines.extend(_indicator_lines(context, context.indicators))
+    if context.position_room_usd is not None:
+        lines.append(f"Room under the position size limit for {inp.symbol}: {context.position_room_usd:.2f} USD")
+    return lines
+
+
+def _bar_text(bar: DailyBar) -> str:
+    return (f"open {_number(bar.open)}, high {_number(bar.high)}, low {_number(bar.low)}, "
+            f"close {_number(bar.close)}, volume {_number(bar.volume)}")
+
+
+def _indicator_lines(context: MarketContext, ind: Indicators) -> list[str]:
+    span = f", {context.first_bar_day} to {context.last_bar_day}" if context.first_bar_day else ""
+    return [
+        f"Daily bars: {ind.bars_count} completed{span}",
+        (f"Indicators (daily bars, today's included): SMA(20) {_fixed(ind.sma_20)}; SMA(50) {_fixed(ind.sma_50)}; "
+         f"RSI(14) {_fixed(ind.rsi_14)}; ATR(14) {_fixed(ind.atr_14)}"),
+        (f"Volume: today so far {_volume(ind.volume_today)} vs 20-day average {_volume(ind.avg_volume_20)} "
+         f"(volume ratio {_fixed(ind.volume_ratio)})"),
+        (f"20-day range: high {_fixed(ind.high_20)} (price {_signed(ind.from_high_20_percent)} from it), "
+         f"low {_fixed(ind.low_20)} (price {_signed(ind.from_low_20_percent)} from it)"),
+    ]
+
+
+def _portfolio_text(view: PortfolioView, first: AnalysisInput) -> str:
+    limits = first.limits
+    day = "unknown" if view.day_change_percent is None else f"{view.day_change_percent:+.2f}%"
+    loss_room = "" if view.daily_loss_room_percent is None else f", room {view.daily_loss_room_percent:.2f}%"
+    return "\n".join([
+        "## Portfolio (paper account, USD; open buy orders count as held)",
+        f"Equity {view.equity:.2f}; cash {view.cash:.2f}",
+        (f"Exposure {view.exposure_usd:.2f} ({view.exposure_percent:.2f}% of equity; limit "
+         f"{_number(limits.max_total_exposure_percent)}%, room {view.exposure_room_usd:.2f})"),
+        f"Positions {view.positions_count} (limit {limits.max_positions_count}, room {view.positions_room})",
+        f"Today vs previous close {day} (daily loss limit {_number(limits.daily_loss_limit_percent)}%{loss_room})",
+    ])
+
+
+def _fixed(value: Decimal | None) -> str:
+    """An indicator as rounded (``184.10``), or ``n/a`` when the history is too short."""
+    return "n/a" if value is None else str(value)
+
+
+def _signed(value: Decimal | None) -> str:
+    return "n/a" if value is None else f"{value:+}%"
+
+
+def _volume(value: Decimal | None) -> str:
+    return "n/a" if value is None else _number(value)
 
 
 def _position_text(position: Position | None) -> str:

@@ -6,7 +6,10 @@ so two runs a minute apart see different prices, and the same seed gives the
 same walk. A symbol first seen opens a few percent away from its previous
 close, so the day's change means something from the first cycle. The
 simulated exchange is open around the clock (stocks included), so a first
-try at any hour trades.
+try at any hour trades. Daily OHLCV history is a seeded walk back from the
+previous close (the same seed gives the same shape of history), and the day's bar
+so far carries its open, high, low and a volume that grows through the UTC
+day, so the indicators work offline too.
 
 Broker: fills market orders at once at the simulated price, keeps cash and
 positions, refuses what cash cannot pay for (like Alpaca's 403), refuses a
@@ -27,6 +30,7 @@ from decimal import Decimal
 from ..errors import DuplicateOrder, OrderRejected
 from ..models import (
     Account,
+    DailyBar,
     MarketClock,
     NewsItem,
     OrderIntent,
@@ -57,6 +61,10 @@ STOCK_VOLATILITY = 0.00033
 CRYPTO_VOLATILITY = 0.00045
 OPENING_GAP_PERCENT = 3.0
 MAX_STEP_SECONDS = 86_400
+# Daily bars: volatility of one day's move, and typical daily volume (shares / coins).
+STOCK_DAILY_VOLATILITY = 0.018
+CRYPTO_DAILY_VOLATILITY = 0.035
+SECONDS_PER_DAY = 86_400
 
 
 def _rng(*parts: object) -> random.Random:
@@ -68,6 +76,20 @@ def _base_price(symbol: str) -> Decimal:
     if symbol in BASE_PRICES:
         return Decimal(BASE_PRICES[symbol])
     return Decimal(_rng("base", symbol).randint(20, 500))
+
+
+def _base_volume(seed: int, symbol: str) -> int:
+    rng = _rng(seed, symbol, "volume")
+    return rng.randint(2_000, 40_000) if is_crypto(symbol) else rng.randint(5, 80) * 1_000_000
+
+
+def _day_volume(seed: int, symbol: str, day: str) -> int:
+    """A whole day's volume: the symbol's typical volume, busier on some days than others."""
+    return int(_base_volume(seed, symbol) * _rng(seed, symbol, "day-volume", day).lognormvariate(0.0, 0.35))
+
+
+def _cents(value: float | Decimal) -> Decimal:
+    return max(Decimal(str(value)).quantize(Decimal("0.01")), Decimal("0.01"))
 
 
 class SimMarket:
@@ -94,7 +116,42 @@ class SimMarket:
             source="sim",
             change_percent=change.quantize(Decimal("0.01")),
             previous_close=state.previous_close,
+            today=self._today_bar(state, now),
         )
+
+    def _today_bar(self, state: SimPrice, now: datetime) -> DailyBar:
+        """The day's bar so far; its volume is the day's share of the UTC day that has passed."""
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        elapsed = (now - midnight).total_seconds() / SECONDS_PER_DAY
+        volume = int(_day_volume(self.seed, state.symbol, state.day) * elapsed)
+        day_open = state.day_open or state.previous_close
+        high = max(state.day_high or state.price, state.price, day_open)
+        low = min(state.day_low or state.price, state.price, day_open)
+        return DailyBar(state.day, day_open, high, low, state.price, Decimal(volume))
+
+    def get_daily_bars(self, symbols: Sequence[str], days: int, now: datetime) -> dict[str, list[DailyBar]]:
+        """``days`` completed daily bars per symbol, ending the day before ``now``,
+        walked back from the previous close: deterministic per seed, symbol and day."""
+        return {symbol: self.daily_history(symbol, days, now) for symbol in symbols}
+
+    def daily_history(self, symbol: str, days: int, now: datetime) -> list[DailyBar]:
+        state = self.ledger.price_state(symbol)
+        close = state.previous_close if state else _base_price(symbol)
+        sigma = CRYPTO_DAILY_VOLATILITY if is_crypto(symbol) else STOCK_DAILY_VOLATILITY
+        bars = []
+        for back in range(1, days + 1):
+            day = (now.date() - timedelta(days=back)).isoformat()
+            # Seeded by how many days back, not by date: a fresh simulator shows the same
+            # history (so the same first decisions) whatever the day it is started.
+            rng = _rng(self.seed, symbol, "bar", back)
+            move = rng.gauss(0.0, 1.0)
+            open_ = _cents(float(close) * math.exp(-sigma * move))
+            high = _cents(float(max(open_, close)) * (1 + abs(rng.gauss(0.0, 1.0)) * sigma / 2))
+            low = _cents(float(min(open_, close)) * (1 - abs(rng.gauss(0.0, 1.0)) * sigma / 2))
+            volume = int(_day_volume(self.seed, symbol, str(back)) * (1 + abs(move) / 3))
+            bars.append(DailyBar(day, open_, high, low, close, Decimal(volume)))
+            close = _cents(float(open_) * math.exp(rng.gauss(0.0, sigma / 4)))  # the night before
+        return bars[::-1]
 
     def _advance(self, symbol: str, now: datetime) -> SimPrice:
         today = now.date().isoformat()
@@ -103,7 +160,7 @@ class SimMarket:
             base = _base_price(symbol)
             gap = _rng(self.seed, symbol, "open").uniform(-OPENING_GAP_PERCENT, OPENING_GAP_PERCENT)
             price = (base * Decimal(str(1 + gap / 100))).quantize(Decimal("0.01"))
-            state = SimPrice(symbol, price, base, today, iso(now))
+            state = SimPrice(symbol, price, base, today, iso(now), price, price, price)
         else:
             # Whole seconds: every read within one second sees the same price.
             elapsed = int(now.timestamp()) - int(datetime.fromisoformat(state.updated_at.replace("Z", "+00:00")).timestamp())
@@ -111,9 +168,14 @@ class SimMarket:
                 sigma = CRYPTO_VOLATILITY if is_crypto(symbol) else STOCK_VOLATILITY
                 z = _rng(self.seed, symbol, int(now.timestamp())).gauss(0.0, 1.0)
                 factor = math.exp(sigma * math.sqrt(min(elapsed, MAX_STEP_SECONDS)) * z)
-                price = (state.price * Decimal(str(factor))).quantize(Decimal("0.01"))
-                previous_close = state.previous_close if state.day == today else state.price
-                state = SimPrice(symbol, max(price, Decimal("0.01")), previous_close, today, iso(now))
+                price = max((state.price * Decimal(str(factor))).quantize(Decimal("0.01")), Decimal("0.01"))
+                if state.day == today:
+                    previous_close, day_open = state.previous_close, state.day_open or state.previous_close
+                    high, low = max(state.day_high or price, price), min(state.day_low or price, price)
+                else:  # a new day opens where the last one closed
+                    previous_close = day_open = state.price
+                    high, low = max(day_open, price), min(day_open, price)
+                state = SimPrice(symbol, price, previous_close, today, iso(now), day_open, high, low)
             else:
                 return state
         self.ledger.save_price_state(state)

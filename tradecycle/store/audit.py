@@ -12,6 +12,7 @@ from typing import Any
 from ..models import Account, NewsItem, OrderResult, Position, Quote
 from ..reuse import StandingHold
 from . import flags
+from .bars import DailyBarCache
 from .db import Database
 from .flags import KillSwitch, iso, parse_iso
 
@@ -43,7 +44,7 @@ def _cached_quote(row: dict) -> Quote:
     )
 
 
-class Store:
+class Store(DailyBarCache):
     def __init__(self, db: Database):
         self.db = db
 
@@ -160,12 +161,8 @@ class Store:
         return (_cached_quote(row), parse_iso(row["fetched_at"])) if row else None
 
     def recent_prices(self, symbol: str, limit: int = 10) -> list[Decimal]:
-        """The last ``limit`` fetched prices for a symbol, oldest first (a stored price
-        a cycle re-used is not a new observation)."""
-        rows = self.db.query(
-            "SELECT price FROM quotes WHERE symbol = ? AND source != 'cache' ORDER BY id DESC LIMIT ?", (symbol, limit)
-        )
-        return [Decimal(r["price"]) for r in reversed(rows)]
+        """The last ``limit`` fetched prices for a symbol, oldest first (see ``recent_price_points``)."""
+        return [point.price for point in self.recent_price_points(symbol, limit)]
 
     def news_fetched_at(self, symbol: str) -> datetime | None:
         row = self.db.one("SELECT fetched_at FROM news_fetches WHERE symbol = ?", (symbol,))

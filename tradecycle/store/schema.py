@@ -211,11 +211,34 @@ def _m4_protective_exits(db: sqlite_utils.Database) -> None:
     db["agent_status"].add_column("kill_switch_cleanup_at", str)
 
 
+def _m5_daily_bars(db: sqlite_utils.Database) -> None:
+    """Version 5: daily OHLCV bars (fetched at most once a day per symbol), when each symbol's
+    bars were last fetched, and the simulator's intraday open/high/low."""
+    db["daily_bars"].create(
+        {
+            "symbol": str,
+            "day": str,
+            "open": str,
+            "high": str,
+            "low": str,
+            "close": str,
+            "volume": str,
+            "source": str,
+            "fetched_at": str,
+        },
+        pk=("symbol", "day"),
+    )
+    db["bar_fetches"].create({"symbol": str, "fetched_at": str, "attempted_at": str}, pk="symbol")
+    for column in ("day_open", "day_high", "day_low"):
+        db["sim_market"].add_column(column, str)
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
     _m3_abort_kind,
     _m4_protective_exits,
+    _m5_daily_bars,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

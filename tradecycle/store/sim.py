@@ -20,6 +20,9 @@ class SimPrice:
     previous_close: Decimal
     day: str
     updated_at: str
+    day_open: Decimal | None = None  # the simulated day's bar so far (older databases: None until the next day)
+    day_high: Decimal | None = None
+    day_low: Decimal | None = None
 
 
 class SimLedger:
@@ -32,14 +35,18 @@ class SimLedger:
         row = self.db.one("SELECT * FROM sim_market WHERE symbol = ?", (symbol,))
         if row is None:
             return None
-        return SimPrice(symbol, Decimal(row["price"]), Decimal(row["previous_close"]), row["day"], row["updated_at"])
+        day_bar = [Decimal(row[k]) if row.get(k) else None for k in ("day_open", "day_high", "day_low")]
+        return SimPrice(symbol, Decimal(row["price"]), Decimal(row["previous_close"]), row["day"], row["updated_at"], *day_bar)
 
     def save_price_state(self, state: SimPrice) -> None:
         self.db.execute(
-            """INSERT INTO sim_market (symbol, price, previous_close, day, updated_at) VALUES (?, ?, ?, ?, ?)
+            """INSERT INTO sim_market (symbol, price, previous_close, day, updated_at, day_open, day_high, day_low)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(symbol) DO UPDATE SET price = excluded.price, previous_close = excluded.previous_close,
-               day = excluded.day, updated_at = excluded.updated_at""",
-            (state.symbol, str(state.price), str(state.previous_close), state.day, state.updated_at),
+               day = excluded.day, updated_at = excluded.updated_at, day_open = excluded.day_open,
+               day_high = excluded.day_high, day_low = excluded.day_low""",
+            (state.symbol, str(state.price), str(state.previous_close), state.day, state.updated_at,
+             *(None if v is None else str(v) for v in (state.day_open, state.day_high, state.day_low))),
         )
 
     # -- account -------------------------------------------------------------
