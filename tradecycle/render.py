@@ -101,30 +101,34 @@ def _header_lines(header: str, width: int) -> str:
 
 def _layout(columns: Sequence[Col], cells: list[list[Text]], width: int) -> list[_Placed]:
     """Which columns to show, how wide. Headers first stay on one line, then
-    wrap at spaces, then optional columns are left out (empty ones first, then
-    by ``hide``), until the table fits."""
+    wrap at spaces; then optional columns are left out (empty ones first, then
+    by ``hide``); as a last resort long text shrinks below ``TEXT_MIN_WIDTH``.
+    Ids, times and numbers are never narrowed: only a terminal narrower than
+    they are (about 40 columns) cuts them."""
     natural = [max((cell_len(row[i].plain) for row in cells), default=0) for i in range(len(columns))]
 
-    def need(i: int, squeeze: bool) -> int:
+    def need(i: int, squeeze: bool, text_min: int) -> int:
         header = columns[i].header
         head = max(cell_len(w) for w in header.split()) if squeeze else cell_len(header)
-        body = min(natural[i], TEXT_MIN_WIDTH) if columns[i].text else natural[i]
+        body = min(natural[i], text_min) if columns[i].text else natural[i]
         return max(head, body, 1)
 
+    def total(shown: list[int], squeeze: bool, text_min: int) -> int:
+        return sum(need(i, squeeze, text_min) for i in shown) + COLUMN_GAP * (len(shown) - 1)
+
     shown = list(range(len(columns)))
+    modes = [(False, TEXT_MIN_WIDTH), (True, TEXT_MIN_WIDTH)]
     while True:
-        for squeeze in (False, True):
-            total = sum(need(i, squeeze) for i in shown) + COLUMN_GAP * (len(shown) - 1)
-            if total <= width:
-                break
+        mode = next((m for m in modes if total(shown, *m) <= width), None)
         droppable = [i for i in shown if columns[i].hide]
-        if total <= width or not droppable:
-            break  # fits, or nothing left to leave out (a very narrow terminal: rich cuts)
+        if mode or not droppable:
+            break
         shown.remove(max(droppable, key=lambda i: (natural[i] == 0, columns[i].hide, i)))
-    spare = max(width - total, 0)
+    squeeze, text_min = mode or (True, 1)
+    spare = max(width - total(shown, squeeze, text_min), 0)
     placed = []
     for i in shown:
-        w = need(i, squeeze)
+        w = need(i, squeeze, text_min)
         if columns[i].text and natural[i] > w:
             grow = min(natural[i] - w, spare)
             w, spare = w + grow, spare - grow
