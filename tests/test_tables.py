@@ -143,3 +143,20 @@ def test_fit_table_leaves_out_optional_columns_before_splitting_ids(width, expec
     assert [c.header for c in columns if c.header not in hidden] == expected_headers
     assert "2026-12-01T22:07Z-3f2a" in out and "completed" in out
     assert all(cell_len(line.rstrip()) <= width for line in out.splitlines())
+
+
+def test_status_with_the_kill_switch_on_an_outage_and_an_open_order_fits_80_columns(tmp_path):
+    config = sim_config(tmp_path)
+    run_cycles(config, 1)
+    assert invoke("killswitch", "on", "--reason", "manual review after a long weekend of odd fills", "--config", config).exit_code == 0
+    data = app.status(str(config), None)
+    [trade] = as_json(invoke("trades", "--json", "--config", config))
+    data["open_orders"] = [{**trade, "status": "partially_filled"}]  # as if the fill were still coming
+    data["outage"] = {"since": "2026-12-01T22:07:12Z", "cycles": 14, "minutes": 14, "error": "alpaca: HTTP 503 " + "x" * 80}
+    lines = assert_fits(rendered(80, lambda console: render.status(data, console=console)), 80)
+    out = "\n".join(lines)
+    assert "ON: no order will be sent" in out and "long weekend" in out
+    assert trade["client_order_id"] in out and data["last_cycle"]["cycle_id"] in out
+    assert "outage: 14 cycle(s) aborted since 2026-12-01T22:07:12Z" in " ".join(out.split())
+    title = "open orders (they count against the limits until they fill)"
+    assert set(header_tokens(lines, title)) <= header_words(render.OPEN_ORDER_COLUMNS)

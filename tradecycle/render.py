@@ -318,12 +318,12 @@ def status(data: dict[str, Any], console: Console | None = None) -> None:
     rows: list[tuple[str, RenderableType]] = [("kill switch", _kill_switch(data["kill_switch"]))]
     last = data.get("last_cycle")
     rows += _last_cycle(last) if last else [("last cycle", Text("none yet (try `tradecycle run --dry-run`)"))]
-    if outage := data.get("outage"):
-        rows.append(("outage", Text(f"{outage['cycles']} cycle(s) aborted since {outage['since']} ({outage['minutes']} min), "
-                                    f"each retried the next minute; last: {outage['error']}", style="yellow")))
     account = data.get("account")
     rows += _account(account) if account else [("account", Text("not synced yet (no cycle has reached the broker)"))]
     console.print(_grid(rows))
+    if outage := data.get("outage"):
+        _line(console, f"outage: {outage['cycles']} cycle(s) aborted since {outage['since']} ({outage['minutes']} min), "
+                       f"each retried the next minute; last: {outage['error']}", "yellow")
     positions = data.get("positions") or []
     console.print()
     if positions:
