@@ -237,13 +237,14 @@ def live_steps(console: Console | None = None):
         yield watch
 
 
-RUN_COLUMNS = [
+# What the analyst said of a symbol and what became of it: in `run`, `decisions` and `explain`.
+DECIDED_COLUMNS = [
     Col("symbol", "symbol"),
     Col("action", "action"),
     Col("conf.", "confidence", right=True),
-    Col("outcome", lambda d: _outcome(d["outcome"])),
-    Col("detail", "detail", text=True),
+    Col("outcome", lambda d: _outcome(d.get("outcome"))),
 ]
+RUN_COLUMNS = [*DECIDED_COLUMNS, Col("detail", "detail", text=True)]
 
 
 def cycle_report(report, console: Console | None = None) -> None:
@@ -398,10 +399,7 @@ HISTORY_COLUMNS: dict[str, list[Col]] = {
     "decisions": [
         Col("time", "created_at", hide=3),
         Col("cycle id", "cycle_id"),
-        Col("symbol", "symbol"),
-        Col("action", "action"),
-        Col("conf.", "confidence", right=True),
-        Col("outcome", lambda d: _outcome(d.get("outcome"))),
+        *DECIDED_COLUMNS,
         Col("price", "price", right=True, hide=2),
         Col("reasoning", "reasoning", text=True, hide=1),
     ],
@@ -430,10 +428,7 @@ QUOTE_COLUMNS = [
     Col("day change %", "change_percent", right=True),
 ]
 DECISION_COLUMNS = [
-    Col("symbol", "symbol"),
-    Col("action", "action"),
-    Col("conf.", "confidence", right=True),
-    Col("outcome", lambda d: _outcome(d["outcome"])),
+    *DECIDED_COLUMNS,
     Col("price", "price", right=True),
     Col("age", lambda d: "-" if d.get("quote_age_seconds") is None else f"{d['quote_age_seconds']:.0f}s", right=True),
     Col("source", "quote_source"),
