@@ -234,16 +234,11 @@ def history(kind: str, config_option: str | None, db_option: str | None, limit: 
     that is not an ISO time, or ``symbol`` for cycles, is a UsageError (exit 2)."""
     from .errors import UsageError
     from .store import reads
-    from .times import iso
 
     if symbol and kind == "cycles":
         raise UsageError("--symbol applies to trades and decisions, not to cycles")
     if since:
-        try:
-            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
-        except ValueError:
-            raise UsageError(f"--since {since!r}: not an ISO time (e.g. 2026-11-25 or 2026-11-25T14:00)") from None
-        since = iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        since = since_utc(since)
 
     with _reading(database_path(config_option, db_option)) as db:
         if db is None:
@@ -251,6 +246,20 @@ def history(kind: str, config_option: str | None, db_option: str | None, limit: 
         if kind == "cycles":
             return reads.cycles(db, limit, since)
         return getattr(reads, kind)(db, limit, since, symbol.upper() if symbol else None)
+
+
+def since_utc(text: str) -> str:
+    """``--since`` as the stored times are written (ISO-8601 UTC with a Z, so
+    that they compare as text): an offset is honoured (``23:07+01:00`` is
+    ``22:07Z``); a time without one is UTC. Not an ISO time: UsageError (exit 2)."""
+    from .errors import UsageError
+    from .times import iso
+
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--since {text!r}: not an ISO time (e.g. 2026-11-25, 2026-11-25T14:00 (UTC) or 2026-11-25T15:00+01:00)") from None
+    return iso((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC))
 
 
 def explain(config_option: str | None, db_option: str | None, cycle_id: str) -> dict[str, Any] | None:
@@ -278,6 +287,9 @@ def check(config_option: str | None) -> dict[str, Any]:
         },
         "environment": {name: secrets.is_set(name) for name in Secrets.NAMES},
         "required": sorted(required_environment(config)),
+        # Nothing leaves the machine: no provider needs a key, or reads one.
+        "offline": (config.broker.provider, config.market_data.provider, config.news.provider in ("sim", "none"),
+                    config.ai.provider) == ("sim", "sim", True, "rules"),
     }
 
 

@@ -9,19 +9,20 @@ shows the full traceback.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
-from enum import Enum
 from typing import Annotated, Any, Optional
 
 import typer
 
 from . import app
-from .errors import ExitCode, TradecycleError
+from .errors import ConfigError, ExitCode, TradecycleError
+from .paths import CONFIG_ENV
 
 cli = typer.Typer(
     name="tradecycle",
@@ -30,6 +31,7 @@ cli = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 ConfigOption = Annotated[
@@ -39,7 +41,11 @@ DbOption = Annotated[Optional[str], typer.Option("--db", help="database file (de
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
 TracebackOption = Annotated[bool, typer.Option("--traceback", help="show the full traceback on errors")]
 LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, help="how many rows, newest first")]
-SinceOption = Annotated[Optional[str], typer.Option("--since", help="only rows at or after this ISO time (e.g. 2026-11-25T14:00)")]
+SinceOption = Annotated[
+    Optional[str],
+    typer.Option("--since", help="only rows at or after this ISO 8601 time; UTC unless it carries an offset"
+                                 " (2026-11-25T14:00 is 14:00 UTC; 2026-11-25T15:00+01:00 is the same moment)"),
+]
 SymbolOption = Annotated[Optional[str], typer.Option("--symbol", help="only this symbol")]
 
 
@@ -51,10 +57,20 @@ def _error(message: str) -> None:
     print(f"tradecycle: {message}", file=sys.stderr)
 
 
+def _config_origin(config: str | None) -> str:
+    """Where the config path came from, when a user could not guess it: the
+    environment (``TRADECYCLE_CONFIG``), set in some profile and forgotten."""
+    from_env = os.environ.get(CONFIG_ENV)
+    if config or not from_env:
+        return ""
+    return f" (config {from_env}: the path came from ${CONFIG_ENV})"
+
+
 @contextmanager
-def _guard(show_traceback: bool, prefix: str = "", exit_code: ExitCode | None = None):
+def _guard(show_traceback: bool, prefix: str = "", exit_code: ExitCode | None = None, config: str | None = None):
     """Turn our errors into one line and an exit code (``exit_code`` for all of
-    them, if given); a bug into exit 1."""
+    them, if given); a bug into exit 1. A config error says where the config's
+    path came from when it was not ``--config``."""
     try:
         yield
     except typer.Exit:
@@ -62,7 +78,8 @@ def _guard(show_traceback: bool, prefix: str = "", exit_code: ExitCode | None = 
     except TradecycleError as exc:
         if _debug(show_traceback):
             traceback.print_exc()
-        _error(f"{prefix}{exc}")
+        origin = _config_origin(config) if isinstance(exc, ConfigError) else ""
+        _error(f"{prefix}{exc}{origin}")
         raise typer.Exit(int(exit_code or exc.exit_code)) from None
     except Exception as exc:
         if _debug(show_traceback):
@@ -89,6 +106,21 @@ def _show(data: Any, as_json: bool, draw: Callable[[Any], None]) -> None:
         draw(render)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from . import __version__
+
+        print(f"tradecycle {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version, help="print the version and exit")] = False,
+) -> None:
+    """One AI paper-trading cycle per run. Safe first: paper only, kill switch, risk limits."""
+
+
 @cli.command()
 def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="do everything but send orders; record would-be orders")] = False,
@@ -97,7 +129,7 @@ def run(
     show_traceback: TracebackOption = False,
 ) -> None:
     """Run one trading cycle."""
-    with _guard(show_traceback):
+    with _guard(show_traceback, config=config):
         if _is_terminal():
             from . import render
 
@@ -123,14 +155,12 @@ def run(
         print(report.summary_line())
 
 
-class SwitchState(str, Enum):
-    on = "on"
-    off = "off"
+SWITCH_STATES = {"on": True, "off": False}
 
 
 @cli.command()
 def killswitch(
-    state: Annotated[Optional[SwitchState], typer.Argument(help="on or off; omit to show")] = None,
+    state: Annotated[Optional[str], typer.Argument(metavar="on|off", help="on or off; omit to show", show_default=False)] = None,
     reason: Annotated[Optional[str], typer.Option("--reason", "-r", help="why (recorded with the flag)")] = None,
     flatten: Annotated[bool, typer.Option("--flatten", help="with on: the next cycle also cancels every open order and sells every position")] = False,
     config: ConfigOption = None,
@@ -141,13 +171,16 @@ def killswitch(
 
     On, the next cycle cancels open buy orders (nothing fills after you said
     stop); with --flatten it cancels every open order and closes every position."""
-    active = None if state is None else state is SwitchState.on
+    if state is not None and state.lower() not in SWITCH_STATES:
+        _error(f"killswitch {state!r}: say on or off (or nothing, to show it)")
+        raise typer.Exit(int(ExitCode.USAGE))
+    active = None if state is None else SWITCH_STATES[state.lower()]
     if flatten and not active:
         _error("--flatten goes with `killswitch on`")
         raise typer.Exit(int(ExitCode.USAGE))
     prefix = "could not record the kill switch: " if active is not None else "could not read the kill switch: "
     # Whatever kept the flag from being recorded (even a broken config), the answer is exit 1.
-    with _guard(show_traceback, prefix, ExitCode.ABORTED):
+    with _guard(show_traceback, prefix, ExitCode.ABORTED, config):
         existed = app.database_path(config, db).exists()
         switch, database = app.kill_switch(config, db, active, reason, flatten)
     if active is not None and not existed:
@@ -165,7 +198,7 @@ def killswitch(
 @cli.command()
 def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False, show_traceback: TracebackOption = False) -> None:
     """Kill switch, last cycle, account, positions, today's P&L and risk-limit use."""
-    with _guard(show_traceback):
+    with _guard(show_traceback, config=config):
         data = app.status(config, db)
     _show(data, as_json, lambda render: render.status(data))
 
@@ -180,11 +213,15 @@ def _history(kind: str) -> Callable[..., None]:
         db: DbOption = None,
         show_traceback: TracebackOption = False,
     ) -> None:
-        with _guard(show_traceback):
+        with _guard(show_traceback, config=config):
             rows = app.history(kind, config, db, limit, since, symbol)
-        _show(rows, as_json, lambda render: render.history(kind, rows))
+        filters = {"--since": since, "--symbol": symbol}
+        _show(rows, as_json, lambda render: render.history(kind, rows, filters))
 
     command.__doc__ = f"Recent {kind}, newest first."
+    if kind == "cycles":  # a cycle has no symbol: its help does not offer --symbol
+        signature = inspect.signature(command, eval_str=True)
+        command.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "symbol"])
     return command
 
 
@@ -202,7 +239,7 @@ def explain(
     show_traceback: TracebackOption = False,
 ) -> None:
     """Everything one cycle saw, decided and did."""
-    with _guard(show_traceback):
+    with _guard(show_traceback, config=config):
         story = app.explain(config, db, cycle_id)
     if story is None:
         where = app.database_path(config, db)
@@ -221,7 +258,7 @@ def check(
 ) -> None:
     """Validate the config and show which environment variables are set (names only).
     With --online, reach each configured service once: exit 1 if any fails."""
-    with _guard(show_traceback):
+    with _guard(show_traceback, config=config):
         result = app.check_online(config) if online else app.check(config)
     missing = [n for n in result["required"] if not result["environment"][n]]
     _show(result, as_json, lambda render: render.check(result))

@@ -28,7 +28,9 @@ def read_toml(path: Path) -> dict:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path} (pass --config PATH or set {CONFIG_ENV})") from None
+        # Set and wrong, TRADECYCLE_CONFIG is named by the CLI; unset, it is a way out.
+        hint = "" if os.environ.get(CONFIG_ENV) else f" (pass --config PATH or set {CONFIG_ENV})"
+        raise ConfigError(f"config file not found: {path}{hint}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:

@@ -1,24 +1,34 @@
 """Rich tables for people (imported only when rendering).
 
-Every function takes an optional ``console``; tests pass one that writes to
-a ``StringIO`` at a fixed width. Cell text is never read as rich markup: a
-reasoning or a headline with ``[brackets]`` in it is data, printed as is.
+Every function takes an optional ``console``; tests pass one at a fixed width.
+Cell text is never read as rich markup: a reasoning or a headline with
+``[brackets]`` in it is data, printed as is.
+
+Tables fit the terminal (``fit_table``): every row is one line; ids, times,
+numbers and headers are never split; long text (a reasoning, a note, an error)
+is cut with an ellipsis (``--json`` has it whole); when even that does not
+fit, the least needed columns are left out and a line below the table names
+them. Adding a column to a table is adding one ``Col`` to its list.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-# Piped (cron mail, ``| less``, a file), rich assumes 80 columns and cuts ids
-# short; a wide line keeps every id whole. COLUMNS, when set, still wins.
+# Piped (cron mail, ``| less``, a file), rich assumes 80 columns; a wide line
+# shows every column. COLUMNS, when set, still wins.
 PIPE_WIDTH = 160
 
 OUTCOME_STYLE = {
@@ -39,33 +49,140 @@ def default_console() -> Console:
     return Console(width=PIPE_WIDTH)
 
 
-def _cell(value: Any, style: str = "") -> RenderableType:
-    if isinstance(value, (Text, Table)):
-        return value
-    return Text("" if value is None else str(value), style=style)
+# -- tables that fit -----------------------------------------------------------------
+
+COLUMN_GAP = 2  # characters between two columns (see _new_table)
+TEXT_MIN_WIDTH = 20  # long text gets at least this much room, or other columns make way
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(_cell(v) for v in row))
-    return table
+@dataclass(frozen=True)
+class Col:
+    """One column: a human header, where its value comes from, how it behaves.
+
+    ``value``: a row key, or a function of the row (may return rich ``Text``).
+    ``text``: long free text that takes the room left and is cut with "…";
+    any other column is shown whole on one line. ``hide``: 0 always shown;
+    otherwise, when the terminal is too narrow, the highest is left out first.
+    """
+
+    header: str
+    value: str | Callable[[dict[str, Any]], Any]
+    text: bool = False
+    hide: int = 0
+    right: bool = False
+
+    def cell(self, row: dict[str, Any]) -> Text:
+        value = self.value(row) if callable(self.value) else row.get(self.value)
+        if isinstance(value, Text):
+            return value
+        text = "" if value is None else str(value)
+        if self.text:
+            text = " ".join(text.split())  # one line: newlines in a reasoning are not a layout
+        return Text(text)
 
 
-def _fields(title: str, rows: list[tuple[str, Any]]) -> Table:
-    """A two-column table of name / value, for one record (fits any width)."""
-    table = Table(title=title, title_justify="left", show_header=False)
-    table.add_column("field", style="bold", no_wrap=True)
-    table.add_column("value", overflow="fold")
+@dataclass(frozen=True)
+class _Placed:
+    index: int
+    width: int
+    header: str
+
+
+def _header_lines(header: str, width: int) -> str:
+    """The header wrapped at spaces into lines of at most ``width`` (never inside a word)."""
+    lines: list[str] = []
+    for word in header.split():
+        if lines and cell_len(lines[-1]) + 1 + cell_len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
+
+
+def _layout(columns: Sequence[Col], cells: list[list[Text]], width: int) -> list[_Placed]:
+    """Which columns to show, how wide. Headers first stay on one line, then
+    wrap at spaces; then optional columns are left out (empty ones first, then
+    by ``hide``); as a last resort long text shrinks below ``TEXT_MIN_WIDTH``.
+    Ids, times and numbers are never narrowed: only a terminal narrower than
+    they are (about 40 columns) cuts them."""
+    natural = [max((cell_len(row[i].plain) for row in cells), default=0) for i in range(len(columns))]
+
+    def need(i: int, squeeze: bool, text_min: int) -> int:
+        header = columns[i].header
+        head = max(cell_len(w) for w in header.split()) if squeeze else cell_len(header)
+        body = min(natural[i], text_min) if columns[i].text else natural[i]
+        return max(head, body, 1)
+
+    def total(shown: list[int], squeeze: bool, text_min: int) -> int:
+        return sum(need(i, squeeze, text_min) for i in shown) + COLUMN_GAP * (len(shown) - 1)
+
+    shown = list(range(len(columns)))
+    modes = [(False, TEXT_MIN_WIDTH), (True, TEXT_MIN_WIDTH)]
+    while True:
+        mode = next((m for m in modes if total(shown, *m) <= width), None)
+        droppable = [i for i in shown if columns[i].hide]
+        if mode or not droppable:
+            break
+        shown.remove(max(droppable, key=lambda i: (natural[i] == 0, columns[i].hide, i)))
+    squeeze, text_min = mode or (True, 1)
+    spare = max(width - total(shown, squeeze, text_min), 0)
+    placed = []
+    for i in shown:
+        w = need(i, squeeze, text_min)
+        if columns[i].text and natural[i] > w:
+            grow = min(natural[i] - w, spare)
+            w, spare = w + grow, spare - grow
+        placed.append(_Placed(i, w, _header_lines(columns[i].header, w)))
+    return placed
+
+
+def _new_table(title: str | None) -> Table:
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),  # with the box's blank divider: COLUMN_GAP
+    )
+
+
+def fit_table(title: str | None, columns: Sequence[Col], rows: Sequence[dict[str, Any]], width: int) -> tuple[Table, list[str]]:
+    """A table of ``rows`` no wider than ``width``, and the headers left out."""
+    cells = [[column.cell(row) for column in columns] for row in rows]
+    placed = _layout(columns, cells, width)
+    table = _new_table(title)
+    for p in placed:
+        table.add_column(Text(p.header), width=p.width, no_wrap=True, overflow="ellipsis",
+                         justify="right" if columns[p.index].right else "left")
+    for row in cells:
+        table.add_row(*(row[p.index] for p in placed))
+    shown = {p.index for p in placed}
+    return table, [c.header for i, c in enumerate(columns) if i not in shown]
+
+
+def _print_table(console: Console, title: str | None, columns: Sequence[Col], rows: Sequence[dict[str, Any]]) -> None:
+    table, hidden = fit_table(title, columns, rows, console.width)
+    console.print(table)
+    if hidden:
+        _line(console, f"(not shown at this width: {', '.join(hidden)}; --json has every field)", "dim")
+
+
+def _grid(rows: Sequence[tuple[str, RenderableType]]) -> Table:
+    """Name / value lines for one record; values wrap at spaces (an id or a time is one word)."""
+    grid = Table.grid(padding=(0, 2, 0, 0))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
     for name, value in rows:
-        table.add_row(name, _cell(value))
-    return table
+        grid.add_row(name, value if isinstance(value, (Text, Table)) else Text("" if value is None else str(value)))
+    return grid
 
 
 def _line(console: Console, text: str, style: str = "") -> None:
-    console.print(Text(text, style=style), soft_wrap=True)
+    """One line of prose, wrapped at spaces to the console's width."""
+    console.print(Text(text, style=style), overflow="fold")
 
 
 def _outcome(outcome: str | None) -> Text:
@@ -79,6 +196,14 @@ def _signed(value: Any) -> Text:
     except (InvalidOperation, ValueError):
         return Text("" if value is None else str(value))
     return Text(str(value), style="green" if number > 0 else "red" if number < 0 else "")
+
+
+def _status(row: dict[str, Any]) -> Text:
+    return Text(row.get("status") or "", style=CYCLE_STATUS_STYLE.get(row.get("status") or "", ""))
+
+
+def _duration(ms: int | None) -> str:
+    return "-" if ms is None else f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
 
 
 # -- run -------------------------------------------------------------------------
@@ -112,11 +237,22 @@ def live_steps(console: Console | None = None):
         yield watch
 
 
+# What the analyst said of a symbol and what became of it: in `run`, `decisions` and `explain`.
+DECIDED_COLUMNS = [
+    Col("symbol", "symbol"),
+    Col("action", "action"),
+    Col("conf.", "confidence", right=True),
+    Col("outcome", lambda d: _outcome(d.get("outcome"))),
+]
+RUN_COLUMNS = [*DECIDED_COLUMNS, Col("detail", "detail", text=True)]
+
+
 def cycle_report(report, console: Console | None = None) -> None:
-    """One row per symbol (action, confidence, outcome, why), then the summary line."""
+    """One row per symbol (action, confidence, outcome, why), then the summary
+    line; a cycle that decided nothing (skipped, aborted early) is the line alone."""
     console = console or default_console()
-    rows = [[d["symbol"], d["action"], d["confidence"], _outcome(d["outcome"]), d["detail"]] for d in report.decisions]
-    console.print(_table(f"cycle {report.cycle_id}", ["symbol", "action", "confidence", "outcome", "detail"], rows))
+    if report.decisions:
+        _print_table(console, f"cycle {report.cycle_id}", RUN_COLUMNS, report.decisions)
     _line(console, report.summary_line())
 
 
@@ -124,163 +260,237 @@ def cycle_report(report, console: Console | None = None) -> None:
 
 LIMIT_LABELS = {
     "max_positions_count": ("open positions", ""),
-    "max_position_size_percent": ("largest position, % of equity", "%"),
-    "max_total_exposure_percent": ("all positions, % of equity", "%"),
-    "daily_loss_limit_percent": ("today's loss, % of previous close", "%"),
+    "max_position_size_percent": ("largest position, % equity", "%"),
+    "max_total_exposure_percent": ("all positions, % equity", "%"),
+    "daily_loss_limit_percent": ("today's loss, % prev. close", "%"),
 }
+
+# The protective exits (stop / target prices) slot in here as two more Col()s.
+POSITION_COLUMNS = [
+    Col("symbol", "symbol"),
+    Col("qty", "qty", right=True),
+    Col("avg entry", "avg_entry_price", right=True, hide=2),
+    Col("price", "current_price", right=True),
+    Col("value", "market_value", right=True),
+    Col("unrealized P&L", lambda p: _signed(p["unrealized_pl"]), right=True),
+]
+
+OPEN_ORDER_COLUMNS = [
+    Col("symbol", "symbol"),
+    Col("side", "side"),
+    Col("notional", "notional_usd", right=True),
+    Col("filled qty", "filled_qty", right=True, hide=2),
+    Col("status", "status"),
+    Col("client order id", "client_order_id"),
+    Col("sent", "created_at", hide=1),
+]
+
+
+def _limit_row(key: str, use: dict[str, Any]) -> dict[str, Any]:
+    label, unit = LIMIT_LABELS.get(key, (key, ""))
+    used, limit = use.get("used"), use.get("limit")
+    share = None if used is None or not limit else float(used) / float(limit) * 100
+    style = "" if share is None else "bold red" if share >= 100 else "yellow" if share >= 80 else "green"
+    return {
+        "key": f"risk.{key}",
+        "label": label,
+        "used": "-" if used is None else f"{used:g}{unit}",
+        "limit": f"{limit:g}{unit}",
+        "share": Text("-" if share is None else f"{share:.0f}%", style=style),
+    }
+
+
+LIMIT_COLUMNS = [
+    Col("config key", "key"),
+    Col("used", "used", right=True),
+    Col("limit", "limit", right=True),
+    Col("use", "share", right=True),
+    Col("measures", "label", text=True, hide=1),
+]
 
 
 def status(data: dict[str, Any], console: Console | None = None) -> None:
-    """Kill switch, last cycle, account, positions and the use of each risk limit."""
+    """Kill switch, last cycle, account and today's P&L as name / value lines,
+    then positions, open orders and the use of each risk limit as tables: one
+    screen (24 lines at 80 columns) for one position."""
     console = console or default_console()
     if not data.get("database_exists", True):
         _line(console, f"no database yet at {data['database']} (nothing has run with this config)", "yellow")
-    console.print(_kill_switch(data["kill_switch"]))
+    rows: list[tuple[str, RenderableType]] = [("kill switch", _kill_switch(data["kill_switch"]))]
     last = data.get("last_cycle")
-    console.print(_last_cycle(last) if last else Text("last cycle: none yet (try `tradecycle run --dry-run`)"))
+    rows += _last_cycle(last) if last else [("last cycle", Text("none yet (try `tradecycle run --dry-run`)"))]
+    account = data.get("account")
+    rows += _account(account) if account else [("account", Text("not synced yet (no cycle has reached the broker)"))]
+    console.print(_grid(rows))
     if outage := data.get("outage"):
         _line(console, f"outage: {outage['cycles']} cycle(s) aborted since {outage['since']} ({outage['minutes']} min), "
                        f"each retried the next minute; last: {outage['error']}", "yellow")
-    account = data.get("account")
-    console.print(_account(account) if account else Text("account: not synced yet (no cycle has reached the broker)"))
     positions = data.get("positions") or []
-    console.print(_positions(positions) if positions else Text("positions: none open"))
-    orders = data.get("open_orders") or []
-    if orders:
-        console.print(_table("open orders (they count against the limits until they fill)",
-                             ["symbol", "side", "notional", "filled qty", "status", "client order id", "sent"],
-                             [[o["symbol"], o["side"], o["notional_usd"], o["filled_qty"], o["status"], o["client_order_id"],
-                               o["created_at"]] for o in orders]))
-    console.print(_limits(data.get("limits") or {}))
-
-
-def _kill_switch(switch: dict[str, Any]) -> Table:
-    if switch["active"]:
-        state = Text("ON: no order will be sent", style="bold red")
+    console.print()
+    if positions:
+        _print_table(console, "positions", POSITION_COLUMNS, positions)
     else:
-        state = Text("off: cycles trade normally", style="green")
-    return _fields("kill switch", [("state", state), ("reason", switch.get("reason") or "-"), ("since", switch.get("changed_at") or "-")])
+        _line(console, "positions: none open")
+    if orders := data.get("open_orders") or []:
+        console.print()
+        _print_table(console, "open orders (they count against the limits until they fill)", OPEN_ORDER_COLUMNS, orders)
+    console.print()
+    _print_table(console, "risk limits", LIMIT_COLUMNS, [_limit_row(k, v) for k, v in (data.get("limits") or {}).items()])
 
 
-def _last_cycle(last: dict[str, Any]) -> Table:
-    status_text = Text(last["status"] or "", style=CYCLE_STATUS_STYLE.get(last["status"], ""))
+def _kill_switch(switch: dict[str, Any]) -> Text:
+    since = f" (since {switch['changed_at']})" if switch.get("changed_at") else ""
+    if switch["active"]:
+        return Text(f"ON: no order will be sent. {switch.get('reason') or 'no reason given'}{since}", style="bold red")
+    return Text(f"off: cycles trade normally{since}", style="green")
+
+
+def _last_cycle(last: dict[str, Any]) -> list[tuple[str, RenderableType]]:
+    text = Text(f"{last['cycle_id']} ")
+    text.append_text(_status(last))
     if last.get("dry_run"):
-        status_text.append(" (dry run)")
-    ms = last.get("duration_ms")
-    duration = "-" if ms is None else f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
-    rows = [
-        ("cycle", last["cycle_id"]),
-        ("started", last["started_at"]),
-        ("finished", last.get("finished_at") or "-"),
-        ("status", status_text),
-        ("duration", duration),
-        ("orders", last.get("orders_count")),
-        ("errors", last.get("errors_count")),
-    ]
+        text.append(" (dry run)")
+    text.append(f": {last.get('orders_count') or 0} order(s), {last.get('errors_count') or 0} error(s)"
+                f"\nstarted {last['started_at']}, took {_duration(last.get('duration_ms'))}")
+    rows: list[tuple[str, RenderableType]] = [("last cycle", text)]
     if last.get("error"):
         rows.append(("error", Text(last["error"], style="red")))
-    return _fields("last cycle", rows)
+    return rows
 
 
-def _account(account: dict[str, Any]) -> Table:
+def _account(account: dict[str, Any]) -> list[tuple[str, RenderableType]]:
     pnl = _signed(account["daily_pnl"])
     if account.get("daily_pnl_percent") is not None:
         pnl.append(f" ({account['daily_pnl_percent']:+.2f}%)")
-    return _fields(
-        "account",
-        [
-            ("equity", account["equity"]),
-            ("cash", account["cash"]),
-            ("previous close", account["last_equity"]),
-            ("today's P&L", pnl),
-            ("status", account.get("status")),
-            ("synced", account.get("synced_at")),
-        ],
-    )
+    pnl.append(f" vs. previous close {account['last_equity']}")
+    return [
+        ("account", f"equity {account['equity']}, cash {account['cash']} ({account.get('status')})\n"
+                    f"synced {account.get('synced_at')}"),
+        ("today's P&L", pnl),
+    ]
 
 
-def _positions(positions: list[dict[str, Any]]) -> Table:
-    return _table(
-        "positions",
-        ["symbol", "qty", "entry", "price", "value", "unrealized P&L"],
-        [[p["symbol"], p["qty"], p["avg_entry_price"], p["current_price"], p["market_value"], _signed(p["unrealized_pl"])]
-         for p in positions],
-    )
+# -- history -----------------------------------------------------------------------
 
-
-def _limits(limits: dict[str, dict[str, Any]]) -> Table:
-    rows = []
-    for key, use in limits.items():
-        label, unit = LIMIT_LABELS.get(key, (key, ""))
-        used, limit = use.get("used"), use.get("limit")
-        share = None if used is None or not limit else float(used) / float(limit) * 100
-        style = "" if share is None else "bold red" if share >= 100 else "yellow" if share >= 80 else "green"
-        rows.append([
-            f"risk.{key}",
-            label,
-            "-" if used is None else f"{used:g}{unit}",
-            f"{limit:g}{unit}",
-            Text("-" if share is None else f"{share:.0f}%", style=style),
-        ])
-    return _table("risk limits", ["limit", "measures", "used", "limit", "use of limit"], rows)
-
-
-# -- history and explain ---------------------------------------------------------------
-
-HISTORY_COLUMNS = {
-    "cycles": ["cycle_id", "started_at", "status", "dry_run", "duration_ms", "orders_count", "errors_count", "error"],
-    "trades": ["created_at", "cycle_id", "symbol", "side", "notional_usd", "quantity", "price", "status", "broker_order_id", "notes"],
-    "decisions": ["created_at", "cycle_id", "symbol", "action", "confidence", "outcome", "price", "reasoning"],
+HISTORY_COLUMNS: dict[str, list[Col]] = {
+    "cycles": [
+        Col("cycle id", "cycle_id"),
+        Col("started", "started_at", hide=3),
+        Col("status", _status),
+        Col("dry run", lambda c: "yes" if c.get("dry_run") else "", hide=2),
+        Col("orders", "orders_count", right=True),
+        Col("errors", "errors_count", right=True, hide=1),
+        Col("took", lambda c: _duration(c.get("duration_ms")), right=True, hide=4),
+        Col("error", "error", text=True),
+    ],
+    "trades": [
+        Col("time", "created_at", hide=4),
+        Col("cycle id", "cycle_id"),
+        Col("symbol", "symbol"),
+        Col("side", "side"),
+        Col("notional", "notional_usd", right=True),
+        Col("qty", "quantity", right=True, hide=1),
+        Col("quoted", "price", right=True, hide=3),
+        Col("fill price", "filled_avg_price", right=True, hide=2),
+        Col("status", "status"),
+        Col("broker order id", "broker_order_id", hide=5),
+        Col("notes", "notes", text=True, hide=1),
+    ],
+    "decisions": [
+        Col("time", "created_at", hide=3),
+        Col("cycle id", "cycle_id"),
+        *DECIDED_COLUMNS,
+        Col("price", "price", right=True, hide=2),
+        Col("reasoning", "reasoning", text=True, hide=1),
+    ],
 }
 
 
-def history(kind: str, rows: list[dict[str, Any]], console: Console | None = None) -> None:
+def history(kind: str, rows: list[dict[str, Any]], filters: dict[str, Any] | None = None,
+            console: Console | None = None) -> None:
+    """One line per row, newest first. Empty: "no trades yet", or, when
+    ``filters`` (option -> value) narrowed it, "no trades match ..."."""
     console = console or default_console()
-    columns = HISTORY_COLUMNS[kind]
     if not rows:
-        _line(console, f"no {kind} yet")
+        used = " ".join(f"{option} {value}" for option, value in (filters or {}).items() if value)
+        _line(console, f"no {kind} match {used}" if used else f"no {kind} yet")
         return
-    cells = [[_outcome(row.get(c)) if c == "outcome" else row.get(c) for c in columns] for row in rows]
-    console.print(_table(kind, columns, cells))
+    _print_table(console, kind, HISTORY_COLUMNS[kind], rows)
+
+
+# -- explain ---------------------------------------------------------------------
+
+QUOTE_COLUMNS = [
+    Col("symbol", "symbol"),
+    Col("price", "price", right=True),
+    Col("as of", "as_of"),
+    Col("source", "source"),
+    Col("day change %", "change_percent", right=True),
+]
+DECISION_COLUMNS = [
+    *DECIDED_COLUMNS,
+    Col("price", "price", right=True),
+    Col("age", lambda d: "-" if d.get("quote_age_seconds") is None else f"{d['quote_age_seconds']:.0f}s", right=True),
+    Col("source", "quote_source"),
+]
+HEADLINE_COLUMNS = [Col("symbol", "symbol"), Col("headline", "title", text=True)]
 
 
 def explain(story: dict[str, Any], console: Console | None = None) -> None:
-    """What one cycle saw (prices, headlines), decided (per symbol, with the
-    reasoning and the outcome) and did (orders)."""
+    """What one cycle saw (prices, headlines), decided (per symbol: the
+    outcome, the risk verdict and the analyst's reasoning, whole) and did (orders)."""
     console = console or default_console()
     cycle = story["cycle"]
-    header = Text(f"cycle {cycle['cycle_id']}", style="bold")
-    header.append(f": {cycle['status']}{' (dry run)' if cycle['dry_run'] else ''}, {cycle['started_at']} -> {cycle['finished_at'] or '?'}")
-    console.print(header, soft_wrap=True)
+    header = Text(f"cycle {cycle['cycle_id']}: ", style="bold")
+    header.append_text(_status(cycle))
+    if cycle["dry_run"]:
+        header.append(" (dry run)")
+    console.print(header)
+    _line(console, f"started {cycle['started_at']}, finished {cycle['finished_at'] or '?'} ({_duration(cycle.get('duration_ms'))})")
     if cycle.get("error"):
-        _line(console, f"  error: {cycle['error']}", "red")
+        _line(console, f"error: {cycle['error']}", "red")
     if story["quotes"]:
-        console.print(_table("prices seen", ["symbol", "price", "as of", "source", "day change %"],
-                             [[q["symbol"], q["price"], q["as_of"], q["source"], q["change_percent"]] for q in story["quotes"]]))
+        console.print()
+        _print_table(console, "prices seen", QUOTE_COLUMNS, story["quotes"])
+    console.print()
     if story["decisions"]:
-        rows = [[d["symbol"], _price_seen(d), d["action"], d["confidence"], _outcome(d["outcome"]), d.get("detail"), d["reasoning"]]
-                for d in story["decisions"]]
-        console.print(_table("decisions", ["symbol", "price (age, source)", "action", "confidence", "outcome", "risk verdict",
-                                           "reasoning"], rows))
+        _print_table(console, "decisions", DECISION_COLUMNS, story["decisions"])
+        console.print()
+        console.print(Text("why", style="bold"))
+        console.print(_grid([(d["symbol"], _why(d)) for d in story["decisions"]]))
     else:
         _line(console, "no decisions recorded in this cycle")
     _market_context(story["decisions"], console)
-    headlines = [[d["symbol"], h.get("title")] for d in story["decisions"] for h in ((d.get("inputs") or {}).get("headlines") or [])]
+    headlines = [{"symbol": d["symbol"], "title": h.get("title")}
+                 for d in story["decisions"] for h in ((d.get("inputs") or {}).get("headlines") or [])]
     if headlines:
-        console.print(_table("headlines the analyst saw", ["symbol", "headline"], headlines))
+        console.print()
+        _print_table(console, "headlines the analyst saw", HEADLINE_COLUMNS, headlines)
     if story["trades"]:
-        console.print(_table("orders", ["symbol", "side", "notional", "qty", "status", "fill price", "filled at", "client order id",
-                                        "broker order id", "notes"],
-                             [[t["symbol"], t["side"], t["notional_usd"], t["quantity"], t["status"], t["filled_avg_price"],
-                               t["executed_at"], t["client_order_id"], t["broker_order_id"], t["notes"]] for t in story["trades"]]))
+        console.print()
+        console.print(Text("orders", style="bold"))
+        for t in story["trades"]:
+            console.print(_order(t))
     for note in (cycle.get("summary") or {}).get("notes") or []:
         _line(console, f"note: {note}", "yellow")
 
 
+def _indicator(key: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda row: "-" if (row.get("indicators") or {}).get(key) is None else row["indicators"][key]
+
+
 INDICATOR_COLUMNS = [
-    ("SMA 20", "sma_20"), ("SMA 50", "sma_50"), ("RSI 14", "rsi_14"), ("ATR 14", "atr_14"),
-    ("volume today", "volume_today"), ("avg volume 20d", "avg_volume_20"), ("volume ratio", "volume_ratio"),
-    ("from 20d high %", "from_high_20_percent"), ("from 20d low %", "from_low_20_percent"), ("daily bars", "bars_count"),
+    Col("symbol", "symbol"),
+    Col("RSI 14", _indicator("rsi_14"), right=True),
+    Col("SMA 20", _indicator("sma_20"), right=True),
+    Col("SMA 50", _indicator("sma_50"), right=True, hide=2),
+    Col("volume ratio", _indicator("volume_ratio"), right=True),
+    Col("from 20d high %", _indicator("from_high_20_percent"), right=True, hide=3),
+    Col("from 20d low %", _indicator("from_low_20_percent"), right=True, hide=3),
+    Col("ATR 14", _indicator("atr_14"), right=True, hide=4),
+    Col("volume today", _indicator("volume_today"), right=True, hide=5),
+    Col("avg volume 20d", _indicator("avg_volume_20"), right=True, hide=5),
+    Col("bars", _indicator("bars_count"), right=True, hide=6),
 ]
 
 
@@ -289,14 +499,13 @@ def _market_context(decisions: list[dict[str, Any]], console: Console) -> None:
     seen = [(d["symbol"], d["inputs"]) for d in decisions if "indicators" in (d.get("inputs") or {})]
     if not seen:
         return
-    rows = []
+    known = [{"symbol": symbol, "indicators": inputs["indicators"]} for symbol, inputs in seen if inputs.get("indicators")]
+    console.print()
+    if known:
+        _print_table(console, "indicators the analyst saw (daily bars, TA-Lib)", INDICATOR_COLUMNS, known)
     for symbol, inputs in seen:
-        values = inputs.get("indicators")
-        if values is None:
-            rows.append([symbol, Text(f"unavailable: {inputs.get('indicators_unavailable') or 'no daily bars'}", style="yellow")])
-        else:
-            rows.append([symbol, *("-" if values.get(key) is None else values[key] for _, key in INDICATOR_COLUMNS)])
-    console.print(_table("indicators the analyst saw (daily bars, TA-Lib)", ["symbol", *(name for name, _ in INDICATOR_COLUMNS)], rows))
+        if inputs.get("indicators") is None:
+            _line(console, f"{symbol}: indicators unavailable: {inputs.get('indicators_unavailable') or 'no daily bars'}", "yellow")
     portfolio = next((inputs["portfolio"] for _, inputs in seen if inputs.get("portfolio")), None)
     if portfolio:
         _line(console, f"portfolio the analyst saw: equity {portfolio['equity']} USD, cash {portfolio['cash']} USD, exposure "
@@ -304,14 +513,39 @@ def _market_context(decisions: list[dict[str, Any]], console: Console) -> None:
                        f"{portfolio['positions_count']} positions (room {portfolio['positions_room']})")
 
 
+def _why(decision: dict[str, Any]) -> Text:
+    """The risk verdict, then the analyst's reasoning, whole (wrapped, not cut)."""
+    text = Text(f"{decision['action']} -> ")
+    text.append_text(_outcome(decision["outcome"]))
+    if decision.get("detail"):
+        text.append(f": {decision['detail']}")
+    if decision.get("reasoning"):
+        text.append("\n" + " ".join(str(decision["reasoning"]).split()), style="italic")
+    return text
+
+
+def _order(trade: dict[str, Any]) -> Table:
+    fill = f", filled at {trade['filled_avg_price']} ({trade['executed_at'] or '?'})" if trade.get("filled_avg_price") else ""
+    rows: list[tuple[str, RenderableType]] = [
+        (f"{trade['symbol']} {trade['side']}",
+         f"{trade['status']}: notional {trade['notional_usd'] or '-'}, qty {trade['quantity']}, quoted {trade['price']}{fill}"),
+        ("", f"client order id {trade['client_order_id']}"),
+        ("", f"broker order id {trade['broker_order_id'] or '-'}"),
+    ]
+    if trade.get("notes"):
+        rows.append(("", f"notes: {trade['notes']}"))
+    return _grid(rows)
+
+
 # -- check -----------------------------------------------------------------------
 
-
-def _price_seen(decision: dict[str, Any]) -> str:
-    if decision.get("price") is None:
-        return "-"
-    age = decision.get("quote_age_seconds")
-    return f"{decision['price']} ({'?' if age is None else f'{age:.0f}s'}, {decision.get('quote_source') or '?'})"
+SERVICE_COLUMNS = [
+    Col("service", "service"),
+    Col("provider", "provider"),
+    Col("result", lambda s: Text("OK", style="green") if s["ok"] else Text("FAILED", style="bold red")),
+    Col("time", lambda s: "-" if s["elapsed_ms"] is None else f"{s['elapsed_ms']} ms", right=True),
+    Col("detail", "detail", text=True),
+]
 
 
 def check(result: dict[str, Any], console: Console | None = None) -> None:
@@ -320,11 +554,11 @@ def check(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or default_console()
     _line(console, f"config {result['config']}: valid")
     _line(console, "providers: " + ", ".join(f"{k}={v}" for k, v in result["providers"].items()))
-    for name, is_set in result["environment"].items():
-        need = " (required)" if name in result["required"] else ""
-        _line(console, f"  {name}: {'set' if is_set else 'not set'}{need}")
-    services = result.get("services")
-    if services:
-        rows = [[s["service"], s["provider"], Text("OK", style="green") if s["ok"] else Text("FAILED", style="bold red"),
-                 s["detail"], "-" if s["elapsed_ms"] is None else f"{s['elapsed_ms']} ms"] for s in services]
-        console.print(_table("services", ["service", "provider", "result", "detail", "time"], rows))
+    if result.get("offline"):
+        _line(console, "no keys needed: every provider runs offline", "green")
+    else:
+        for name, is_set in result["environment"].items():
+            need = " (required)" if name in result["required"] else ""
+            _line(console, f"  {name}: {'set' if is_set else 'not set'}{need}")
+    if services := result.get("services"):
+        _print_table(console, "services", SERVICE_COLUMNS, services)

@@ -233,12 +233,66 @@ def _m5_daily_bars(db: sqlite_utils.Database) -> None:
         db["sim_market"].add_column(column, str)
 
 
+# Views for SQL users and Datasette: the tables keep money as Decimal text
+# (exact), which sorts as text ("10000.00" < "9500.00"); these show it as REAL.
+# Each is dropped and created again, so a later migration that adds a column
+# redefines its view the same way (a view lists its columns: ``SELECT *`` would
+# clash with the REAL column of the same name).
+NUMERIC_VIEWS = {
+    "trades_v": """SELECT id, cycle_id, created_at, symbol, side, status, dry_run,
+        CAST(quantity AS REAL) AS quantity, CAST(notional_usd AS REAL) AS notional_usd, CAST(price AS REAL) AS price,
+        CAST(filled_qty AS REAL) AS filled_qty, CAST(filled_avg_price AS REAL) AS filled_avg_price,
+        CAST(filled_qty AS REAL) * CAST(filled_avg_price AS REAL) AS filled_value_usd,
+        client_order_id, broker_order_id, executed_at, updated_at, notes
+        FROM trades""",
+    "decisions_v": """SELECT id, cycle_id, created_at, symbol, action, confidence, outcome, detail,
+        CAST(price AS REAL) AS price, quote_age_seconds, quote_source, model, reasoning, reused_decision_id,
+        latency_ms, prompt_tokens, completion_tokens
+        FROM ai_decisions""",
+    "quotes_v": """SELECT id, cycle_id, symbol, CAST(price AS REAL) AS price, CAST(previous_close AS REAL) AS previous_close,
+        CAST(change_percent AS REAL) AS change_percent, as_of, source, fetched_at
+        FROM quotes""",
+    "cycles_v": """SELECT cycle_id, started_at, finished_at, status, abort_kind, dry_run, duration_ms / 1000.0 AS duration_seconds,
+        symbols_count, orders_count, errors_count, error,
+        (SELECT SUM(CAST(t.notional_usd AS REAL)) FROM trades t WHERE t.cycle_id = cycles.cycle_id) AS orders_notional_usd
+        FROM cycles""",
+    "positions_v": """SELECT symbol, CAST(qty AS REAL) AS qty, CAST(avg_entry_price AS REAL) AS avg_entry_price,
+        CAST(current_price AS REAL) AS current_price, CAST(market_value AS REAL) AS market_value,
+        CAST(unrealized_pl AS REAL) AS unrealized_pl, synced_at
+        FROM positions""",
+}
+
+# Declared foreign keys to ``cycles`` only where SQLite's one way to add them,
+# copying the table, is cheap: ``agent_status`` (one row) and ``trades`` (one
+# row per order: thousands, not millions). ``ai_decisions`` and ``quotes`` grow
+# by one row per symbol per minute; copying a year of them would hold the
+# write lock long enough to make ``killswitch on`` wait, so they have none
+# (join on their indexed ``cycle_id``). Declared, not enforced (``PRAGMA
+# foreign_keys`` stays off): an open order outlives its pruned cycle.
+CHEAP_FOREIGN_KEYS = {"agent_status": "last_cycle_id", "trades": "cycle_id"}
+
+
+def _m6_numeric_views_and_cheap_foreign_keys(db: sqlite_utils.Database) -> None:
+    """Version 6: views with money as REAL for SQL users (``trades_v``,
+    ``decisions_v``, ``quotes_v``, ``cycles_v``, ``positions_v``) and foreign
+    keys to ``cycles`` where declaring one is cheap."""
+    for table, column in CHEAP_FOREIGN_KEYS.items():
+        # transform_sql rather than transform(): the statements run inside this
+        # migration's own transaction (transform() would commit it half way).
+        for sql in db[table].transform_sql(add_foreign_keys=[(column, "cycles", "cycle_id")]):
+            db.execute(sql)
+    for name, select in NUMERIC_VIEWS.items():
+        db.execute(f"DROP VIEW IF EXISTS {name}")
+        db.execute(f"CREATE VIEW {name} AS {select}")
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
     _m3_abort_kind,
     _m4_protective_exits,
     _m5_daily_bars,
+    _m6_numeric_views_and_cheap_foreign_keys,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
