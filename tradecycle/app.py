@@ -162,6 +162,8 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
         orders = reads.open_orders(db) if db else []
         last = reads.last_cycle(db) if db else None
         outage = reads.outage(db) if db else None
+        marks = reads.position_marks(db) if db else {}
+    positions = [p | _exit_levels(config.risk.exits(), p, marks.get(p["symbol"])) for p in positions]
     if outage:
         outage["minutes"] = round((_now() - parse_iso(outage["since"])).total_seconds() / 60)
     account = None
@@ -193,6 +195,27 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
         "database": str(db_path),
         "database_exists": db_path.exists(),
     }
+
+
+def _exit_levels(rules, position: dict, high: str | None) -> dict[str, Any]:
+    """Each protective exit's price for a position and how far it is from the price now
+    (percent of the price; negative: below it). Off exits are left out."""
+    from decimal import Decimal
+
+    from . import exits
+
+    price, entry = Decimal(position["current_price"]), Decimal(position["avg_entry_price"])
+    if Decimal(position["qty"]) <= 0 or entry <= 0:
+        return {}
+    levels = exits.levels(rules, entry, Decimal(high) if high else price)
+    view = {}
+    for kind in ("stop_loss", "take_profit", "trailing_stop"):
+        level = getattr(levels, kind)
+        if level is not None:
+            step = Decimal("0.01") if level >= 1 else Decimal("0.000001")
+            view[f"{kind}_price"] = str(level.quantize(step))
+            view[f"{kind}_distance_percent"] = exits.distance_percent(price, level)
+    return view
 
 
 def _pct(part, whole) -> float | None:

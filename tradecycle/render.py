@@ -273,7 +273,18 @@ POSITION_COLUMNS = [
     Col("price", "current_price", right=True),
     Col("value", "market_value", right=True),
     Col("unrealized P&L", lambda p: _signed(p["unrealized_pl"]), right=True),
+    Col("stop (away)", lambda p: _level(p, "stop_loss", "trailing_stop"), right=True),
+    Col("target (away)", lambda p: _level(p, "take_profit"), right=True, hide=1),
 ]
+
+
+def _level(position: dict[str, Any], *kinds: str) -> str:
+    """The nearest of a position's exit prices of these kinds, with its distance from the price."""
+    found = [(position.get(f"{k}_price"), position.get(f"{k}_distance_percent")) for k in kinds if position.get(f"{k}_price")]
+    if not found:
+        return "-"
+    price, away = min(found, key=lambda f: abs(f[1] or 0))
+    return f"{price} ({away:+.1f}%)"
 
 OPEN_ORDER_COLUMNS = [
     Col("symbol", "symbol"),

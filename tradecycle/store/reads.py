@@ -26,6 +26,11 @@ def positions(db: Database) -> list[dict[str, Any]]:
     return db.query("SELECT * FROM positions ORDER BY symbol")
 
 
+def position_marks(db: Database) -> dict[str, str]:
+    """symbol -> the highest price seen since entry (the trailing stop's base)."""
+    return {r["symbol"]: r["high_price"] for r in db.query("SELECT symbol, high_price FROM position_marks")}
+
+
 def open_orders(db: Database) -> list[dict[str, Any]]:
     """Orders sent that may still fill (or whose fate is not known yet), oldest first."""
     from .audit import FINAL_TRADE_STATUSES, NOT_FINAL
