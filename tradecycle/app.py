@@ -185,6 +185,8 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
             "active": bool(agent.get("kill_switch_active")),
             "reason": agent.get("kill_switch_reason"),
             "changed_at": agent.get("kill_switch_changed_at"),
+            "flatten": bool(agent.get("kill_switch_flatten")),
+            "cleanup_done_at": agent.get("kill_switch_cleanup_at"),  # open orders cancelled (and, with flatten, all sold)
         },
         "last_cycle": _cycle_view(last),
         "outage": outage,
