@@ -575,9 +575,10 @@ def complete(cycle: Cycle) -> CycleReport:
             cycle.halt_reason = f"{ABORTS_THAT_TRIP_KILL_SWITCH} aborted cycles in a row; last: {cycle.error}"
             cycle.store.set_kill_switch(True, cycle.halt_reason, now)
     if cycle.settings.keep_days:
-        pruned = cycle.store.prune(now - timedelta(days=cycle.settings.keep_days))
-        if pruned:
-            cycle.log("history.pruned", cycles=pruned, keep_days=cycle.settings.keep_days)
+        pruned = cycle.store.prune(now - timedelta(days=cycle.settings.keep_days), cycle.services.deadline.remaining())
+        if pruned.rows or pruned.pages_freed or pruned.switched:
+            cycle.log("history.pruned", keep_days=cycle.settings.keep_days, rows=pruned.deleted, done=pruned.done,
+                      pages_freed=pruned.pages_freed, switched_to_incremental_vacuum=pruned.switched)
     level = {"aborted": "error", "skipped": "warning"}.get(cycle.status, "info")
     cycle.log(f"cycle.{cycle.status}", level, duration_ms=duration_ms, orders=cycle.orders_sent, errors=errors, error=cycle.error)
     return CycleReport(

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..models import Account, NewsItem, OrderResult, Position, Quote
 from ..reuse import StandingHold
-from . import flags
+from . import flags, retention
 from .db import Database
 from .flags import KillSwitch, iso, parse_iso
 
@@ -263,24 +263,9 @@ class Store:
 
     # -- retention -----------------------------------------------------------
 
-    def prune(self, before: datetime, max_cycles: int = 500) -> int:
-        """Delete the oldest cycles started before ``before``, with their decisions,
-        quotes and final trades, at most ``max_cycles`` a call so that a cycle
-        never pays for a large backlog at once. Returns how many cycles went."""
-        old = [r["cycle_id"] for r in self.db.query(
-            "SELECT cycle_id FROM cycles WHERE started_at < ? AND status != 'running' ORDER BY started_at LIMIT ?",
-            (iso(before), max_cycles),
-        )]
-        if not old:
-            return 0
-        marks = ", ".join("?" for _ in old)
-        pending = ", ".join("?" for _ in PENDING_TRADE_STATUSES)
-        with self.db.transaction():
-            self.db.execute(f"DELETE FROM ai_decisions WHERE cycle_id IN ({marks})", tuple(old))
-            self.db.execute(f"DELETE FROM quotes WHERE cycle_id IN ({marks})", tuple(old))
-            self.db.execute(
-                f"DELETE FROM trades WHERE cycle_id IN ({marks}) AND status NOT IN ({pending})", (*old, *PENDING_TRADE_STATUSES)
-            )
-            self.db.execute(f"DELETE FROM cycles WHERE cycle_id IN ({marks})", tuple(old))
-            self.db.execute("DELETE FROM news WHERE published_at < ?", (iso(before),))
-        return len(old)
+    def prune(self, before: datetime, budget_seconds: float | None = None) -> "retention.PruneReport":
+        """Delete history older than ``before`` in small transactions, for at
+        most ``budget_seconds`` (capped at ``retention.BUDGET_SECONDS``); the
+        rest waits for the next cycle. See store/retention.py."""
+        budget = retention.BUDGET_SECONDS if budget_seconds is None else min(budget_seconds, retention.BUDGET_SECONDS)
+        return retention.prune(self.db, iso(before), budget_seconds=budget)
