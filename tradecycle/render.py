@@ -227,17 +227,24 @@ def _limits(limits: dict[str, dict[str, Any]]) -> Table:
 HISTORY_COLUMNS = {
     "cycles": ["cycle_id", "started_at", "status", "dry_run", "duration_ms", "orders_count", "errors_count", "error"],
     "trades": ["created_at", "cycle_id", "symbol", "side", "notional_usd", "quantity", "price", "status", "broker_order_id", "notes"],
-    "decisions": ["created_at", "cycle_id", "symbol", "action", "confidence", "outcome", "price", "reasoning"],
+    "decisions": ["created_at", "cycle_id", "symbol", "action", "confidence", "outcome", "span", "price", "reasoning"],
 }
+
+
+def _span(row: dict[str, Any]) -> str:
+    """A row that stood for several cycles in a row (store/spans.py): until when, how many."""
+    repeats = row.get("repeats") or 0
+    return f"until {row.get('last_seen_at')} ({repeats + 1} cycles)" if repeats else ""
 
 
 def history(kind: str, rows: list[dict[str, Any]], console: Console | None = None) -> None:
     console = console or default_console()
-    columns = HISTORY_COLUMNS[kind]
+    columns = [c for c in HISTORY_COLUMNS[kind] if c != "span" or any(row.get("repeats") for row in rows)]
     if not rows:
         _line(console, f"no {kind} yet")
         return
-    cells = [[_outcome(row.get(c)) if c == "outcome" else row.get(c) for c in columns] for row in rows]
+    shown = {"outcome": lambda row: _outcome(row.get("outcome")), "span": _span}
+    cells = [[shown[c](row) if c in shown else row.get(c) for c in columns] for row in rows]
     console.print(_table(kind, columns, cells))
 
 
@@ -252,13 +259,14 @@ def explain(story: dict[str, Any], console: Console | None = None) -> None:
     if cycle.get("error"):
         _line(console, f"  error: {cycle['error']}", "red")
     if story["quotes"]:
-        console.print(_table("prices seen", ["symbol", "price", "as of", "source", "day change %"],
-                             [[q["symbol"], q["price"], q["as_of"], q["source"], q["change_percent"]] for q in story["quotes"]]))
+        console.print(_table("prices seen", ["symbol", "price", "as of", "source", "day change %", "span"],
+                             [[q["symbol"], q["price"], q["as_of"], q["source"], q["change_percent"], _span(q)] for q in story["quotes"]]))
     if story["decisions"]:
+        spans = any(d.get("repeats") for d in story["decisions"])  # a column only when some row stood for several cycles
         rows = [[d["symbol"], _price_seen(d), d["action"], d["confidence"], _outcome(d["outcome"]), d.get("detail"), d["reasoning"]]
-                for d in story["decisions"]]
+                + ([_span(d)] if spans else []) for d in story["decisions"]]
         console.print(_table("decisions", ["symbol", "price (age, source)", "action", "confidence", "outcome", "risk verdict",
-                                           "reasoning"], rows))
+                                           "reasoning"] + (["span"] if spans else []), rows))
     else:
         _line(console, "no decisions recorded in this cycle")
     headlines = [[d["symbol"], h.get("title")] for d in story["decisions"] for h in ((d.get("inputs") or {}).get("headlines") or [])]

@@ -12,6 +12,7 @@ from typing import Any
 from ..models import Account, NewsItem, OrderResult, Position, Quote
 from ..reuse import StandingHold
 from . import flags, retention
+from .spans import Spans
 from .db import Database
 from .flags import KillSwitch, iso, parse_iso
 
@@ -33,6 +34,7 @@ def _text(value: Decimal | None) -> str | None:
 class Store:
     def __init__(self, db: Database):
         self.db = db
+        self.spans = Spans(db)
 
     # -- kill switch ---------------------------------------------------------
 
@@ -101,6 +103,8 @@ class Store:
         ]
         with self.db.transaction():
             for row in rows:
+                if self.spans.extend_quote(cycle_id, row[1], row[2], row[3], row[4], row[7]):
+                    continue  # the same quote as the cycle before: its row now spans this cycle too
                 self.db.execute(
                     """INSERT INTO quotes (cycle_id, symbol, price, as_of, source, change_percent, previous_close, fetched_at)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -183,7 +187,12 @@ class Store:
         )
 
     def record_decision(self, row: dict[str, Any]) -> int:
-        """Insert one ai_decisions row (keys are column names). Returns its id."""
+        """Insert one ai_decisions row (keys are column names), or extend the
+        symbol's row of the cycle before when this one only repeats it
+        (store/spans.py). Returns the id of the row that holds it."""
+        extended = self.spans.extend_decision(row)
+        if extended is not None:
+            return extended
         if isinstance(row.get("inputs"), (dict, list)):
             row = {**row, "inputs": json.dumps(row["inputs"], default=str)}
         columns = ", ".join(row)

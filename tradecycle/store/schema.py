@@ -216,6 +216,8 @@ def _m3_spans_and_history_indexes(db: sqlite_utils.Database) -> None:
         ("news", "published_at"),  # prune (the (symbol, published_at) index needs a symbol)
     ]:
         db[table].create_index([column])
+    db["ai_decisions"].create_index(["symbol", "created_at"])  # decisions --symbol [--since]
+    db["trades"].create_index(["symbol", "created_at"])  # trades --symbol [--since]
 
 
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
