@@ -313,7 +313,8 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
 
 
 def settle_if_unchanged(cycle: Cycle, item: AnalysisInput, now: datetime) -> bool:
-    """Settle ``item`` as ``unchanged`` (no LLM call) if its standing hold still stands."""
+    """Settle ``item`` without an LLM call if its standing decision still stands
+    (reuse.py): a hold as ``unchanged``; an order refused by a limit, refused again."""
     settings = cycle.settings
     if not settings.reuse_holds:
         return False
@@ -329,11 +330,17 @@ def settle_if_unchanged(cycle: Cycle, item: AnalysisInput, now: datetime) -> boo
         reanalyze_move_percent=settings.reanalyze_move_percent,
         max_decision_age_minutes=settings.max_decision_age_minutes,
     )
+    decision = Decision(item.symbol, standing.action, standing.confidence, standing.reasoning, standing.model)
+    verdict = None
+    if stands and standing.is_refusal:
+        verdict = risk.plan_order(decision, item.quote.price, current_portfolio(cycle), settings.limits,
+                                  client_order_id=client_order_id(cycle.cycle_id, item.symbol), min_notional_usd=standing.min_notional_usd)
+        stands, why = reuse.refusal_still_stands(standing, verdict.reason, verdict.detail)
     if not stands:
         cycle.log("analysis.needed", symbol=item.symbol, reason=why)
         return False
-    decision = Decision(item.symbol, "hold", standing.confidence, standing.reasoning, standing.model)
-    cycle.settle(Outcome(item.symbol, "unchanged", decision, item.quote, why, reused_decision_id=standing.decision_id))
+    outcome = standing.outcome if standing.is_refusal else "unchanged"
+    cycle.settle(Outcome(item.symbol, outcome, decision, item.quote, why, verdict, reused_decision_id=standing.decision_id))
     return True
 
 
@@ -363,13 +370,7 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
     falls back to $1.
     """
     market = cycle.market
-    portfolio = risk.Portfolio(
-        equity=market.account.equity,
-        cash=min(market.account.cash, market.account.buying_power),
-        holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
-    )
-    portfolio = risk.with_open_buys(portfolio, [_unfilled_buy(t) for t in cycle.open_orders if t["side"] == "buy"])
-    cycle.portfolio = portfolio
+    portfolio = current_portfolio(cycle)
     ordered = sorted(decisions.values(), key=lambda d: (d.action != "sell", d.symbol))
     minimums = _order_minimums(cycle, [d for d in ordered if d.action == "buy" and not d.failure])
     approved = []
@@ -390,6 +391,20 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
         else:
             cycle.settle(outcome)
     return approved
+
+
+def current_portfolio(cycle: Cycle) -> risk.Portfolio:
+    """The portfolio risk checks against (kept on the cycle): account and
+    positions as fetched, plus what open buy orders may still buy."""
+    if cycle.portfolio is None:
+        market = cycle.market
+        portfolio = risk.Portfolio(
+            equity=market.account.equity,
+            cash=min(market.account.cash, market.account.buying_power),
+            holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
+        )
+        cycle.portfolio = risk.with_open_buys(portfolio, [_unfilled_buy(t) for t in cycle.open_orders if t["side"] == "buy"])
+    return cycle.portfolio
 
 
 def _unfilled_buy(trade: dict) -> tuple[str, Decimal, Decimal]:

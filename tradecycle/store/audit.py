@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..models import Account, NewsItem, OrderResult, Position, Quote
-from ..reuse import StandingHold
+from ..reuse import REFUSALS, StandingHold
 from . import flags, retention
 from .spans import Spans
 from .db import Database
@@ -163,15 +163,21 @@ class Store:
     # -- decisions and trades ------------------------------------------------
 
     def standing_hold(self, symbol: str) -> StandingHold | None:
-        """The hold that still governs ``symbol``: its latest row if that was a
-        hold, or the decision an ``unchanged`` latest row pointed at."""
+        """The decision that still governs ``symbol``: its latest row if that was
+        a real analysis that said hold or was refused by a limit, or the decision
+        a later row reused (``reused_decision_id``)."""
+        standing_outcomes = ("hold", *REFUSALS)
         latest = self.db.one(
             "SELECT id, outcome, reused_decision_id FROM ai_decisions WHERE symbol = ? ORDER BY id DESC LIMIT 1", (symbol,)
         )
-        if latest is None or latest["outcome"] not in ("hold", "unchanged"):
+        if latest is None or latest["outcome"] not in ("unchanged", *standing_outcomes):
             return None
-        decision_id = latest["reused_decision_id"] if latest["outcome"] == "unchanged" else latest["id"]
-        row = self.db.one("SELECT * FROM ai_decisions WHERE id = ? AND outcome = 'hold'", (decision_id,))
+        decision_id = latest["reused_decision_id"] or latest["id"]
+        marks = ", ".join("?" for _ in standing_outcomes)
+        row = self.db.one(
+            f"SELECT * FROM ai_decisions WHERE id = ? AND outcome IN ({marks}) AND reused_decision_id IS NULL",
+            (decision_id, *standing_outcomes),
+        )
         if row is None or not row["price"] or not row["inputs"]:
             return None
         inputs = json.loads(row["inputs"])
@@ -184,6 +190,9 @@ class Store:
             confidence=row["confidence"] or 0.0,
             reasoning=row["reasoning"] or "",
             model=row["model"] or "",
+            action=row["action"],
+            outcome=row["outcome"],
+            min_notional_usd=Decimal((inputs.get("room") or {}).get("min_notional_usd") or 1),
         )
 
     def record_decision(self, row: dict[str, Any]) -> int:
