@@ -168,3 +168,26 @@ def test_killswitch_on_during_the_first_prune_of_a_big_database_succeeds(tmp_pat
     assert counts(db) == dict.fromkeys(("cycles", "ai_decisions", "quotes", "trades", "news"), 0)
     assert pruned_cycles[0] > 1  # the backlog took several cycles' budgets
     db.close()
+
+
+def test_vacuum_switches_an_older_database_once_and_refuses_while_a_cycle_runs(tmp_path):
+    from tradecycle.lock import FileLock, lock_path_for
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)  # made before this version: no auto_vacuum
+    conn.execute("CREATE TABLE filler (x)")
+    conn.close()
+    open_database(path).close()
+    env = clean_env({})
+    cycle_lock = FileLock(lock_path_for(path))
+    assert cycle_lock.acquire()
+    busy = run_cli(["vacuum", "--db", str(path)], env)
+    cycle_lock.release()
+    done = run_cli(["vacuum", "--db", str(path)], env)
+
+    assert busy.returncode == 1 and "a cycle is running" in busy.stderr
+    assert done.returncode == 0, done.stderr
+    assert "shrinks as history is pruned" in done.stdout
+    db = open_database(path)
+    assert db.one("PRAGMA auto_vacuum")["auto_vacuum"] == 2
+    db.close()
