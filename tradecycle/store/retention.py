@@ -29,10 +29,10 @@ from .db import Database
 # The trade states after which an order can no longer change (DESIGN.md): only these go.
 FINAL_TRADE_STATUSES = ("filled", "canceled", "expired", "rejected", "replaced", "not_sent", "missing", "dry_run")
 
-BATCH_ROWS = 500  # rows per write transaction: tens of milliseconds on a year's database
+BATCH_ROWS = 250  # rows per write transaction: a few milliseconds on a year's database
 BUDGET_SECONDS = 0.2  # per cycle, deletes and vacuum together
 PAUSE_SECONDS = 0.005  # between transactions, so that `killswitch on` is never starved
-VACUUM_PAGES = 256  # pages handed back per transaction (1 MB at 4 KB pages)
+VACUUM_PAGES = 128  # pages handed back per transaction (512 KB at 4 KB pages): under 0.15 s on a year's database
 SWITCH_MAX_BYTES = 16 * 1024 * 1024  # live data small enough to switch an old database in one VACUUM
 
 _FINAL = ", ".join(f"'{s}'" for s in FINAL_TRADE_STATUSES)
@@ -50,10 +50,16 @@ TARGETS = (
 
 def delete_statement(table: str, column: str, condition: str) -> str:
     """One batch: the oldest ``:batch`` rows older than ``:before``, found on the index of ``column``."""
-    return (
-        f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table}"
-        f" WHERE {column} < :before {condition} ORDER BY {column} LIMIT :batch)"
-    )
+    return f"DELETE FROM {table} WHERE rowid IN ({_batch(table, column, condition, 'rowid')})"
+
+
+def select_statement(table: str, column: str, condition: str) -> str:
+    """The rows of the next batch, read before the write lock is taken, so that the delete finds them in memory."""
+    return _batch(table, column, condition, "*")
+
+
+def _batch(table: str, column: str, condition: str, what: str) -> str:
+    return f"SELECT {what} FROM {table} WHERE {column} < :before {condition} ORDER BY {column} LIMIT :batch"
 
 
 def due_statement(table: str, column: str, condition: str) -> str:
@@ -104,6 +110,7 @@ def _prune_table(db: Database, target: tuple[str, str, str], params: dict, repor
             return False
         if report.transactions:
             sleep(PAUSE_SECONDS)  # a writer waiting on the lock gets in here
+        db.query(select_statement(table, column, condition), params)  # read the batch first, without the lock
         with db.transaction():
             count = db.execute(delete_statement(table, column, condition), params).rowcount
         report.transactions += 1
