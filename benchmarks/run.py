@@ -605,7 +605,8 @@ def bench_history(opts, root: Path) -> Result:
             # Both databases must take the same path through the cycle: the fresh one's last
             # decisions are holds that would stand unchanged (no LLM call), the big one's are
             # synthetic. A tiny decision age makes every symbol analysed in both.
-            write_config(fake, folder, STOCKS, CRYPTO, ai={"max_decision_age_minutes": 0.001})
+            # keep_days = 0: this measures reading a big history; pruning one is year.py's business.
+            write_config(fake, folder, STOCKS, CRYPTO, ai={"max_decision_age_minutes": 0.001}, database={"keep_days": 0})
             copy_db(template, folder)
             reset_fake(fake)
             return run_cycle(fake, folder, env)

@@ -198,7 +198,7 @@ def first_prune(db_path: Path, now: datetime) -> dict:
 
     from tradecycle.store import Database, retention
 
-    longest = [0.0]
+    durations: list[float] = []
 
     class Timed(Database):
         @contextmanager
@@ -206,12 +206,12 @@ def first_prune(db_path: Path, now: datetime) -> dict:
             t = time.perf_counter()
             with super().transaction():
                 yield
-            longest[0] = max(longest[0], time.perf_counter() - t)
+            durations.append(time.perf_counter() - t)
 
         def run_to_completion(self, sql):
             t = time.perf_counter()
             super().run_to_completion(sql)
-            longest[0] = max(longest[0], time.perf_counter() - t)
+            durations.append(time.perf_counter() - t)
 
     db = Timed(db_path)
     before = iso(now - timedelta(days=KEEP_DAYS))
@@ -229,7 +229,10 @@ def first_prune(db_path: Path, now: datetime) -> dict:
             bench.progress(f"first prune: {calls} cycle budgets, {rows:,} rows")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    return {"cycles": calls, "rows": rows, "pages": pages, "longest_transaction": longest[0], "longest_call": max(walls)}
+    durations.sort()
+    return {"cycles": calls, "rows": rows, "pages": pages, "transactions": len(durations), "longest_transaction": durations[-1],
+            "p99_transaction": durations[int(len(durations) * 0.99)], "median_transaction": durations[len(durations) // 2],
+            "longest_call": max(walls)}
 
 
 def main(argv=None) -> int:
@@ -264,8 +267,9 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             stats = first_prune(pruned, now)
             print(f"first prune: {stats['rows']:,} rows and {stats['pages']:,} pages over {stats['cycles']} cycles"
-                  f" ({time.perf_counter() - t:.0f} s in all); longest write transaction {stats['longest_transaction'] * 1000:.0f} ms,"
-                  f" longest cycle's share {stats['longest_call'] * 1000:.0f} ms")
+                  f" ({time.perf_counter() - t:.0f} s in all); {stats['transactions']:,} write transactions: median"
+                  f" {stats['median_transaction'] * 1000:.1f} ms, 99th percentile {stats['p99_transaction'] * 1000:.0f} ms,"
+                  f" longest {stats['longest_transaction'] * 1000:.0f} ms; longest cycle's share {stats['longest_call'] * 1000:.0f} ms")
             size = pruned.stat().st_size
             print(f"a year, keep_days = 90 (default): {size / 1e6:.0f} MB: "
                   + ", ".join(f"{n:,} {t}" for t, n in counts(pruned).items()) + f"  (target <= 500 MB: {'ok' if size <= 500e6 else 'MISS'})")

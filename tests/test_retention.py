@@ -53,6 +53,15 @@ def counts(db: Database) -> dict[str, int]:
     return {t: db.one(f"SELECT count(*) AS n FROM {t}")["n"] for t in ("cycles", "ai_decisions", "quotes", "trades", "news")}
 
 
+def older_database(folder):
+    """A database made before this version: tables already there, so no auto_vacuum."""
+    path = folder / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE filler (x)")
+    conn.close()
+    return path
+
+
 def prune_until_done(store: Store) -> int:
     """Prune as successive cycles would; returns how many cycles it took."""
     for cycles in itertools.count(1):
@@ -112,10 +121,7 @@ def test_pruned_pages_go_back_to_the_file_system(tmp_path):
 
 
 def test_an_older_database_is_switched_to_incremental_vacuum_once_its_data_is_small(tmp_path):
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)  # made before this version: no auto_vacuum
-    conn.execute("CREATE TABLE filler (x)")
-    conn.close()
+    path = older_database(tmp_path)
     db = open_database(path)
     assert db.one("PRAGMA auto_vacuum")["auto_vacuum"] == 0
     db.close()
@@ -173,10 +179,7 @@ def test_killswitch_on_during_the_first_prune_of_a_big_database_succeeds(tmp_pat
 def test_vacuum_switches_an_older_database_once_and_refuses_while_a_cycle_runs(tmp_path):
     from tradecycle.lock import FileLock, lock_path_for
 
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)  # made before this version: no auto_vacuum
-    conn.execute("CREATE TABLE filler (x)")
-    conn.close()
+    path = older_database(tmp_path)
     open_database(path).close()
     env = clean_env({})
     cycle_lock = FileLock(lock_path_for(path))
