@@ -90,3 +90,44 @@ def test_only_the_llm_analyst_reuses_holds(tmp_path, provider, reuses):
     (tmp_path / "config.toml").write_text(f'[ai]\nprovider = "{provider}"\nreanalyze_move_percent = 0.7\n')
     built = cycle_settings(load_config(tmp_path / "config.toml"), dry_run=False)
     assert built.reuse_holds is reuses and built.reanalyze_move_percent == Decimal("0.7")
+
+
+def test_a_buy_refused_by_a_limit_is_not_asked_again_while_nothing_changes(db, store, log):
+    """Ten cycles, an unchanged market, AAPL already at its 10% limit: one LLM call."""
+    clock = FakeClock()
+    quotes = FakeQuotes({"AAPL": "200"}, clock)
+    broker = FakeBroker(positions=[position("AAPL", "10000", qty="50")])  # 50 at 200: the price it is quoted at
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    for _ in range(10):
+        run_cycle(services(quotes=quotes, analyst=analyst, clock=clock, broker=broker), store, settings(reuse_holds=True), log)
+        clock.advance(60)
+
+    assert len(analyst.seen) == 1
+    assert broker.orders == []
+    rows = db.query("SELECT outcome, action, reused_decision_id, repeats, inputs FROM ai_decisions ORDER BY id")
+    assert [(r["outcome"], r["action"], r["repeats"]) for r in rows] == [("position_too_large", "buy", 0), ("position_too_large", "buy", 8)]
+    assert rows[1]["reused_decision_id"] is not None
+    assert '"room"' in rows[0]["inputs"]  # the room it saw, kept to compare against
+
+
+@pytest.mark.parametrize(
+    "change, asked_again",
+    [
+        ("nothing", False),
+        ("equity grew: room under the position limit", True),
+        ("price moved 1 %", True),
+    ],
+)
+def test_a_refused_buy_is_asked_again_once_the_room_or_the_market_changes(db, store, log, change, asked_again):
+    clock = FakeClock()
+    quotes = FakeQuotes({"AAPL": "200"}, clock)
+    broker = FakeBroker(positions=[position("AAPL", "10000", qty="50")])  # 50 at 200: the price it is quoted at
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    run_cycle(services(quotes=quotes, analyst=analyst, clock=clock, broker=broker), store, settings(reuse_holds=True), log)
+    clock.advance(60)
+    if change.startswith("equity"):
+        broker.account = FakeBroker(equity="150000").account
+    elif change.startswith("price"):
+        quotes.table["AAPL"] = "202"
+    run_cycle(services(quotes=quotes, analyst=analyst, clock=clock, broker=broker), store, settings(reuse_holds=True), log)
+    assert len(analyst.seen) == (2 if asked_again else 1)

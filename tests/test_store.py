@@ -71,21 +71,3 @@ def test_kill_switch_round_trip(store):
     switch = store.set_kill_switch(True, "why", NOW)
     assert (switch.active, switch.reason, switch.changed_at) == (True, "why", "2026-11-25T15:00:00Z")
     assert store.set_kill_switch(False, None, NOW).active is False
-
-
-def test_prune_removes_old_cycles_with_their_rows_but_keeps_open_trades(store, db):
-    from datetime import timedelta
-
-    old, recent = NOW - timedelta(days=40), NOW - timedelta(days=1)
-    for cycle_id, when in (("old", old), ("recent", recent)):
-        store.start_cycle(cycle_id, when, False)
-        db.execute("UPDATE cycles SET status = 'completed' WHERE cycle_id = ?", (cycle_id,))
-        store.record_decision({"cycle_id": cycle_id, "symbol": "AAPL", "action": "hold", "outcome": "hold"})
-        store.insert_trade({"cycle_id": cycle_id, "symbol": "AAPL", "side": "buy", "status": "filled", "client_order_id": f"{cycle_id}-f"})
-    store.insert_trade({"cycle_id": "old", "symbol": "MSFT", "side": "buy", "status": "new", "client_order_id": "old-open"})
-
-    assert store.prune(NOW - timedelta(days=30)) == 1
-    assert [r["cycle_id"] for r in db.query("SELECT cycle_id FROM cycles")] == ["recent"]
-    assert [r["cycle_id"] for r in db.query("SELECT cycle_id FROM ai_decisions")] == ["recent"]
-    assert sorted(r["client_order_id"] for r in db.query("SELECT client_order_id FROM trades")) == ["old-open", "recent-f"]
-    assert store.prune(NOW - timedelta(days=30)) == 0

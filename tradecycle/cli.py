@@ -271,6 +271,20 @@ def check(
         raise typer.Exit(int(ExitCode.ABORTED))
 
 
+@cli.command()
+def vacuum(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False,
+           show_traceback: TracebackOption = False) -> None:
+    """Rewrite the database once so that it shrinks as old history is pruned
+    (only needed for a database made before tradecycle 0.1's schema 3)."""
+    with _guard(show_traceback):
+        result = app.vacuum(config, db)
+    if as_json:
+        _print_json(result)
+    else:
+        print(f"{result['database']}: {result['bytes_before'] / 1e6:.1f} MB -> {result['bytes_after'] / 1e6:.1f} MB"
+              f" in {result['seconds']} s; from now on it shrinks as history is pruned")
+
+
 def main() -> None:
     cli()
 

@@ -122,7 +122,7 @@ def _unique(symbols: list[str]) -> list[str]:
 
 class DatabaseConfig(_Section):
     path: str = "tradecycle.db"
-    keep_days: Annotated[int, Field(ge=0, le=36500)] = 0
+    keep_days: Annotated[int, Field(ge=0, le=36500)] = 90
 
 
 class LogConfig(_Section):

@@ -352,7 +352,8 @@ def _quote_problem(quote: Quote | None, now: datetime, settings: CycleSettings, 
 
 
 def settle_if_unchanged(cycle: Cycle, item: AnalysisInput, now: datetime) -> bool:
-    """Settle ``item`` as ``unchanged`` (no LLM call) if its standing hold still stands."""
+    """Settle ``item`` without an LLM call if its standing decision still stands
+    (reuse.py): a hold as ``unchanged``; an order refused by a limit, refused again."""
     settings = cycle.settings
     if not settings.reuse_holds:
         return False
@@ -368,11 +369,17 @@ def settle_if_unchanged(cycle: Cycle, item: AnalysisInput, now: datetime) -> boo
         reanalyze_move_percent=settings.reanalyze_move_percent,
         max_decision_age_minutes=settings.max_decision_age_minutes,
     )
+    decision = Decision(item.symbol, standing.action, standing.confidence, standing.reasoning, standing.model)
+    verdict = None
+    if stands and standing.is_refusal:
+        verdict = risk.plan_order(decision, item.quote.price, current_portfolio(cycle), settings.limits,
+                                  client_order_id=client_order_id(cycle.cycle_id, item.symbol), min_notional_usd=standing.min_notional_usd)
+        stands, why = reuse.refusal_still_stands(standing, verdict.reason, verdict.detail)
     if not stands:
         cycle.log("analysis.needed", symbol=item.symbol, reason=why)
         return False
-    decision = Decision(item.symbol, "hold", standing.confidence, standing.reasoning, standing.model)
-    cycle.settle(Outcome(item.symbol, "unchanged", decision, item.quote, why, reused_decision_id=standing.decision_id))
+    outcome = standing.outcome if standing.is_refusal else "unchanged"
+    cycle.settle(Outcome(item.symbol, outcome, decision, item.quote, why, verdict, reused_decision_id=standing.decision_id))
     return True
 
 
@@ -404,7 +411,6 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
     falls back to $1.
     """
     portfolio = current_portfolio(cycle)
-    cycle.portfolio = portfolio
     ordered = sorted(decisions.values(), key=lambda d: (d.action != "sell", d.symbol))
     minimums = _order_minimums(cycle, [d for d in ordered if d.action == "buy" and not d.failure])
     approved = []
@@ -431,15 +437,18 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
 
 
 def current_portfolio(cycle: Cycle) -> risk.Portfolio:
-    """The account and positions as fetched, with what open orders may still do counted
-    (what risk checks against, and what the analyst is shown)."""
-    market = cycle.market
-    portfolio = risk.Portfolio(
-        equity=market.account.equity,
-        cash=min(market.account.cash, market.account.buying_power),
-        holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
-    )
-    return risk.with_open_orders(portfolio, [_unfilled(t) for t in cycle.open_orders])
+    """The portfolio risk checks against (kept on the cycle, and shown to the
+    analyst): account and positions as fetched, with what open orders may
+    still do counted (open buys as if filled; open sells cover their quantity)."""
+    if cycle.portfolio is None:
+        market = cycle.market
+        portfolio = risk.Portfolio(
+            equity=market.account.equity,
+            cash=min(market.account.cash, market.account.buying_power),
+            holdings={s: risk.Holding(p.qty, p.market_value) for s, p in market.positions.items()},
+        )
+        cycle.portfolio = risk.with_open_orders(portfolio, [_unfilled(t) for t in cycle.open_orders])
+    return cycle.portfolio
 
 
 def _unfilled(trade: dict) -> risk.OpenOrder:
@@ -564,9 +573,10 @@ def complete(cycle: Cycle) -> CycleReport:
             cycle.halt_reason = f"{ABORTS_THAT_TRIP_KILL_SWITCH} critical errors in a row; last: {cycle.error}"
             cycle.store.set_kill_switch(True, cycle.halt_reason, now)
     if cycle.settings.keep_days:
-        pruned = cycle.store.prune(now - timedelta(days=cycle.settings.keep_days))
-        if pruned:
-            cycle.log("history.pruned", cycles=pruned, keep_days=cycle.settings.keep_days)
+        pruned = cycle.store.prune(now - timedelta(days=cycle.settings.keep_days), cycle.services.deadline.remaining())
+        if pruned.rows or pruned.pages_freed or pruned.switched:
+            cycle.log("history.pruned", keep_days=cycle.settings.keep_days, rows=pruned.deleted, done=pruned.done,
+                      pages_freed=pruned.pages_freed, switched_to_incremental_vacuum=pruned.switched)
     level = {"aborted": "error", "skipped": "warning"}.get(cycle.status, "info")
     cycle.log(f"cycle.{cycle.status}", level, duration_ms=duration_ms, orders=cycle.orders_sent, errors=errors, error=cycle.error)
     return CycleReport(

@@ -171,6 +171,8 @@ def record_outcome(cycle: Cycle, item: Outcome) -> None:
         )
         if item.symbol in cycle.inputs:
             row["inputs"] = prompt_inputs_summary(cycle.inputs[item.symbol])
+            if item.verdict and item.verdict.room:
+                row["inputs"] = {**row["inputs"], "room": item.verdict.room}  # what a reuse compares against
     cycle.store.record_decision(row)
     cycle.log("decision", symbol=item.symbol, action=row["action"], confidence=row["confidence"],
               outcome=item.outcome, price=row["price"], detail=item.detail)

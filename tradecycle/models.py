@@ -15,6 +15,11 @@ Action = Literal["buy", "sell", "hold"]
 Side = Literal["buy", "sell"]
 AssetClass = Literal["stock", "crypto"]
 
+# An order counts against the limits until it reaches one of these states.
+# Listing the *final* states (not the open ones) fails safe: a state Alpaca adds
+# later, or one we never met (``pending_review``), counts as open.
+FINAL_TRADE_STATUSES = ("filled", "canceled", "expired", "rejected", "replaced", "not_sent", "missing", "dry_run")
+
 CENT = Decimal("0.01")
 QTY_STEP = Decimal("0.000000001")  # Alpaca accepts up to 9 decimals
 

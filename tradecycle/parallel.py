@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-MAX_WORKERS = 32
+# Requests in flight at once, per step and per service. Threads (and pooled
+# connections) are made only as needed, so the pools grow with the universe up
+# to this cap: 100 symbols cost one round trip, not seven waves of 16.
+MAX_WORKERS = 128
 
 
 class NotDone(TimeoutError):

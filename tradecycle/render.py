@@ -411,10 +411,22 @@ HISTORY_COLUMNS: dict[str, list[Col]] = {
         Col("time", "created_at", hide=3),
         Col("cycle id", "cycle_id"),
         *DECIDED_COLUMNS,
+        Col("span", lambda d: _span(d), hide=1),
         Col("price", "price", right=True, hide=2),
         Col("reasoning", "reasoning", text=True, hide=1),
     ],
 }
+
+
+def _span(row: dict[str, Any]) -> str:
+    """A row that stood for several cycles in a row (store/spans.py): until when, how many."""
+    repeats = row.get("repeats") or 0
+    return f"until {row.get('last_seen_at')} ({repeats + 1} cycles)" if repeats else ""
+
+
+def _with_spans(columns: list[Col], rows: list[dict[str, Any]]) -> list[Col]:
+    """The span column only when some row stood for several cycles."""
+    return [c for c in columns if c.header != "span" or any(row.get("repeats") for row in rows)]
 
 
 def history(kind: str, rows: list[dict[str, Any]], filters: dict[str, Any] | None = None,
@@ -426,7 +438,7 @@ def history(kind: str, rows: list[dict[str, Any]], filters: dict[str, Any] | Non
         used = " ".join(f"{option} {value}" for option, value in (filters or {}).items() if value)
         _line(console, f"no {kind} match {used}" if used else f"no {kind} yet")
         return
-    _print_table(console, kind, HISTORY_COLUMNS[kind], rows)
+    _print_table(console, kind, _with_spans(HISTORY_COLUMNS[kind], rows), rows)
 
 
 # -- explain ---------------------------------------------------------------------
@@ -437,12 +449,14 @@ QUOTE_COLUMNS = [
     Col("as of", "as_of"),
     Col("source", "source"),
     Col("day change %", "change_percent", right=True),
+    Col("span", lambda q: _span(q), hide=1),
 ]
 DECISION_COLUMNS = [
     *DECIDED_COLUMNS,
     Col("price", "price", right=True),
     Col("age", lambda d: "-" if d.get("quote_age_seconds") is None else f"{d['quote_age_seconds']:.0f}s", right=True),
     Col("source", "quote_source"),
+    Col("span", lambda d: _span(d), hide=1),
 ]
 HEADLINE_COLUMNS = [Col("symbol", "symbol"), Col("headline", "title", text=True)]
 
@@ -462,10 +476,10 @@ def explain(story: dict[str, Any], console: Console | None = None) -> None:
         _line(console, f"error: {cycle['error']}", "red")
     if story["quotes"]:
         console.print()
-        _print_table(console, "prices seen", QUOTE_COLUMNS, story["quotes"])
+        _print_table(console, "prices seen", _with_spans(QUOTE_COLUMNS, story["quotes"]), story["quotes"])
     console.print()
     if story["decisions"]:
-        _print_table(console, "decisions", DECISION_COLUMNS, story["decisions"])
+        _print_table(console, "decisions", _with_spans(DECISION_COLUMNS, story["decisions"]), story["decisions"])
         console.print()
         console.print(Text("why", style="bold"))
         console.print(_grid([(d["symbol"], _why(d)) for d in story["decisions"]]))

@@ -1,12 +1,16 @@
-"""When an earlier "hold" may stand without asking the LLM again.
+"""When an earlier decision may stand without asking the LLM again.
 
-A symbol is not sent to the LLM when all of these hold for the decision that
-stands (the last real analysis, which said hold):
+The decision that stands is the last real analysis of a symbol, if it said
+hold, or if it was a buy or sell refused by a limit (``REFUSALS``). A symbol
+is not sent to the LLM when all of these hold for it:
 
 - its price moved less than ``ai.reanalyze_move_percent`` since;
 - no headline arrived that the analyst has not seen;
 - the position held is the same;
-- it is younger than ``ai.max_decision_age_minutes``.
+- it is younger than ``ai.max_decision_age_minutes``;
+- for a refusal: the risk check, run again now on the same decision, refuses
+  it for the same reason (the room under the limits did not change enough to
+  let it through). The room it saw is kept in the row's ``inputs``.
 
 Anything else is a change, and the symbol is analysed as usual. Pure
 functions: the cycle gathers the facts, this decides.
@@ -20,9 +24,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 
+# A buy or sell refused by one of these limits stands like a hold, while the limit still refuses it.
+REFUSALS = ("position_too_large", "exposure_limit_exceeded", "max_positions_reached", "below_minimum")
+
+
 @dataclass(frozen=True)
 class StandingHold:
-    """The hold a symbol's latest row points at (itself, or the one it reused)."""
+    """The decision a symbol's latest row points at (itself, or the one it reused):
+    a hold, or a buy or sell refused by a limit (``outcome`` says which)."""
 
     decision_id: int
     decided_at: datetime
@@ -32,6 +41,13 @@ class StandingHold:
     confidence: float
     reasoning: str
     model: str
+    action: str = "hold"
+    outcome: str = "hold"
+    min_notional_usd: Decimal = Decimal(1)  # the broker's minimum the refusal was checked against
+
+    @property
+    def is_refusal(self) -> bool:
+        return self.outcome in REFUSALS
 
 
 def still_stands(
@@ -59,3 +75,10 @@ def still_stands(
     if position_qty != standing.position_qty:
         return False, "position changed"
     return True, f"hold #{standing.decision_id} still stands: price moved {move:.2f}%, no new headline, same position"
+
+
+def refusal_still_stands(standing: StandingHold, reason_now: str, detail_now: str) -> tuple[bool, str]:
+    """A refused order stands while the risk check, run again now, refuses it for the same reason."""
+    if reason_now == standing.outcome:
+        return True, f"{standing.action} #{standing.decision_id} still refused, no new analysis: {detail_now}"
+    return False, f"room under the limits changed ({standing.outcome} -> {reason_now})"

@@ -111,6 +111,7 @@ class Verdict:
     reason: str
     detail: str = ""
     intent: OrderIntent | None = None
+    room: dict[str, str] | None = None  # for a buy refused by a limit: the room it saw (kept for reuse.py)
 
 
 def _deny(reason: str, detail: str) -> Verdict:
@@ -151,7 +152,8 @@ def plan_order(
     if portfolio.equity <= 0:
         return _deny("exposure_limit_exceeded", "account equity is not positive")
     if symbol not in portfolio.holdings and len(portfolio.holdings) >= limits.max_positions_count:
-        return _deny("max_positions_reached", f"{len(portfolio.holdings)} positions open (limit {limits.max_positions_count})")
+        return Verdict(False, "max_positions_reached", f"{len(portfolio.holdings)} positions open (limit {limits.max_positions_count})",
+                       room={"positions_open": str(len(portfolio.holdings)), "min_notional_usd": str(min_notional_usd)})
     rooms = {
         "position_too_large": limit_usd(portfolio.equity, limits.max_position_size_percent) - portfolio.value_of(symbol),
         "exposure_limit_exceeded": limit_usd(portfolio.equity, limits.max_total_exposure_percent) - portfolio.exposure,
@@ -159,17 +161,18 @@ def plan_order(
     }
     binding = min(rooms, key=rooms.get)
     notional = to_cents(max(rooms[binding], Decimal(0)))
+    room = {k: str(to_cents(v)) for k, v in rooms.items()} | {"min_notional_usd": str(min_notional_usd)}
     if notional < min_notional_usd:
         detail = {
             "position_too_large": f"{symbol} already at {portfolio.value_of(symbol):.2f} USD (limit {limits.max_position_size_percent}% of equity)",
             "exposure_limit_exceeded": f"exposure {portfolio.exposure:.2f} USD (limit {limits.max_total_exposure_percent}% of equity)",
             "below_minimum": f"cash {portfolio.cash:.2f} USD",
         }[binding]
-        return _deny(binding, f"{detail}: room {notional} USD is below the {min_notional_usd} USD minimum")
+        return Verdict(False, binding, f"{detail}: room {notional} USD is below the {min_notional_usd} USD minimum", room=room)
     smallest = to_cents(limit_usd(portfolio.equity, limits.min_order_percent))
     if notional < smallest:
-        return _deny("below_minimum", f"only {notional} USD of room: smaller than risk.min_order_percent "
-                     f"({limits.min_order_percent}% of equity = {smallest} USD)")
+        return Verdict(False, "below_minimum", f"only {notional} USD of room: smaller than risk.min_order_percent "
+                       f"({limits.min_order_percent}% of equity = {smallest} USD)", room=room)
     intent = OrderIntent(symbol, "buy", client_order_id, price, notional_usd=notional)
     return _approve(intent, portfolio, limits)
 

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..parallel import gather
+from ..parallel import MAX_WORKERS, gather
 from ..connectors.http import HttpClient, HttpSettings, ServiceRefused
 from ..errors import BadResponse, QuotaExhausted, RateLimited, ServiceError
 from ..models import AnalysisInput, Deadline, Decision
@@ -72,7 +72,7 @@ class OpenAICompatAnalyst:
         temperature: float | None,
         api_key: str,
         http: HttpSettings,
-        max_workers: int = 16,
+        max_workers: int = MAX_WORKERS,
         logger: Logger | None = None,
     ):
         self.base_url = base_url.rstrip("/")

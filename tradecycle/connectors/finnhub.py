@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import BadResponse, ServiceError
 from ..models import is_crypto, NewsItem, Quote
-from ..parallel import gather
+from ..parallel import MAX_WORKERS, gather
 from .http import HttpClient, HttpSettings
 
 SERVICE = "finnhub"
@@ -32,7 +32,7 @@ class FinnhubQuotes:
 
     name = SERVICE
 
-    def __init__(self, base_url: str, api_key: str, http: HttpSettings, max_workers: int = 16):
+    def __init__(self, base_url: str, api_key: str, http: HttpSettings, max_workers: int = MAX_WORKERS):
         self._http = _client(base_url, api_key, http)
         self._max_workers = max(1, max_workers)
 

@@ -1,6 +1,7 @@
 """The one HTTP layer every live connector uses.
 
-One pooled ``requests.Session`` per service; a (connect, read) timeout on every
+One pooled ``requests.Session`` per service (up to ``parallel.MAX_WORKERS``
+connections, opened as the universe needs them); a (connect, read) timeout on every
 call, never longer than what is left of the cycle's budget; tenacity retries
 on connection errors and 5xx with exponential backoff; 429 honours
 ``Retry-After`` when the wait fits the budget (and ``retry_max_delay_seconds``).
@@ -25,7 +26,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 
 from ..errors import BadResponse, QuotaExhausted, RateLimited, ServiceError, ServiceUnavailable
 from ..models import Deadline
-from ..parallel import NotDone, call_within
+from ..parallel import MAX_WORKERS, NotDone, call_within
 from ..redact import redact
 
 CONNECT_TIMEOUT_SECONDS = 3.05
@@ -43,7 +44,7 @@ class HttpSettings:
     retry_backoff_multiplier: float = 2.0
     deadline: Deadline | None = None
     secrets: tuple[str, ...] = field(default=(), repr=False)
-    pool_size: int = 16
+    pool_size: int = MAX_WORKERS  # connections kept per service; opened only as needed
 
     @classmethod
     def from_cycle_config(cls, cycle, *, timeout_seconds: float, deadline: Deadline | None, secrets=()) -> "HttpSettings":

@@ -9,17 +9,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ..models import Account, NewsItem, OrderResult, Position, Quote
-from ..reuse import StandingHold
-from . import flags
+from ..models import FINAL_TRADE_STATUSES, Account, NewsItem, OrderResult, Position, Quote
+from ..reuse import REFUSALS, StandingHold
+from . import flags, retention
 from .bars import DailyBarCache
+from .spans import Spans
 from .db import Database
 from .flags import KillSwitch, iso, parse_iso
 
-# An order counts against the limits until it reaches one of these states.
-# Listing the *final* states (not the open ones) fails safe: a state Alpaca
-# adds later, or one we never met (``pending_review``), counts as open.
-FINAL_TRADE_STATUSES = ("filled", "canceled", "expired", "rejected", "replaced", "not_sent", "missing", "dry_run")
 # Ours: written before the send (``submitting``) or after a send whose fate is unknown.
 UNCONFIRMED_TRADE_STATUSES = ("submitting", "unknown")
 
@@ -47,6 +44,7 @@ def _cached_quote(row: dict) -> Quote:
 class Store(DailyBarCache):
     def __init__(self, db: Database):
         self.db = db
+        self.spans = Spans(db)
 
     # -- kill switch ---------------------------------------------------------
 
@@ -141,6 +139,8 @@ class Store(DailyBarCache):
         ]
         with self.db.transaction():
             for row in rows:
+                if self.spans.extend_quote(cycle_id, row[1], row[2], row[3], row[4], row[7]):
+                    continue  # the same quote as the cycle before: its row now spans this cycle too
                 self.db.execute(
                     """INSERT INTO quotes (cycle_id, symbol, price, as_of, source, change_percent, previous_close, fetched_at)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -195,15 +195,21 @@ class Store(DailyBarCache):
     # -- decisions and trades ------------------------------------------------
 
     def standing_hold(self, symbol: str) -> StandingHold | None:
-        """The hold that still governs ``symbol``: its latest row if that was a
-        hold, or the decision an ``unchanged`` latest row pointed at."""
+        """The decision that still governs ``symbol``: its latest row if that was
+        a real analysis that said hold or was refused by a limit, or the decision
+        a later row reused (``reused_decision_id``)."""
+        standing_outcomes = ("hold", *REFUSALS)
         latest = self.db.one(
             "SELECT id, outcome, reused_decision_id FROM ai_decisions WHERE symbol = ? ORDER BY id DESC LIMIT 1", (symbol,)
         )
-        if latest is None or latest["outcome"] not in ("hold", "unchanged"):
+        if latest is None or latest["outcome"] not in ("unchanged", *standing_outcomes):
             return None
-        decision_id = latest["reused_decision_id"] if latest["outcome"] == "unchanged" else latest["id"]
-        row = self.db.one("SELECT * FROM ai_decisions WHERE id = ? AND outcome = 'hold'", (decision_id,))
+        decision_id = latest["reused_decision_id"] or latest["id"]
+        marks = ", ".join("?" for _ in standing_outcomes)
+        row = self.db.one(
+            f"SELECT * FROM ai_decisions WHERE id = ? AND outcome IN ({marks}) AND reused_decision_id IS NULL",
+            (decision_id, *standing_outcomes),
+        )
         if row is None or not row["price"] or not row["inputs"]:
             return None
         inputs = json.loads(row["inputs"])
@@ -216,10 +222,18 @@ class Store(DailyBarCache):
             confidence=row["confidence"] or 0.0,
             reasoning=row["reasoning"] or "",
             model=row["model"] or "",
+            action=row["action"],
+            outcome=row["outcome"],
+            min_notional_usd=Decimal((inputs.get("room") or {}).get("min_notional_usd") or 1),
         )
 
     def record_decision(self, row: dict[str, Any]) -> int:
-        """Insert one ai_decisions row (keys are column names). Returns its id."""
+        """Insert one ai_decisions row (keys are column names), or extend the
+        symbol's row of the cycle before when this one only repeats it
+        (store/spans.py). Returns the id of the row that holds it."""
+        extended = self.spans.extend_decision(row)
+        if extended is not None:
+            return extended
         if isinstance(row.get("inputs"), (dict, list)):
             row = {**row, "inputs": json.dumps(row["inputs"], default=str)}
         columns = ", ".join(row)
@@ -298,24 +312,9 @@ class Store(DailyBarCache):
 
     # -- retention -----------------------------------------------------------
 
-    def prune(self, before: datetime, max_cycles: int = 500) -> int:
-        """Delete the oldest cycles started before ``before``, with their decisions,
-        quotes and final trades, at most ``max_cycles`` a call so that a cycle
-        never pays for a large backlog at once. Returns how many cycles went."""
-        old = [r["cycle_id"] for r in self.db.query(
-            "SELECT cycle_id FROM cycles WHERE started_at < ? AND status != 'running' ORDER BY started_at LIMIT ?",
-            (iso(before), max_cycles),
-        )]
-        if not old:
-            return 0
-        marks = ", ".join("?" for _ in old)
-        final = ", ".join("?" for _ in FINAL_TRADE_STATUSES)
-        with self.db.transaction():
-            self.db.execute(f"DELETE FROM ai_decisions WHERE cycle_id IN ({marks})", tuple(old))
-            self.db.execute(f"DELETE FROM quotes WHERE cycle_id IN ({marks})", tuple(old))
-            self.db.execute(
-                f"DELETE FROM trades WHERE cycle_id IN ({marks}) AND status IN ({final})", (*old, *FINAL_TRADE_STATUSES)
-            )
-            self.db.execute(f"DELETE FROM cycles WHERE cycle_id IN ({marks})", tuple(old))
-            self.db.execute("DELETE FROM news WHERE published_at < ?", (iso(before),))
-        return len(old)
+    def prune(self, before: datetime, budget_seconds: float | None = None) -> "retention.PruneReport":
+        """Delete history older than ``before`` in small transactions, for at
+        most ``budget_seconds`` (capped at ``retention.BUDGET_SECONDS``); the
+        rest waits for the next cycle. See store/retention.py."""
+        budget = retention.BUDGET_SECONDS if budget_seconds is None else min(budget_seconds, retention.BUDGET_SECONDS)
+        return retention.prune(self.db, iso(before), budget_seconds=budget)

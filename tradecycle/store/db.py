@@ -32,6 +32,9 @@ class Database:
                 self.path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
+            # Takes effect only on a new, empty file, and only before WAL is set: pruned pages
+            # then go back to the file system a few at a time (store/retention.py).
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             mode = _enable_wal(conn, busy_timeout_seconds)
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
@@ -59,6 +62,12 @@ class Database:
             cursor = self.conn.execute(sql, params)
             names = [c[0] for c in cursor.description or ()]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def run_to_completion(self, sql: str) -> None:
+        """One statement stepped until it is done, as its own transaction (Python's
+        ``execute`` steps ``PRAGMA incremental_vacuum(N)`` once: one page, not N)."""
+        with self._guard():
+            self.conn.executescript(sql)
 
     def one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
         rows = self.query(sql, params)

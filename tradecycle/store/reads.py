@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import spans
 from .db import Database
 
 
 def _where(filters: dict[str, Any]) -> tuple[str, tuple]:
+    """``{clause: value}`` -> WHERE text and parameters; a None value leaves its clause out,
+    a clause with several ``?`` repeats its value."""
     clauses, params = [], []
     for clause, value in filters.items():
         if value is not None:
             clauses.append(clause)
-            params.append(value)
+            params.extend([value] * clause.count("?"))
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", tuple(params)
 
 
@@ -42,28 +45,48 @@ def open_orders(db: Database) -> list[dict[str, Any]]:
     )
 
 
+# Newest first, each filter on an index that also gives the order, so a query stops after
+# ``limit`` rows whatever the table's size (schema.py; tests/test_history_indexes.py reads the plans).
+_DECISION_COLUMNS = ("id, cycle_id, symbol, action, confidence, reasoning, model, outcome, detail, price, quote_age_seconds,"
+                     " quote_source, created_at, reused_decision_id, repeats, last_seen_at, last_cycle_id")
+_HISTORY_SELECT = {
+    "cycles": "SELECT cycle_id, started_at, finished_at, status, dry_run, error, duration_ms, symbols_count, orders_count,"
+              " errors_count FROM cycles{where} ORDER BY started_at DESC, rowid DESC LIMIT ?",
+    "trades": "SELECT * FROM trades{where} ORDER BY created_at DESC, id DESC LIMIT ?",
+    "decisions": f"SELECT {_DECISION_COLUMNS} FROM ai_decisions{{where}} ORDER BY created_at DESC, id DESC LIMIT ?",
+}
+_TIME_COLUMN = {"cycles": "started_at", "trades": "created_at", "decisions": "created_at"}
+# A decision row that spans several cycles (store/spans.py) is shown from its first cycle on:
+# with --since, the rows begun before and still extended after it come last.
+_SPANS_SINCE = (f"SELECT * FROM (SELECT * FROM ({{rows}}) UNION ALL SELECT {_DECISION_COLUMNS} FROM ai_decisions INDEXED BY idx_ai_decisions_last_seen_at"
+                " WHERE last_seen_at >= ? AND created_at < ?{symbol}) ORDER BY created_at DESC, id DESC LIMIT ?")
+
+
+def history_query(kind: str, limit: int, since: str | None = None, symbol: str | None = None) -> tuple[str, tuple]:
+    """The statement (and its parameters) behind ``tradecycle cycles|trades|decisions``."""
+    where, params = _where({f"{_TIME_COLUMN[kind]} >= ?": since, "symbol = ?": symbol})
+    sql, params = _HISTORY_SELECT[kind].format(where=where), params + (limit,)
+    if kind == "decisions" and since:
+        sql = _SPANS_SINCE.format(rows=sql, symbol=" AND symbol = ?" if symbol else "")
+        params += (since, since) + ((symbol,) if symbol else ()) + (limit,)
+    return sql, params
+
+
+def query_plan(db: Database, sql: str, params: tuple) -> list[str]:
+    """SQLite's plan for a statement, one step a line (EXPLAIN QUERY PLAN)."""
+    return [row["detail"] for row in db.query("EXPLAIN QUERY PLAN " + sql, params)]
+
+
 def cycles(db: Database, limit: int, since: str | None = None) -> list[dict[str, Any]]:
-    where, params = _where({"started_at >= ?": since})
-    return db.query(
-        "SELECT cycle_id, started_at, finished_at, status, dry_run, error, duration_ms, symbols_count, orders_count, errors_count"
-        f" FROM cycles{where} ORDER BY started_at DESC, rowid DESC LIMIT ?",
-        params + (limit,),
-    )
+    return db.query(*history_query("cycles", limit, since))
 
 
 def trades(db: Database, limit: int, since: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
-    where, params = _where({"created_at >= ?": since, "symbol = ?": symbol})
-    return db.query(f"SELECT * FROM trades{where} ORDER BY id DESC LIMIT ?", params + (limit,))
+    return db.query(*history_query("trades", limit, since, symbol))
 
 
 def decisions(db: Database, limit: int, since: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
-    where, params = _where({"created_at >= ?": since, "symbol = ?": symbol})
-    rows = db.query(
-        "SELECT id, cycle_id, symbol, action, confidence, reasoning, model, outcome, detail, price, quote_age_seconds,"
-        f" quote_source, created_at, reused_decision_id FROM ai_decisions{where} ORDER BY id DESC LIMIT ?",
-        params + (limit,),
-    )
-    return rows
+    return db.query(*history_query("decisions", limit, since, symbol))
 
 
 def outage(db: Database) -> dict[str, Any] | None:
@@ -96,12 +119,14 @@ def cycle_story(db: Database, cycle_id: str) -> dict[str, Any] | None:
         return None
     cycle_id = row["cycle_id"]
     row["summary"] = json.loads(row["summary"]) if row.get("summary") else None
-    decisions_rows = db.query("SELECT * FROM ai_decisions WHERE cycle_id = ? ORDER BY id", (cycle_id,))
+    # What this cycle wrote, and the rows of earlier cycles it only extended (store/spans.py).
+    decisions_rows = spans.covering(db, "ai_decisions", "created_at", row, "id")
     for d in decisions_rows:
         d["inputs"] = json.loads(d["inputs"]) if d.get("inputs") else None
+    quote_keys = ("symbol", "price", "as_of", "source", "change_percent", "repeats", "last_seen_at")
     return {
         "cycle": row,
-        "quotes": db.query("SELECT symbol, price, as_of, source, change_percent FROM quotes WHERE cycle_id = ? ORDER BY symbol", (cycle_id,)),
+        "quotes": [{k: q[k] for k in quote_keys} for q in spans.covering(db, "quotes", "fetched_at", row, "symbol")],
         "decisions": decisions_rows,
         "trades": db.query("SELECT * FROM trades WHERE cycle_id = ? ORDER BY id", (cycle_id,)),
     }

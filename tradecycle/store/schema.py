@@ -286,6 +286,32 @@ def _m6_numeric_views_and_cheap_foreign_keys(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE VIEW {name} AS {select}")
 
 
+def _m7_spans_and_history_indexes(db: sqlite_utils.Database) -> None:
+    """Version 7: a row that repeats the one before it is extended, not copied
+    (``repeats``, ``last_seen_at``, ``last_cycle_id``: see store/spans.py), and an
+    index under every history filter and every prune (store/retention.py).
+
+    ``ADD COLUMN`` with a constant default rewrites nothing. On an old
+    database each ``CREATE INDEX`` reads its table once (about a second per
+    million rows), once, at the upgrade.
+    """
+    for table in ("ai_decisions", "quotes"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN last_seen_at TEXT")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN last_cycle_id TEXT")
+        # Only extended rows have a last_seen_at: a partial index stays small.
+        db.execute(f"CREATE INDEX idx_{table}_last_seen_at ON {table} (last_seen_at) WHERE last_seen_at IS NOT NULL")
+    for table, column in [
+        ("ai_decisions", "created_at"),  # decisions --since; prune
+        ("trades", "created_at"),  # trades --since; prune
+        ("quotes", "fetched_at"),  # prune
+        ("news", "published_at"),  # prune (the (symbol, published_at) index needs a symbol)
+    ]:
+        db[table].create_index([column])
+    db["ai_decisions"].create_index(["symbol", "created_at"])  # decisions --symbol [--since]
+    db["trades"].create_index(["symbol", "created_at"])  # trades --symbol [--since]
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
@@ -293,6 +319,7 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m4_protective_exits,
     _m5_daily_bars,
     _m6_numeric_views_and_cheap_foreign_keys,
+    _m7_spans_and_history_indexes,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
@@ -318,3 +345,4 @@ def migrate(db: Database, *, up_to: int = LATEST_VERSION) -> int:
             MIGRATIONS[version - 1](db.utils)
             db.execute(f"PRAGMA user_version = {version}")
     return schema_version(db)
+

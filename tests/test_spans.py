@@ -1,0 +1,85 @@
+"""Store what changed: a symbol that holds for the same reason as in the cycle
+before extends that cycle's row; history filters stand on indexes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tradecycle.cli import cli
+from tradecycle.cycle import run_cycle
+from tradecycle.store import reads
+
+from .fakes import FakeBroker, FakeClock, FakeQuotes, services, settings
+
+
+def closed_market_cycles(store, log, count: int, clock: FakeClock, quotes: FakeQuotes):
+    broker = FakeBroker(clock_open=False)
+    reports = []
+    for _ in range(count):
+        reports.append(run_cycle(services(broker=broker, quotes=quotes, clock=clock), store, settings(), log))
+        clock.advance(60)
+    return reports
+
+
+def test_a_closed_market_writes_one_row_per_symbol_that_spans_every_cycle(db, store, log):
+    clock = FakeClock()
+    quotes = FakeQuotes({"AAPL": "200"}, FakeClock())  # the last trade before the close: the same quote every cycle
+    reports = closed_market_cycles(store, log, 5, clock, quotes)
+
+    rows = db.query("SELECT cycle_id, outcome, repeats, last_cycle_id FROM ai_decisions")
+    assert rows == [{"cycle_id": reports[0].cycle_id, "outcome": "market_closed", "repeats": 4, "last_cycle_id": reports[4].cycle_id}]
+    quotes_rows = db.query("SELECT cycle_id, price, repeats FROM quotes")
+    assert quotes_rows == [{"cycle_id": reports[0].cycle_id, "price": "200", "repeats": 4}]
+
+    story = reads.cycle_story(db, reports[2].cycle_id)  # a cycle in the middle of the span still shows what it saw
+    assert [(d["symbol"], d["outcome"]) for d in story["decisions"]] == [("AAPL", "market_closed")]
+    assert [(q["symbol"], q["price"]) for q in story["quotes"]] == [("AAPL", "200")]
+
+    shown = CliRunner().invoke(cli, ["decisions", "--db", str(db.path), "--json"])
+    assert shown.exit_code == 0
+    (row,) = json.loads(shown.stdout)
+    assert row["repeats"] == 4 and row["last_cycle_id"] == reports[4].cycle_id
+    since_last_cycle = reads.decisions(db, 10, since=row["last_seen_at"])
+    assert [d["id"] for d in since_last_cycle] == [row["id"]]  # begun earlier, still seen since
+
+
+def test_a_changed_reason_or_a_gap_starts_a_new_row(db, store, log):
+    clock = FakeClock()
+    quotes = FakeQuotes({"AAPL": "200"}, clock)
+    closed_market_cycles(store, log, 2, clock, quotes)
+    run_cycle(services(quotes=quotes, clock=clock), store, settings(), log)  # market opens: analysed
+    clock.advance(60)
+    store.set_kill_switch(True, "pause", clock.now())
+    run_cycle(services(quotes=quotes, clock=clock), store, settings(), log)  # skipped: a gap
+    clock.advance(60)
+    store.set_kill_switch(False, None, clock.now())
+    closed_market_cycles(store, log, 2, clock, quotes)
+
+    rows = db.query("SELECT outcome, repeats FROM ai_decisions ORDER BY id")
+    assert [(r["outcome"], r["repeats"]) for r in rows] == [("market_closed", 1), ("hold", 0), ("market_closed", 1)]
+    # Quotes moved with the clock (a new as_of each minute): one row each, none extended.
+    assert db.one("SELECT count(*) AS n, max(repeats) AS most FROM quotes") == {"n": 5, "most": 0}
+
+
+HISTORY_CASES = [
+    ("cycles", "2026-11-24T00:00:00Z", None),
+    ("trades", "2026-11-24T00:00:00Z", None),
+    ("trades", None, "AAPL"),
+    ("trades", "2026-11-24T00:00:00Z", "AAPL"),
+    ("decisions", "2026-11-24T00:00:00Z", None),
+    ("decisions", None, "AAPL"),
+    ("decisions", "2026-11-24T00:00:00Z", "AAPL"),
+]
+
+
+@pytest.mark.parametrize("kind, since, symbol", HISTORY_CASES)
+def test_every_history_filter_searches_an_index(db, kind, since, symbol):
+    table = {"decisions": "ai_decisions"}.get(kind, kind)
+    plan = reads.query_plan(db, *reads.history_query(kind, 20, since, symbol))
+    assert f"SCAN {table}" not in plan, plan  # never the whole table
+    column = "symbol" if symbol else ("started_at" if kind == "cycles" else "created_at")
+    assert any(step.startswith(f"SEARCH {table} USING INDEX") and f"({column}" in step for step in plan), plan
+    assert sum("TEMP B-TREE" in step for step in plan) <= (2 if since and kind == "decisions" else 0), plan

@@ -1,0 +1,81 @@
+"""Store what changed, not every minute.
+
+A symbol that holds for the same reason as in the cycle before (the market
+is closed, an earlier decision still stands, the quote is stale or missing)
+would write the same row every minute: two thirds of a year's rows. Instead
+the row of the cycle before is extended: ``repeats`` counts the further
+cycles it stands for, ``last_seen_at`` and ``last_cycle_id`` say when it was
+last true. A quote whose price and time did not change is extended the same
+way. A row is extended only when it belongs to the cycle just before (a gap,
+such as a skipped cycle, starts a new row), so a row always stands for an
+unbroken run of cycles: ``explain`` of any of them finds it (``covering``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .db import Database
+
+# Outcomes that cost no analysis and say the same thing cycle after cycle.
+REPEATING_OUTCOMES = ("market_closed", "unchanged", "stale_quote", "no_quote")
+
+
+class Spans:
+    def __init__(self, db: Database):
+        self.db = db
+        self._previous: dict[str, str | None] = {}
+
+    def previous_cycle(self, cycle_id: str) -> str | None:
+        """The cycle that started just before ``cycle_id`` (whatever its status)."""
+        if cycle_id not in self._previous:
+            row = self.db.one(
+                """SELECT c.cycle_id FROM cycles c, cycles me WHERE me.cycle_id = ?
+                   AND (c.started_at < me.started_at OR (c.started_at = me.started_at AND c.rowid < me.rowid))
+                   ORDER BY c.started_at DESC, c.rowid DESC LIMIT 1""",
+                (cycle_id,),
+            )
+            self._previous[cycle_id] = row["cycle_id"] if row else None
+        return self._previous[cycle_id]
+
+    def extend_decision(self, row: dict[str, Any]) -> int | None:
+        """Extend the symbol's row of the cycle before if ``row`` repeats it; its id, or None."""
+        if row.get("outcome") not in REPEATING_OUTCOMES and row.get("reused_decision_id") is None:
+            return None
+        latest = self.db.one(
+            """SELECT id, COALESCE(last_cycle_id, cycle_id) AS seen_in, outcome, action, reused_decision_id
+               FROM ai_decisions WHERE symbol = ? ORDER BY id DESC LIMIT 1""",
+            (row["symbol"],),
+        )
+        same = latest is not None and all(latest[k] == row.get(k) for k in ("outcome", "action", "reused_decision_id"))
+        return self._extend("ai_decisions", latest, row["cycle_id"], row["created_at"]) if same else None
+
+    def extend_quote(self, cycle_id: str, symbol: str, price: str, as_of: str, source: str, seen_at: str) -> bool:
+        """Extend the symbol's quote of the cycle before if it is the same quote (price and time)."""
+        latest = self.db.one(
+            """SELECT id, COALESCE(last_cycle_id, cycle_id) AS seen_in, price, as_of, source
+               FROM quotes WHERE symbol = ? ORDER BY id DESC LIMIT 1""",
+            (symbol,),
+        )
+        same = latest is not None and (latest["price"], latest["as_of"], latest["source"]) == (price, as_of, source)
+        return same and self._extend("quotes", latest, cycle_id, seen_at) is not None
+
+    def _extend(self, table: str, latest: dict[str, Any], cycle_id: str, seen_at: str) -> int | None:
+        if latest["seen_in"] != self.previous_cycle(cycle_id) or latest["seen_in"] is None:
+            return None
+        self.db.execute(
+            f"UPDATE {table} SET repeats = repeats + 1, last_seen_at = ?, last_cycle_id = ? WHERE id = ?",
+            (seen_at, cycle_id, latest["id"]),
+        )
+        return latest["id"]
+
+
+def covering(db: Database, table: str, time_column: str, cycle: dict[str, Any], order: str) -> list[dict[str, Any]]:
+    """The rows a cycle wrote, and the rows of earlier cycles it extended."""
+    return db.query(
+        f"""SELECT * FROM {table} WHERE cycle_id = :cycle_id
+            UNION ALL
+            SELECT * FROM {table} WHERE last_seen_at >= :started_at AND {time_column} < :started_at
+            ORDER BY {order}""",
+        {"cycle_id": cycle["cycle_id"], "started_at": cycle["started_at"]},
+    )
