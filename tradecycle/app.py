@@ -42,10 +42,10 @@ def _reading(db_path: Path):
 
 def load(config_option: str | None):
     """The validated config and the environment's secrets (ConfigError -> exit 2)."""
-    from .config import Secrets, check_environment, load_config
+    from .config import Secrets, check_environment, load_config, shadow_key_names
 
     config = load_config(paths.config_path(config_option))
-    secrets = Secrets()
+    secrets = Secrets(extra_names=shadow_key_names(config))
     check_environment(config, secrets)
     return config, secrets
 

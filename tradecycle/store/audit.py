@@ -15,6 +15,7 @@ from . import flags
 from .bars import DailyBarCache
 from .db import Database
 from .flags import KillSwitch, iso, parse_iso
+from .scores import RequestLog
 
 # An order counts against the limits until it reaches one of these states.
 # Listing the *final* states (not the open ones) fails safe: a state Alpaca
@@ -44,7 +45,7 @@ def _cached_quote(row: dict) -> Quote:
     )
 
 
-class Store(DailyBarCache):
+class Store(DailyBarCache, RequestLog):
     def __init__(self, db: Database):
         self.db = db
 
@@ -198,12 +199,13 @@ class Store(DailyBarCache):
         """The hold that still governs ``symbol``: its latest row if that was a
         hold, or the decision an ``unchanged`` latest row pointed at."""
         latest = self.db.one(
-            "SELECT id, outcome, reused_decision_id FROM ai_decisions WHERE symbol = ? ORDER BY id DESC LIMIT 1", (symbol,)
+            "SELECT id, outcome, reused_decision_id FROM ai_decisions WHERE symbol = ? AND role = 'main' ORDER BY id DESC LIMIT 1",
+            (symbol,),
         )
         if latest is None or latest["outcome"] not in ("hold", "unchanged"):
             return None
         decision_id = latest["reused_decision_id"] if latest["outcome"] == "unchanged" else latest["id"]
-        row = self.db.one("SELECT * FROM ai_decisions WHERE id = ? AND outcome = 'hold'", (decision_id,))
+        row = self.db.one("SELECT * FROM ai_decisions WHERE id = ? AND outcome = 'hold' AND role = 'main'", (decision_id,))
         if row is None or not row["price"] or not row["inputs"]:
             return None
         inputs = json.loads(row["inputs"])
@@ -280,7 +282,10 @@ class Store(DailyBarCache):
                     (p.symbol, str(p.qty), str(p.avg_entry_price), str(p.market_value), str(p.current_price), str(p.unrealized_pl), iso(synced_at)),
                 )
 
-    def save_account(self, account: Account, position_count: int, synced_at: datetime) -> None:
+    def save_account(self, account: Account, position_count: int, synced_at: datetime, cycle_id: str | None = None) -> None:
+        """The account as synced; with ``cycle_id``, also that cycle's equity (for the drawdown)."""
+        if cycle_id is not None:
+            self.db.execute("UPDATE cycles SET equity = ? WHERE cycle_id = ?", (str(account.equity), cycle_id))
         self.db.execute(
             """UPDATE agent_status SET equity = ?, last_equity = ?, cash = ?, buying_power = ?, account_status = ?,
                account_synced_at = ?, position_count = ?, daily_pnl = ? WHERE id = 1""",
@@ -318,4 +323,9 @@ class Store(DailyBarCache):
             )
             self.db.execute(f"DELETE FROM cycles WHERE cycle_id IN ({marks})", tuple(old))
             self.db.execute("DELETE FROM news WHERE published_at < ?", (iso(before),))
+            # Requests no decision points at any more (one request may serve many decisions).
+            self.db.execute(
+                "DELETE FROM ai_requests WHERE created_at < ? AND request_id NOT IN"
+                " (SELECT request_id FROM ai_decisions WHERE request_id IS NOT NULL)", (iso(before),)
+            )
         return len(old)
