@@ -92,6 +92,15 @@ def _within_quota(coingecko, config: Config, db: Database, clock: Clock, log: Ev
     return ThrottledQuotes(coingecko, Store(db), clock, refresh, log, config_key="market_data.coingecko.refresh_seconds")
 
 
+def replay_analyst(config: Config, secrets: Secrets, target):
+    """The analyst ``replay`` asks: ``target`` (a ``ShadowConfig``: server, model, key
+    variable) with the cycle's timeouts and retries. Its log goes nowhere: a replay
+    is not a cycle, and what it answers is printed and recorded."""
+    from .logs import MemoryLog
+
+    return _LiveFactory(config, secrets, Deadline(config.cycle.analysis_timeout_seconds), MemoryLog()).shadow(target)
+
+
 def probe_factory(config: Config, secrets: Secrets, budget_seconds: float) -> "_LiveFactory":
     """Builders of the live services for ``check --online``: each request is
     sent once (no retries: a check reports what it sees) and every request
