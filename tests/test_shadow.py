@@ -137,6 +137,12 @@ def test_one_shadow_against_the_fake_is_recorded_beside_the_main_and_never_trade
     table = e2e.cli("score", env={**e2e.env, "COLUMNS": "80"})
     assert "(shadow)" in table.stdout and "(main)" in table.stdout and "tokens per day" in table.stdout
 
+    # `decisions` lists what the agent decided; `explain` shows the shadows apart.
+    history = json.loads(e2e.cli("decisions", "--json").stdout)
+    assert sorted((d["symbol"], d["model"]) for d in history) == [("AAPL", "gpt-4o-mini"), ("BTC/USD", "gpt-4o-mini")]
+    story = e2e.cli("explain", "last", env={**e2e.env, "COLUMNS": "80"}).stdout
+    assert "shadow and replayed analysts (recorded, never traded)" in story and "other-model#" in story
+
 
 def test_a_shadow_server_that_is_down_changes_nothing_else(e2e):
     shadow_e2e(e2e, "http://127.0.0.1:9/v1")  # the discard port: nothing listens

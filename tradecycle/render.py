@@ -434,6 +434,15 @@ DECISION_COLUMNS = [
     Col("source", "quote_source"),
 ]
 HEADLINE_COLUMNS = [Col("symbol", "symbol"), Col("headline", "title", text=True)]
+CHALLENGER_COLUMNS = [
+    Col("symbol", "symbol"),
+    Col("analyst", "analyst"),
+    Col("role", "role", hide=2),
+    Col("action", "action"),
+    Col("conf.", "confidence", right=True),
+    Col("outcome", lambda d: _outcome(d.get("outcome"))),
+    Col("reasoning", "reasoning", text=True, hide=1),
+]
 
 
 def explain(story: dict[str, Any], console: Console | None = None) -> None:
@@ -460,6 +469,9 @@ def explain(story: dict[str, Any], console: Console | None = None) -> None:
         console.print(_grid([(d["symbol"], _why(d)) for d in story["decisions"]]))
     else:
         _line(console, "no decisions recorded in this cycle")
+    if story.get("challengers"):
+        console.print()
+        _print_table(console, "shadow and replayed analysts (recorded, never traded)", CHALLENGER_COLUMNS, story["challengers"])
     _market_context(story["decisions"], console)
     headlines = [{"symbol": d["symbol"], "title": h.get("title")}
                  for d in story["decisions"] for h in ((d.get("inputs") or {}).get("headlines") or [])]

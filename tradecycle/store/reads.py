@@ -52,7 +52,7 @@ def trades(db: Database, limit: int, since: str | None = None, symbol: str | Non
 
 
 def decisions(db: Database, limit: int, since: str | None = None, symbol: str | None = None) -> list[dict[str, Any]]:
-    where, params = _where({"created_at >= ?": since, "symbol = ?": symbol})
+    where, params = _where({"role = 'main' AND created_at >= ?": since or "", "symbol = ?": symbol})
     rows = db.query(
         "SELECT id, cycle_id, symbol, action, confidence, reasoning, model, outcome, detail, price, quote_age_seconds,"
         f" quote_source, created_at, reused_decision_id FROM ai_decisions{where} ORDER BY id DESC LIMIT ?",
@@ -91,11 +91,17 @@ def cycle_story(db: Database, cycle_id: str) -> dict[str, Any] | None:
         return None
     cycle_id = row["cycle_id"]
     row["summary"] = json.loads(row["summary"]) if row.get("summary") else None
-    decisions_rows = db.query("SELECT * FROM ai_decisions WHERE cycle_id = ? ORDER BY id", (cycle_id,))
+    decisions_rows = db.query("SELECT * FROM ai_decisions WHERE cycle_id = ? AND role = 'main' ORDER BY id", (cycle_id,))
     for d in decisions_rows:
         d["inputs"] = json.loads(d["inputs"]) if d.get("inputs") else None
     return {
         "cycle": row,
+        # What the shadows (and any replays) answered on the same requests: recorded, never traded.
+        "challengers": db.query(
+            "SELECT symbol, role, analyst, model, action, confidence, outcome, reasoning, latency_ms, prompt_tokens,"
+            " completion_tokens, request_id, replay_of FROM ai_decisions WHERE cycle_id = ? AND role != 'main' ORDER BY id",
+            (cycle_id,),
+        ),
         "quotes": db.query("SELECT symbol, price, as_of, source, change_percent FROM quotes WHERE cycle_id = ? ORDER BY symbol", (cycle_id,)),
         "decisions": decisions_rows,
         "trades": db.query("SELECT * FROM trades WHERE cycle_id = ? ORDER BY id", (cycle_id,)),
