@@ -271,11 +271,12 @@ def explain(config_option: str | None, db_option: str | None, cycle_id: str) -> 
 
 def check(config_option: str | None) -> dict[str, Any]:
     """Validate the config and report which environment variables are set (names only)."""
-    from .config import Secrets, load_config, required_environment
+    from .config import Secrets, load_config, required_environment, shadow_key_names
 
     path = paths.config_path(config_option)
     config = load_config(path)
-    secrets = Secrets()
+    extra = shadow_key_names(config)
+    secrets = Secrets(extra_names=extra)
     return {
         "config": str(path),
         "database": str(config.database_path),
@@ -285,7 +286,7 @@ def check(config_option: str | None) -> dict[str, Any]:
             "news": config.news.provider,
             "ai": config.ai.provider,
         },
-        "environment": {name: secrets.is_set(name) for name in Secrets.NAMES},
+        "environment": {name: secrets.is_set(name) for name in (*Secrets.NAMES, *extra)},  # extra: the shadows' keys
         "required": sorted(required_environment(config)),
         # Nothing leaves the machine: no provider needs a key, or reads one.
         "offline": (config.broker.provider, config.market_data.provider, config.news.provider in ("sim", "none"),
