@@ -373,6 +373,9 @@ class FakeServices:
         self.llm_model = "gpt-4o-mini"
         self.llm_reply: str | dict | Callable[[dict], str | dict] | None = None  # None: built from llm_decide
         self.llm_decide: dict[str, Any] = {}
+        # A second model on the same server (a shadow, a replay) deciding its own way:
+        # model -> decisions like llm_decide; a model not named here answers llm_decide.
+        self.llm_decide_by_model: dict[str, dict[str, Any]] = {}
         self.llm_finish_reason = "stop"
         self.llm_flavor = "openai"  # whose reply, /models and error shapes to imitate
         self.llm_models: list[str] | None = None  # ids GET /models lists; None: the flavour's default
@@ -1458,7 +1461,7 @@ class FakeServices:
         or a dict). Only the symbols that the user messages mention are answered, so that
         per-symbol requests get their own symbol; when none is mentioned, all of them."""
         with self.lock:
-            decide = dict(self.llm_decide)
+            decide = dict(self.llm_decide_by_model.get(str(request_json.get("model")), self.llm_decide))
         text = " ".join(
             m["content"] if isinstance(m.get("content"), str) else json.dumps(m.get("content"))
             for m in request_json.get("messages", [])

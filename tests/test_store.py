@@ -29,6 +29,8 @@ def test_a_database_made_by_the_first_schema_version_upgrades_without_losing_row
     assert store.kill_switch().active and store.kill_switch().reason == "from v1"
     assert db.query("SELECT cycle_id, status FROM cycles") == [{"cycle_id": "c1", "status": "completed"}]
     assert db.one("SELECT reasoning, outcome, raw_reply FROM ai_decisions") == {"reasoning": "why", "outcome": "ordered", "raw_reply": None}
+    # An old decision is the main analyst's; it predates the scorecard, so no analyst is named.
+    assert db.one("SELECT role, analyst, request_id FROM decisions_v") == {"role": "main", "analyst": None, "request_id": None}
     assert [t["client_order_id"] for t in store.pending_trades()] == ["tc-1"]
 
 

@@ -42,10 +42,10 @@ def _reading(db_path: Path):
 
 def load(config_option: str | None):
     """The validated config and the environment's secrets (ConfigError -> exit 2)."""
-    from .config import Secrets, check_environment, load_config
+    from .config import Secrets, check_environment, load_config, shadow_key_names
 
     config = load_config(paths.config_path(config_option))
-    secrets = Secrets()
+    secrets = Secrets(extra_names=shadow_key_names(config))
     check_environment(config, secrets)
     return config, secrets
 
@@ -331,11 +331,12 @@ def explain(config_option: str | None, db_option: str | None, cycle_id: str) -> 
 
 def check(config_option: str | None) -> dict[str, Any]:
     """Validate the config and report which environment variables are set (names only)."""
-    from .config import Secrets, load_config, required_environment
+    from .config import Secrets, load_config, required_environment, shadow_key_names
 
     path = paths.config_path(config_option)
     config = load_config(path)
-    secrets = Secrets()
+    extra = shadow_key_names(config)
+    secrets = Secrets(extra_names=extra)
     return {
         "config": str(path),
         "database": str(config.database_path),
@@ -345,7 +346,7 @@ def check(config_option: str | None) -> dict[str, Any]:
             "news": config.news.provider,
             "ai": config.ai.provider,
         },
-        "environment": {name: secrets.is_set(name) for name in Secrets.NAMES},
+        "environment": {name: secrets.is_set(name) for name in (*Secrets.NAMES, *extra)},  # extra: the shadows' keys
         "required": sorted(required_environment(config)),
         # Nothing leaves the machine: no provider needs a key, or reads one.
         "offline": (config.broker.provider, config.market_data.provider, config.news.provider in ("sim", "none"),
@@ -370,3 +371,124 @@ def check_online(config_option: str | None) -> dict[str, Any]:
     config = load_config(paths.config_path(config_option))
     result["services"] = [probe.as_dict() for probe in probe_services(config, Secrets())]
     return result
+
+
+# -- score and replay ---------------------------------------------------------------
+
+
+def score(config_option: str | None, db_option: str | None, since: str | None = None, model: str | None = None,
+          symbol: str | None = None) -> dict[str, Any]:
+    """The scorecard (``scorecard.py``) of the decisions at or after ``since``,
+    narrowed to one model and/or symbol. Before the first run: an empty scorecard."""
+    from . import scorecard
+    from .store import scores
+
+    since = since_utc(since) if since else None
+    symbol = symbol.upper() if symbol else None
+    with _reading(database_path(config_option, db_option)) as db:
+        if db is None:
+            rows, fills, positions, equity, benchmark = [], [], [], [], ({}, {})
+        else:
+            rows = scores.scored_decisions(db, scorecard.HORIZONS, since, model, symbol)
+            fills = scores.fills(db, symbol)
+            positions = scores.position_rows(db, symbol)
+            equity = scores.equity_by_cycle(db, since)
+            benchmark = scores.benchmark_prices(db, since, None)
+    card = scorecard.scorecard(rows, fills, positions, equity, benchmark, since)
+    return {"filters": {"since": since, "model": model, "symbol": symbol}, **card}
+
+
+def replay(config_option: str | None, db_option: str | None, cycle_id: str | None, since: str | None,
+           model: str | None = None, base_url: str | None = None, key_env: str | None = None) -> dict[str, Any]:
+    """Send the exact recorded messages of a cycle's analysed decisions (``cycle_id``,
+    or ``last``), or of every analysed decision since ``since``, to ``model`` at
+    ``base_url`` (default: ``ai.model`` at ``ai.base_url``), and record each answer
+    with ``role = "replay"`` (never traded). Returns both decisions side by side,
+    and with ``since`` the scorecard of the main analyst and the replayed model.
+
+    UsageError (exit 2) for a bad option; NotFound (exit 1) for a cycle that is
+    not there or has no recorded request."""
+    from pydantic import ValidationError
+
+    from . import scorecard
+    from .config import Secrets, ShadowConfig, describe_errors, load_config
+    from .errors import ConfigError, NotFound, UsageError
+    from .models import analyst_identity
+    from .parallel import gather
+    from .store import scores
+    from .wiring import replay_analyst
+
+    if (cycle_id is None) == (since is None):
+        raise UsageError("replay: give a CYCLE_ID (or 'last') or --since ISO, not both")
+    since = since_utc(since) if since else None
+    config = load_config(paths.config_path(config_option))
+    try:
+        target = ShadowConfig(base_url=base_url, model=model or config.ai.model, temperature=config.ai.temperature,
+                              api_key_env=key_env)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc).replace("invalid configuration: ", "replay: --")) from None
+    secrets = Secrets(extra_names=(key_env,) if key_env else ())
+    path = database_path(config_option, db_option)
+    with _reading(path) as db:
+        if db is None:
+            raise NotFound(f"there is no database at {path} yet: nothing to replay")
+        originals = scores.replayable(db, cycle_id, since)
+        if not originals:
+            if cycle_id not in (None, "last") and not scores.cycle_exists(db, cycle_id):
+                raise NotFound(f"no cycle {cycle_id!r} in the database (see `tradecycle cycles`)")
+            where = f"cycle {cycle_id}" if cycle_id else f"the decisions since {since}"
+            raise NotFound(f"{where}: no recorded analyst request to replay (only decisions an LLM was asked for, "
+                           "since this version, carry their messages; holds that stood, exits and the rules analyst send none)")
+        messages = {o["request_id"]: scores.request_messages(db, o["request_id"]) for o in originals}
+        analyst = replay_analyst(config, secrets, target)
+        timeout = config.cycle.analysis_timeout_seconds
+        answers = gather({str(o["id"]): (lambda o=o: analyst.ask(o["symbol"], messages[o["request_id"]], timeout))
+                          for o in originals}, max_workers=8)
+        now = iso_now()
+        pairs = []
+        for original in originals:
+            answer = answers[str(original["id"])]
+            analyst_id = analyst_identity(target.model, original["prompt_hash"])
+            row = _replay_row(original, answer, analyst_id, now)
+            scores.record_replay(db, original, row)
+            pairs.append({
+                "cycle_id": original["cycle_id"], "symbol": original["symbol"], "decided_at": original["created_at"],
+                "price": original["price"], "request_id": original["request_id"],
+                "recorded": {k: original[k] for k in ("analyst", "action", "confidence", "reasoning", "outcome")},
+                "replayed": {k: row[k] for k in ("analyst", "action", "confidence", "reasoning", "outcome")},
+                "agree": row["outcome"] not in scorecard.FAILURES and original["outcome"] not in scorecard.FAILURES
+                and row["action"] == original["action"],
+            })
+        card = None
+        if since is not None:
+            rows = [r for r in scores.scored_decisions(db, scorecard.HORIZONS, since, None, None)
+                    if r["role"] == "main" or (r["role"] == "replay" and r["model"] == target.model)]
+            card = {"analysts": scorecard.analysts(rows), "agreement": scorecard.agreement(rows),
+                    "min_count": scorecard.MIN_COUNT, "horizons": list(scorecard.HORIZONS),
+                    "calibration_horizon": scorecard.CALIBRATION_HORIZON}
+    return {"model": target.model, "base_url": target.base_url or config.ai.base_url, "since": since, "cycle_id": cycle_id,
+            "replayed": pairs, "score": card}
+
+
+def _replay_row(original: dict[str, Any], answer, analyst_id: str, now: str) -> dict[str, Any]:
+    """The ai_decisions row of a replayed decision: the original's time and price (the
+    horizons are measured from the moment it re-asks), the new model's answer."""
+    from .models import Decision
+
+    if not isinstance(answer, Decision):  # a bug in the analyst: it never raises otherwise
+        answer = Decision.held(original["symbol"], "ai_unavailable", f"replay failed: {answer!r}", analyst_id)
+    return {
+        "cycle_id": original["cycle_id"], "symbol": original["symbol"], "created_at": original["created_at"],
+        "price": original["price"], "quote_age_seconds": original["quote_age_seconds"], "quote_source": original["quote_source"],
+        "action": answer.action, "confidence": answer.confidence, "reasoning": answer.reasoning, "model": answer.model,
+        "outcome": answer.failure or "replay", "detail": f"replay of decision {original['id']}, asked {now}; never traded",
+        "role": "replay", "analyst": analyst_id, "prompt_hash": original["prompt_hash"], "request_id": original["request_id"],
+        "replay_of": original["id"], "raw_reply": answer.raw_reply, "latency_ms": answer.latency_ms,
+        "prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+    }
+
+
+def iso_now() -> str:
+    from .times import iso
+
+    return iso(_now())

@@ -249,6 +249,50 @@ def explain(
     _show(story, as_json, lambda render: render.explain(story))
 
 
+ModelOption = Annotated[Optional[str], typer.Option("--model", help="only this model (ai_decisions.model)")]
+
+
+@cli.command()
+def score(
+    since: SinceOption = None,
+    model: ModelOption = None,
+    symbol: SymbolOption = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Is the analyst any good? Per analyst and symbol: decisions, hit rates at 15 min,
+    1 h and 1 day, calibration; shadows side by side; P&L, buy-and-hold, drawdown."""
+    with _guard(show_traceback, config=config):
+        card = app.score(config, db, since, model, symbol)
+    _show(card, as_json, lambda render: render.score(card))
+
+
+@cli.command()
+def replay(
+    cycle_id: Annotated[Optional[str], typer.Argument(help="a cycle id, or 'last' (the newest cycle whose analyst was asked)")] = None,
+    since: SinceOption = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="the model to ask (default: ai.model)")] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="its OpenAI-compatible server (default: ai.base_url)")] = None,
+    key_env: Annotated[Optional[str], typer.Option(
+        "--key-env", help="environment variable holding that server's key (default: OPENAI_API_KEY for ai.base_url, none elsewhere)")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Send the exact recorded messages of a cycle (or, with --since, of every analysed
+    decision since then) to another model; print both decisions side by side and record
+    the replayed ones (role "replay": scored, never traded). Exit 1 if none was answered."""
+    with _guard(show_traceback, config=config):
+        result = app.replay(config, db, cycle_id, since, model, base_url, key_env)
+    _show(result, as_json, lambda render: render.replay(result))
+    if all(p["replayed"]["outcome"] in ("ai_unavailable", "ai_invalid") for p in result["replayed"]):
+        _error(f"no replayed request was answered by {result['model']} at {result['base_url']}")
+        raise typer.Exit(int(ExitCode.ABORTED))
+
+
 @cli.command()
 def check(
     config: ConfigOption = None,

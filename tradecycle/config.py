@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -236,6 +237,46 @@ class NewsConfig(_Section):
     refresh_minutes: Annotated[float, Field(gt=0)] = 15
 
 
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# A shadow's key is sent to its server: never one of the broker's or data services' secrets.
+_NOT_FOR_SHADOWS = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "FINNHUB_API_KEY", "COINGECKO_API_KEY")
+
+
+class ShadowConfig(_Section):
+    """One ``[[ai.shadow]]``: a challenger asked the same messages as the main analyst,
+    recorded (``role = "shadow"``), never traded."""
+
+    provider: Literal["openai", "rules"] = "openai"
+    base_url: str | None = None  # None: ai.base_url
+    model: str = ""
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    # The environment variable that holds this server's key. Unset: OPENAI_API_KEY
+    # when the shadow uses ai.base_url (the same server), otherwise no key.
+    api_key_env: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment variable name (e.g. OTHER_LLM_KEY)")
+        if value in _NOT_FOR_SHADOWS:
+            raise ValueError(f"{value} is another service's secret: it is never sent to a model server")
+        return value
+
+    @model_validator(mode="after")
+    def _model_named(self) -> "ShadowConfig":
+        if self.provider == "openai" and not self.model.strip():
+            raise ValueError("model: required for an openai shadow (e.g. model = \"gpt-4o\")")
+        return self
+
+
 class AIConfig(_Section):
     provider: Literal["rules", "openai"] = "rules"
     base_url: str = "https://api.openai.com/v1"
@@ -246,11 +287,18 @@ class AIConfig(_Section):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     reanalyze_move_percent: Percent = Decimal("0.5")
     max_decision_age_minutes: Annotated[float, Field(gt=0)] = 15
+    shadow: list[ShadowConfig] = []  # [[ai.shadow]] challengers (see ai/shadow.py)
 
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
         return _check_http_url(value)
+
+    def shadow_key(self, shadow: ShadowConfig) -> str | None:
+        """The environment variable whose value is ``shadow``'s API key, or None (no key sent)."""
+        if shadow.api_key_env:
+            return shadow.api_key_env
+        return "OPENAI_API_KEY" if (shadow.base_url or self.base_url) == self.base_url else None
 
 
 class Config(_Section):
@@ -296,22 +344,28 @@ class Secrets:
 
     NAMES = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "FINNHUB_API_KEY", "COINGECKO_API_KEY", "OPENAI_API_KEY")
 
-    def __init__(self, environ: dict[str, str] | None = None):
+    def __init__(self, environ: dict[str, str] | None = None, extra_names: tuple[str, ...] = ()):
+        """``extra_names``: more variables read as secrets (the shadows' ``api_key_env``)."""
         env = os.environ if environ is None else environ
-        self._values = {name: env.get(name, "").strip() for name in self.NAMES}
+        self._values = {name: env.get(name, "").strip() for name in (*self.NAMES, *extra_names)}
 
     def get(self, name: str) -> str:
-        return self._values[name]
+        return self._values.get(name, "")
 
     def is_set(self, name: str) -> bool:
-        return bool(self._values[name])
+        return bool(self._values.get(name))
 
     def values(self) -> list[str]:
         """Every secret that is set (for redaction)."""
         return [v for v in self._values.values() if v]
 
     def __repr__(self) -> str:
-        return f"Secrets(set={[n for n in self.NAMES if self.is_set(n)]})"
+        return f"Secrets(set={[n for n in self._values if self.is_set(n)]})"
+
+
+def shadow_key_names(config: "Config") -> tuple[str, ...]:
+    """The extra environment variables the shadows read their keys from."""
+    return tuple(sorted({s.api_key_env for s in config.ai.shadow if s.api_key_env}))
 
 
 def load_config(path: Path) -> Config:

@@ -524,7 +524,7 @@ def sync_state(cycle: Cycle) -> None:
     if not pending and not cycle.submitted:
         # Nothing changed at the broker since the fetch, seconds ago: write that back, no round trip.
         store.replace_positions(list(cycle.market.positions.values()), now)
-        store.save_account(cycle.market.account, len(cycle.market.positions), now)
+        store.save_account(cycle.market.account, len(cycle.market.positions), now, cycle.cycle_id)
         return
     tasks = {"positions": services.broker.get_positions, "account": services.broker.get_account}
     results = gather(tasks | _order_lookups(services.broker, pending))  # one round trip for all of it
@@ -534,7 +534,7 @@ def sync_state(cycle: Cycle) -> None:
             if isinstance(results[key], Exception):
                 raise results[key]
         store.replace_positions(results["positions"], now)
-        store.save_account(results["account"], len(results["positions"]), now)
+        store.save_account(results["account"], len(results["positions"]), now, cycle.cycle_id)
     except ServiceError as exc:
         cycle.note(f"sync with the broker failed ({exc}); it is retried next cycle")
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from . import risk
 from .ai.prompt import prompt_inputs_summary
 from .errors import TradecycleError
-from .models import AnalysisInput, Decision, ExitRules, FetchResult, OrderIntent, Quote, RiskLimits, to_qty
+from .models import AnalysisInput, Decision, ExitRules, FetchResult, OrderIntent, Quote, RiskLimits, analyst_identity, to_qty
 from .ports import EventLog, Services
 from .times import iso
 
@@ -162,13 +162,9 @@ def record_outcome(cycle: Cycle, item: Outcome) -> None:
         "quote_source": quote.source if quote else None,
         "reused_decision_id": item.reused_decision_id,
     }
+    asked = decision is not None and decision.exit is None and item.outcome != "unchanged"
     if decision:
-        row.update(
-            raw_reply=decision.raw_reply,
-            latency_ms=decision.latency_ms,
-            prompt_tokens=decision.prompt_tokens,
-            completion_tokens=decision.completion_tokens,
-        )
+        row.update(_analyst_columns(cycle, decision, asked))
         if item.symbol in cycle.inputs:
             row["inputs"] = prompt_inputs_summary(cycle.inputs[item.symbol])
             if item.verdict and item.verdict.room:
@@ -176,3 +172,28 @@ def record_outcome(cycle: Cycle, item: Outcome) -> None:
     cycle.store.record_decision(row)
     cycle.log("decision", symbol=item.symbol, action=row["action"], confidence=row["confidence"],
               outcome=item.outcome, price=row["price"], detail=item.detail)
+    for shadow in decision.shadows if asked else ():
+        shadow_row = {key: row[key] for key in ("cycle_id", "symbol", "created_at", "price", "quote_age_seconds", "quote_source")}
+        shadow_row.update(
+            action=shadow.action, confidence=shadow.confidence, reasoning=shadow.reasoning, model=shadow.model,
+            outcome=shadow.failure or "shadow", detail="shadow analyst: recorded, never traded",
+            **_analyst_columns(cycle, shadow, True), role="shadow",
+        )
+        cycle.store.record_decision(shadow_row)
+        cycle.log("decision.shadow", symbol=item.symbol, model=shadow.model, action=shadow.action,
+                  confidence=shadow.confidence, outcome=shadow_row["outcome"])
+
+
+def _analyst_columns(cycle: Cycle, decision: Decision, asked: bool) -> dict:
+    """The audit of an analyst's answer; where it was asked, who it was and the request it got."""
+    columns = {
+        "raw_reply": decision.raw_reply,
+        "latency_ms": decision.latency_ms,
+        "prompt_tokens": decision.prompt_tokens,
+        "completion_tokens": decision.completion_tokens,
+    }
+    if asked:
+        columns.update(analyst=analyst_identity(decision.model, decision.prompt_hash), prompt_hash=decision.prompt_hash)
+        if decision.messages:
+            columns["request_id"] = cycle.store.save_request(decision.messages, cycle.services.clock.now())
+    return columns

@@ -34,6 +34,10 @@ class UsageError(TradecycleError):
     exit_code = ExitCode.USAGE
 
 
+class NotFound(TradecycleError):
+    """What a command was asked about is not in the database (exit 1)."""
+
+
 class DatabaseUnusable(TradecycleError):
     """The database cannot be opened, read or written: nothing may be traded."""
 

@@ -238,10 +238,22 @@ class Decision:
     completion_tokens: int | None = None
     raw_reply: str | None = None
     exit: str | None = None
+    # Who decided and on what, for the scorecard and replay: the hash of the prompt
+    # template (None for an analyst without a prompt), the exact chat messages sent,
+    # and the shadow analysts' decisions on the same messages (recorded, never traded).
+    prompt_hash: str | None = None
+    messages: tuple[dict, ...] | None = field(default=None, compare=False, repr=False)
+    shadows: tuple["Decision", ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def held(cls, symbol: str, failure: str, reasoning: str, model: str, **audit) -> "Decision":
         return cls(symbol, "hold", 0.0, reasoning, model, failure=failure, **audit)
+
+
+def analyst_identity(model: str, prompt_hash: str | None) -> str:
+    """How ``score`` names an analyst: the model, and the hash of its prompt
+    template when it has one (``gpt-4o-mini#1a2b3c4d``)."""
+    return f"{model}#{prompt_hash}" if prompt_hash else model
 
 
 @dataclass(frozen=True)

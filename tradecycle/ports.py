@@ -79,6 +79,10 @@ class Broker(Protocol):
 
 
 class Analyst(Protocol):
+    """``model`` names it; an analyst with a prompt template also has ``prompt_hash``
+    and sets ``Decision.prompt_hash`` and ``Decision.messages`` (the scorecard and
+    ``replay`` read them; an analyst without them is scored by its model name)."""
+
     model: str
 
     def analyse(self, inputs: Sequence[AnalysisInput], timeout_seconds: float) -> list[Decision]:

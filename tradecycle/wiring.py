@@ -75,6 +75,10 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
         analyst = RulesAnalyst()
     else:
         analyst = live.openai()
+    if config.ai.shadow:
+        from .ai.shadow import ShadowedAnalyst
+
+        analyst = ShadowedAnalyst(analyst, [live.shadow(s) for s in config.ai.shadow])
     lock = FileLock(lock_path_for(db.path))
     return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline, bars)
 
@@ -86,6 +90,15 @@ def _within_quota(coingecko, config: Config, db: Database, clock: Clock, log: Ev
 
     refresh = config.market_data.coingecko.refresh_seconds
     return ThrottledQuotes(coingecko, Store(db), clock, refresh, log, config_key="market_data.coingecko.refresh_seconds")
+
+
+def replay_analyst(config: Config, secrets: Secrets, target):
+    """The analyst ``replay`` asks: ``target`` (a ``ShadowConfig``: server, model, key
+    variable) with the cycle's timeouts and retries. Its log goes nowhere: a replay
+    is not a cycle, and what it answers is printed and recorded."""
+    from .logs import MemoryLog
+
+    return _LiveFactory(config, secrets, Deadline(config.cycle.analysis_timeout_seconds), MemoryLog()).shadow(target)
 
 
 def probe_factory(config: Config, secrets: Secrets, budget_seconds: float) -> "_LiveFactory":
@@ -148,12 +161,26 @@ class _LiveFactory:
         cg = self.config.market_data.coingecko
         return CoinGeckoQuotes(cg.base_url, cg.ids, self.secrets.get("COINGECKO_API_KEY"), self._http(10))
 
-    def openai(self):
+    def openai(self, base_url: str | None = None, model: str | None = None, temperature: float | None = None,
+               key_env: str | None = "OPENAI_API_KEY"):
+        """The OpenAI-compatible analyst of ``[ai]``, or of the given server and model
+        (a shadow, a replay) with the key from ``key_env`` (None: no key)."""
         from .ai.openai_compat import OpenAICompatAnalyst
 
         ai = self.config.ai
+        same = base_url is None
         return OpenAICompatAnalyst(
-            ai.base_url, ai.model, ai.temperature, self.secrets.get("OPENAI_API_KEY"),
+            ai.base_url if same else base_url, model or ai.model, ai.temperature if same else temperature,
+            self.secrets.get(key_env) if key_env else "",
             self._http(self.config.cycle.analysis_timeout_seconds),
             logger=lambda event, fields: self.log(event, "warning", **fields),
         )
+
+    def shadow(self, shadow):
+        """A ``[[ai.shadow]]`` analyst; its failures are its own (see ai/shadow.py)."""
+        if shadow.provider == "rules":
+            from .ai.rules import RulesAnalyst
+
+            return RulesAnalyst()
+        return self.openai(shadow.base_url or self.config.ai.base_url, shadow.model, shadow.temperature,
+                           self.config.ai.shadow_key(shadow))

@@ -36,7 +36,7 @@ from ..errors import BadResponse, QuotaExhausted, RateLimited, ServiceError
 from ..models import AnalysisInput, Deadline, Decision
 from ..redact import redact
 from .parse import parse_reply
-from .prompt import build_messages, decision_schema
+from .prompt import build_messages, decision_schema, prompt_hash
 
 MAX_RAW_REPLY_CHARS = 4000
 SCHEMA_NAME = "trading_decisions"
@@ -82,6 +82,7 @@ class OpenAICompatAnalyst:
         self._http = http
         self._max_workers = max(1, max_workers)
         self._logger = logger
+        self.prompt_hash = prompt_hash()
 
     def __repr__(self) -> str:
         return f"OpenAICompatAnalyst(base_url={self.base_url!r}, model={self.model!r})"
@@ -98,7 +99,8 @@ class OpenAICompatAnalyst:
         started = time.monotonic()
         deadline = Deadline(timeout_seconds)
         client = self._client(deadline)
-        tasks = {str(i): (lambda inp=inp: self._analyse_one(client, inp)) for i, inp in enumerate(inputs)}
+        requests = [build_messages([inp]) for inp in inputs]
+        tasks = {str(i): (lambda i=i: self._ask(client, inputs[i].symbol, requests[i])) for i in range(len(inputs))}
         # Daemon workers: a request still running at the deadline is abandoned, never waited for.
         answers = gather(tasks, timeout=deadline.remaining(), max_workers=self._max_workers)
 
@@ -117,31 +119,43 @@ class OpenAICompatAnalyst:
                     self.model,
                     latency_ms=_elapsed_ms(started),
                 )
-            decisions.append(decision)
+            decisions.append(dataclasses.replace(decision, prompt_hash=self.prompt_hash, messages=tuple(requests[i])))
         return decisions
+
+    def ask(self, symbol: str, messages: Sequence[dict], timeout_seconds: float) -> Decision:
+        """The decision for ``symbol`` on exactly these ``messages`` (a replay of a
+        recorded request), within ``timeout_seconds``. Never raises: a failure holds."""
+        deadline = Deadline(timeout_seconds)
+        answer = gather({"ask": lambda: self._ask(self._client(deadline), symbol, list(messages))}, timeout=timeout_seconds)["ask"]
+        if not isinstance(answer, tuple):
+            return Decision.held(symbol, "ai_unavailable", f"analysis did not finish within {timeout_seconds:g}s", self.model)
+        decision, events = answer
+        for event, fields in events:
+            self._log(event, fields)
+        return dataclasses.replace(decision, messages=tuple(messages))
 
     # -- one symbol (runs in a worker thread) ---------------------------------
 
-    def _analyse_one(self, client: HttpClient, inp: AnalysisInput) -> tuple[Decision, list[_Event]]:
-        """The decision for one symbol and the events to log. Never raises."""
+    def _ask(self, client: HttpClient, symbol: str, messages: list[dict]) -> tuple[Decision, list[_Event]]:
+        """The decision for one symbol on ``messages`` and the events to log. Never raises."""
         started = time.monotonic()
         events: list[_Event] = []
         try:
-            body = self._complete(client, build_messages([inp]), inp.symbol, events)
+            body = self._complete(client, messages, symbol, events)
         except BadResponse as exc:
-            return self._held(inp, "ai_unavailable", self._refused(exc), started), events
+            return self._held(symbol, "ai_unavailable", self._refused(exc), started), events
         except QuotaExhausted as exc:
             reason = f"model server quota exhausted (not retried): {exc.message} (check the plan and billing of the account)"
-            return self._held(inp, "ai_unavailable", reason, started), events
+            return self._held(symbol, "ai_unavailable", reason, started), events
         except RateLimited as exc:
-            return self._held(inp, "ai_unavailable", f"model server rate limited: {exc.message}", started), events
+            return self._held(symbol, "ai_unavailable", f"model server rate limited: {exc.message}", started), events
         except ServiceError as exc:
-            return self._held(inp, "ai_unavailable", f"model server unavailable: {exc.message}", started), events
+            return self._held(symbol, "ai_unavailable", f"model server unavailable: {exc.message}", started), events
         except Exception as exc:  # a bug must hold this symbol, not abort the cycle
             reason = f"unexpected error: {type(exc).__name__}: {exc}"
-            events.append(("ai_unexpected_error", {"symbol": inp.symbol, "error": self._redact(reason)}))
-            return self._held(inp, "ai_unavailable", reason, started), events
-        return self._decide(inp, body, started, events), events
+            events.append(("ai_unexpected_error", {"symbol": symbol, "error": self._redact(reason)}))
+            return self._held(symbol, "ai_unavailable", reason, started), events
+        return self._decide(symbol, body, started, events), events
 
     def _complete(self, client: HttpClient, messages: list[dict], symbol: str, events: list[_Event]) -> Any:
         """POST the chat completion, repairing a 400/422 refusal at most once each way:
@@ -179,7 +193,7 @@ class OpenAICompatAnalyst:
         }
         return payload
 
-    def _decide(self, inp: AnalysisInput, body: Any, started: float, events: list[_Event]) -> Decision:
+    def _decide(self, symbol: str, body: Any, started: float, events: list[_Event]) -> Decision:
         """Turn a chat completion body into the symbol's decision (or hold)."""
         usage = body.get("usage") if isinstance(body, dict) else None
         audit = {
@@ -193,32 +207,32 @@ class OpenAICompatAnalyst:
             error = _error_text(body)
             if error:  # some gateways answer 200 with an error object
                 reason = f"model server error: {error}"
-            return Decision.held(inp.symbol, "ai_unavailable", self._redact(reason), self.model, **audit)
+            return Decision.held(symbol, "ai_unavailable", self._redact(reason), self.model, **audit)
         message = choice["message"]
         content = _content_text(message.get("content"))
         audit["raw_reply"] = content[:MAX_RAW_REPLY_CHARS] if content is not None else None
 
         if choice.get("finish_reason") == "length":
-            return Decision.held(inp.symbol, "ai_invalid", "reply truncated (finish_reason=length)", self.model, **audit)
+            return Decision.held(symbol, "ai_invalid", "reply truncated (finish_reason=length)", self.model, **audit)
         refusal = message.get("refusal")
         if not content and isinstance(refusal, str) and refusal:
-            return Decision.held(inp.symbol, "ai_invalid", f"model refused: {refusal[:200]}", self.model, **audit)
+            return Decision.held(symbol, "ai_invalid", f"model refused: {refusal[:200]}", self.model, **audit)
 
         if not (content or "").strip() and _reasoning_text(message):
             # DeepSeek, vLLM, llama.cpp and Ollama put a reasoning model's thinking beside the
             # answer; thinking alone is no answer (often the token limit ended it first).
             reason = f"reply is empty: the model only reasoned ({len(_reasoning_text(message))} characters of reasoning)"
-            return Decision.held(inp.symbol, "ai_invalid", reason, self.model, **audit)
+            return Decision.held(symbol, "ai_invalid", reason, self.model, **audit)
 
-        parsed = parse_reply(content, [inp.symbol])
+        parsed = parse_reply(content, [symbol])
         for other in parsed.dropped:
             events.append(
-                ("ai_decision_dropped", {"symbol": inp.symbol, "reply_symbol": other, "reason": "symbol outside the request"})
+                ("ai_decision_dropped", {"symbol": symbol, "reply_symbol": other, "reason": "symbol outside the request"})
             )
-        if inp.symbol in parsed.invalid:
-            return Decision.held(inp.symbol, "ai_invalid", parsed.invalid[inp.symbol], self.model, **audit)
-        valid = parsed.decisions[inp.symbol]
-        return Decision(inp.symbol, valid.action, valid.confidence, valid.reasoning, self.model, **audit)
+        if symbol in parsed.invalid:
+            return Decision.held(symbol, "ai_invalid", parsed.invalid[symbol], self.model, **audit)
+        valid = parsed.decisions[symbol]
+        return Decision(symbol, valid.action, valid.confidence, valid.reasoning, self.model, **audit)
 
     # -- reachability (for ``check --online``) ----------------------------------
 
@@ -238,7 +252,7 @@ class OpenAICompatAnalyst:
         """One real decision for ``inp``, asked exactly as a cycle asks (same messages,
         parameters and repairs), within ``timeout_seconds``. Returns the decision (its
         ``failure`` says why it holds) and one note per repair the server needed. Never raises."""
-        decision, events = self._analyse_one(self._client(Deadline(timeout_seconds)), inp)
+        decision, events = self._ask(self._client(Deadline(timeout_seconds)), inp.symbol, build_messages([inp]))
         notes = []
         for event, fields in events:
             if event == "ai_parameter_dropped":
@@ -262,8 +276,8 @@ class OpenAICompatAnalyst:
             return f"model server sent an unusable answer: {exc.message}"
         return f"model server refused the request: {exc.message}{_HINTS.get(exc.status_code, '')}"
 
-    def _held(self, inp: AnalysisInput, failure: str, reasoning: str, started: float) -> Decision:
-        return Decision.held(inp.symbol, failure, self._redact(reasoning), self.model, latency_ms=_elapsed_ms(started))
+    def _held(self, symbol: str, failure: str, reasoning: str, started: float) -> Decision:
+        return Decision.held(symbol, failure, self._redact(reasoning), self.model, latency_ms=_elapsed_ms(started))
 
     def _redact(self, text: str) -> str:
         return redact(text, (*self._http.secrets, self._api_key))

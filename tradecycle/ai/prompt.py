@@ -10,6 +10,8 @@ removed so that a headline cannot close the fence and speak as instructions.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -72,6 +74,20 @@ def decision_schema() -> dict:
         "required": ["decisions"],
         "additionalProperties": False,
     }
+
+
+# Bump when the code that builds the user message changes what it says (a new
+# line, a reworded label): the prompt hash, and so the analyst's identity in
+# ``score``, changes with it. The system prompt and the schema are hashed as text.
+PROMPT_VERSION = 2
+
+
+def prompt_hash() -> str:
+    """8 hex digits naming the prompt template: the system prompt, the reply
+    schema and ``PROMPT_VERSION``. Two decisions with the same model and hash
+    were asked the same way (on different data)."""
+    template = json.dumps([PROMPT_VERSION, SYSTEM_PROMPT, decision_schema()], sort_keys=True)
+    return hashlib.sha256(template.encode("utf-8")).hexdigest()[:8]
 
 
 def build_messages(inputs: Sequence[AnalysisInput]) -> list[dict]:

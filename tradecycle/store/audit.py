@@ -16,6 +16,7 @@ from .bars import DailyBarCache
 from .spans import Spans
 from .db import Database
 from .flags import KillSwitch, iso, parse_iso
+from .scores import RequestLog
 
 # Ours: written before the send (``submitting``) or after a send whose fate is unknown.
 UNCONFIRMED_TRADE_STATUSES = ("submitting", "unknown")
@@ -41,7 +42,7 @@ def _cached_quote(row: dict) -> Quote:
     )
 
 
-class Store(DailyBarCache):
+class Store(DailyBarCache, RequestLog):
     def __init__(self, db: Database):
         self.db = db
         self.spans = Spans(db)
@@ -200,14 +201,15 @@ class Store(DailyBarCache):
         a later row reused (``reused_decision_id``)."""
         standing_outcomes = ("hold", *REFUSALS)
         latest = self.db.one(
-            "SELECT id, outcome, reused_decision_id FROM ai_decisions WHERE symbol = ? ORDER BY id DESC LIMIT 1", (symbol,)
+            "SELECT id, outcome, reused_decision_id FROM ai_decisions WHERE symbol = ? AND role = 'main' ORDER BY id DESC LIMIT 1",
+            (symbol,),
         )
         if latest is None or latest["outcome"] not in ("unchanged", *standing_outcomes):
             return None
         decision_id = latest["reused_decision_id"] or latest["id"]
         marks = ", ".join("?" for _ in standing_outcomes)
         row = self.db.one(
-            f"SELECT * FROM ai_decisions WHERE id = ? AND outcome IN ({marks}) AND reused_decision_id IS NULL",
+            f"SELECT * FROM ai_decisions WHERE id = ? AND outcome IN ({marks}) AND reused_decision_id IS NULL AND role = 'main'",
             (decision_id, *standing_outcomes),
         )
         if row is None or not row["price"] or not row["inputs"]:
@@ -294,7 +296,10 @@ class Store(DailyBarCache):
                     (p.symbol, str(p.qty), str(p.avg_entry_price), str(p.market_value), str(p.current_price), str(p.unrealized_pl), iso(synced_at)),
                 )
 
-    def save_account(self, account: Account, position_count: int, synced_at: datetime) -> None:
+    def save_account(self, account: Account, position_count: int, synced_at: datetime, cycle_id: str | None = None) -> None:
+        """The account as synced; with ``cycle_id``, also that cycle's equity (for the drawdown)."""
+        if cycle_id is not None:
+            self.db.execute("UPDATE cycles SET equity = ? WHERE cycle_id = ?", (str(account.equity), cycle_id))
         self.db.execute(
             """UPDATE agent_status SET equity = ?, last_equity = ?, cash = ?, buying_power = ?, account_status = ?,
                account_synced_at = ?, position_count = ?, daily_pnl = ? WHERE id = 1""",

@@ -59,12 +59,14 @@ _TIME_COLUMN = {"cycles": "started_at", "trades": "created_at", "decisions": "cr
 # A decision row that spans several cycles (store/spans.py) is shown from its first cycle on:
 # with --since, the rows begun before and still extended after it come last.
 _SPANS_SINCE = (f"SELECT * FROM (SELECT * FROM ({{rows}}) UNION ALL SELECT {_DECISION_COLUMNS} FROM ai_decisions INDEXED BY idx_ai_decisions_last_seen_at"
-                " WHERE last_seen_at >= ? AND created_at < ?{symbol}) ORDER BY created_at DESC, id DESC LIMIT ?")
+                " WHERE last_seen_at >= ? AND created_at < ? AND +role = 'main'{symbol}) ORDER BY created_at DESC, id DESC LIMIT ?")
 
 
 def history_query(kind: str, limit: int, since: str | None = None, symbol: str | None = None) -> tuple[str, tuple]:
     """The statement (and its parameters) behind ``tradecycle cycles|trades|decisions``."""
     where, params = _where({f"{_TIME_COLUMN[kind]} >= ?": since, "symbol = ?": symbol})
+    if kind == "decisions":  # the main analyst's: shadows and replays are in `score` and `explain`
+        where = f"{where} AND +role = 'main'" if where else " WHERE +role = 'main'"
     sql, params = _HISTORY_SELECT[kind].format(where=where), params + (limit,)
     if kind == "decisions" and since:
         sql = _SPANS_SINCE.format(rows=sql, symbol=" AND symbol = ?" if symbol else "")
@@ -120,13 +122,19 @@ def cycle_story(db: Database, cycle_id: str) -> dict[str, Any] | None:
     cycle_id = row["cycle_id"]
     row["summary"] = json.loads(row["summary"]) if row.get("summary") else None
     # What this cycle wrote, and the rows of earlier cycles it only extended (store/spans.py).
-    decisions_rows = spans.covering(db, "ai_decisions", "created_at", row, "id")
+    decisions_rows = [d for d in spans.covering(db, "ai_decisions", "created_at", row, "id") if d["role"] == "main"]
     for d in decisions_rows:
         d["inputs"] = json.loads(d["inputs"]) if d.get("inputs") else None
     quote_keys = ("symbol", "price", "as_of", "source", "change_percent", "repeats", "last_seen_at")
     return {
         "cycle": row,
         "quotes": [{k: q[k] for k in quote_keys} for q in spans.covering(db, "quotes", "fetched_at", row, "symbol")],
+        # What the shadows (and any replays) answered on the same requests: recorded, never traded.
+        "challengers": db.query(
+            "SELECT symbol, role, analyst, model, action, confidence, outcome, reasoning, latency_ms, prompt_tokens,"
+            " completion_tokens, request_id, replay_of FROM ai_decisions WHERE cycle_id = ? AND role != 'main' ORDER BY id",
+            (cycle_id,),
+        ),
         "decisions": decisions_rows,
         "trades": db.query("SELECT * FROM trades WHERE cycle_id = ? ORDER BY id", (cycle_id,)),
     }

@@ -39,6 +39,9 @@ _NOT_EXTENDED_SINCE = "AND (+last_seen_at IS NULL OR +last_seen_at < :before)"  
 # "+" keeps SQLite from walking another index (trades.status, say: most trades are filled).
 TARGETS = (
     ("ai_decisions", "created_at", _NOT_EXTENDED_SINCE),
+    # A request goes once no decision points at it (one request may serve a main and its shadows).
+    ("ai_requests", "created_at",
+     "AND NOT EXISTS (SELECT 1 FROM ai_decisions d WHERE d.request_id = ai_requests.request_id)"),
     ("quotes", "fetched_at", _NOT_EXTENDED_SINCE),
     ("trades", "created_at", f"AND +status IN ({_FINAL})"),
     ("cycles", "started_at", "AND +status != 'running'"),

@@ -312,6 +312,35 @@ def _m7_spans_and_history_indexes(db: sqlite_utils.Database) -> None:
     db["trades"].create_index(["symbol", "created_at"])  # trades --symbol [--since]
 
 
+def _m8_analyst_scorecard(db: sqlite_utils.Database) -> None:
+    """Version 8: who decided (``ai_decisions.role``: ``main``, ``shadow`` or
+    ``replay``; ``analyst``: the model and the hash of the prompt template, set
+    only where an analyst was asked), the exact request it was sent
+    (``request_id`` into ``ai_requests``: messages stored once, zlib-compressed,
+    keyed by their hash), which decision a replay re-asked (``replay_of``), the
+    equity each cycle ended with (``cycles.equity``, for the drawdown) and the
+    fee of a fill where the broker reports one (``trades.fee_usd``)."""
+    db["ai_decisions"].add_column("role", str, not_null_default="main")
+    for column, kind in [("analyst", str), ("prompt_hash", str), ("request_id", str), ("replay_of", int)]:
+        db["ai_decisions"].add_column(column, kind)
+    db["ai_requests"].create({"request_id": str, "messages": bytes, "created_at": str}, pk="request_id")
+    db["ai_requests"].create_index(["created_at"])  # prune
+    db["cycles"].add_column("equity", str)
+    db["trades"].add_column("fee_usd", str)
+    for columns in (["role", "created_at"], ["request_id"], ["replay_of"]):
+        db["ai_decisions"].create_index(columns)
+    db["quotes"].create_index(["symbol", "as_of"])  # the price a horizon after each decision
+    db.execute("DROP VIEW IF EXISTS decisions_v")
+    db.execute(f"CREATE VIEW decisions_v AS {SCORED_DECISIONS_VIEW}")
+
+
+# decisions_v as migration 6 made it, plus who decided.
+SCORED_DECISIONS_VIEW = """SELECT id, cycle_id, created_at, symbol, role, analyst, action, confidence, outcome, detail,
+    CAST(price AS REAL) AS price, quote_age_seconds, quote_source, model, prompt_hash, reasoning, reused_decision_id,
+    latency_ms, prompt_tokens, completion_tokens, request_id, replay_of
+    FROM ai_decisions"""
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
@@ -320,6 +349,7 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m5_daily_bars,
     _m6_numeric_views_and_cheap_foreign_keys,
     _m7_spans_and_history_indexes,
+    _m8_analyst_scorecard,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

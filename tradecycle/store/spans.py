@@ -44,7 +44,7 @@ class Spans:
             return None
         latest = self.db.one(
             """SELECT id, COALESCE(last_cycle_id, cycle_id) AS seen_in, outcome, action, reused_decision_id
-               FROM ai_decisions WHERE symbol = ? ORDER BY id DESC LIMIT 1""",
+               FROM ai_decisions WHERE symbol = ? AND role = 'main' ORDER BY id DESC LIMIT 1""",
             (row["symbol"],),
         )
         same = latest is not None and all(latest[k] == row.get(k) for k in ("outcome", "action", "reused_decision_id"))

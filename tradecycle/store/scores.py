@@ -1,0 +1,148 @@
+"""The statements behind ``score`` and ``replay``: the analysts' decisions with
+the prices that followed them, fills, equity per cycle, and the exact requests
+the analysts were sent (stored once, compressed, keyed by their hash).
+
+The arithmetic lives in ``tradecycle/scorecard.py``; this module only reads
+and writes rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .db import Database
+from .flags import iso
+
+# Horizon columns: name -> seconds after the decision (see scorecard.HORIZONS).
+_LATER_PRICE = """(SELECT q.price FROM quotes q WHERE q.symbol = d.symbol AND q.source != 'cache'
+    AND q.as_of >= strftime('%Y-%m-%dT%H:%M:%SZ', d.created_at, '+{seconds} seconds') ORDER BY q.as_of LIMIT 1)"""
+
+
+def request_key(messages: Sequence[dict]) -> tuple[str, str]:
+    """(request id, canonical JSON text) of a list of chat messages. The id is the
+    first 16 hex digits of the SHA-256 of the text: the same messages, the same id."""
+    text = json.dumps(list(messages), ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], text
+
+
+class RequestLog:
+    """Mixed into ``Store``: the messages each analysed request carried."""
+
+    db: Database
+
+    def save_request(self, messages: Sequence[dict], now: datetime) -> str:
+        """Store ``messages`` once (zlib-compressed JSON) and return their id."""
+        request_id, text = request_key(messages)
+        self.db.execute(
+            "INSERT OR IGNORE INTO ai_requests (request_id, messages, created_at) VALUES (?, ?, ?)",
+            (request_id, zlib.compress(text.encode("utf-8"), 9), iso(now)),
+        )
+        return request_id
+
+
+def request_messages(db: Database, request_id: str) -> list[dict] | None:
+    """The messages of a stored request, exactly as they were sent; None if unknown."""
+    row = db.one("SELECT messages FROM ai_requests WHERE request_id = ?", (request_id,))
+    return None if row is None else json.loads(zlib.decompress(row["messages"]).decode("utf-8"))
+
+
+def replayable(db: Database, cycle_id: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
+    """The main analyst's asked decisions (with a stored request) of one cycle
+    (``last``: the newest cycle that has any) or since a time, oldest first."""
+    columns = ("id, cycle_id, symbol, created_at, price, quote_age_seconds, quote_source, action, confidence, reasoning,"
+               " model, prompt_hash, analyst, outcome, request_id")
+    asked = "role = 'main' AND request_id IS NOT NULL"
+    if cycle_id == "last":
+        row = db.one(f"SELECT cycle_id FROM ai_decisions WHERE {asked} ORDER BY id DESC LIMIT 1")
+        if row is None:
+            return []
+        cycle_id = row["cycle_id"]
+    if cycle_id is not None:
+        return db.query(f"SELECT {columns} FROM ai_decisions WHERE {asked} AND cycle_id = ? ORDER BY id", (cycle_id,))
+    return db.query(f"SELECT {columns} FROM ai_decisions WHERE {asked} AND created_at >= ? ORDER BY id", (since or "",))
+
+
+def cycle_exists(db: Database, cycle_id: str) -> bool:
+    return db.one("SELECT 1 AS found FROM cycles WHERE cycle_id = ?", (cycle_id,)) is not None
+
+
+def record_replay(db: Database, original: dict[str, Any], row: dict[str, Any]) -> int:
+    """Write a replayed decision (role ``replay``) in place of an earlier replay of the
+    same decision by the same model: asked again, it is answered again."""
+    with db.transaction():
+        db.execute("DELETE FROM ai_decisions WHERE role = 'replay' AND replay_of = ? AND model = ?",
+                   (original["id"], row["model"]))
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        return db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
+
+
+def scored_decisions(db: Database, horizons: dict[str, int], since: str | None, model: str | None,
+                     symbol: str | None) -> list[dict[str, Any]]:
+    """Every decision an analyst was asked for (``analyst`` set: never a hold that
+    merely stood, a protective exit or a symbol settled without asking), oldest
+    first, with the first stored price at or after each horizon (None: not yet).
+    A row standing for several cycles is one row, so it counts once."""
+    later = ", ".join(f"{_LATER_PRICE.format(seconds=int(s))} AS price_{name}" for name, s in horizons.items())
+    clauses, params = ["d.analyst IS NOT NULL"], []
+    for clause, value in (("d.created_at >= ?", since), ("d.model = ?", model), ("d.symbol = ?", symbol)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    return db.query(
+        "SELECT d.id, d.cycle_id, d.created_at, d.symbol, d.role, d.analyst, d.model, d.prompt_hash, d.action,"
+        " d.confidence, d.outcome, d.price, d.prompt_tokens, d.completion_tokens, d.replay_of,"
+        f" {later} FROM ai_decisions d WHERE {' AND '.join(clauses)} ORDER BY d.created_at, d.id",
+        tuple(params),
+    )
+
+
+def fills(db: Database, symbol: str | None = None) -> list[dict[str, Any]]:
+    """Every order that filled at least in part (dry runs excluded), in the order it filled."""
+    where = " AND symbol = ?" if symbol else ""
+    return db.query(
+        "SELECT id, symbol, side, filled_qty, filled_avg_price, fee_usd, COALESCE(executed_at, updated_at, created_at) AS filled_at"
+        " FROM trades WHERE COALESCE(dry_run, 0) = 0 AND CAST(COALESCE(filled_qty, '0') AS REAL) > 0"
+        f" AND filled_avg_price IS NOT NULL{where} ORDER BY COALESCE(executed_at, updated_at, created_at), id",
+        (symbol,) if symbol else (),
+    )
+
+
+def equity_by_cycle(db: Database, since: str | None) -> list[dict[str, Any]]:
+    """(started_at, equity) of every cycle that recorded its equity, oldest first."""
+    return db.query(
+        "SELECT cycle_id, started_at, equity FROM cycles WHERE equity IS NOT NULL AND started_at >= ? ORDER BY started_at, rowid",
+        (since or "",),
+    )
+
+
+def benchmark_prices(db: Database, since: str | None, symbol: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The buy-and-hold benchmark's prices: those of the first cycle (at or after
+    ``since``) that stored quotes, and the latest stored price of each of those symbols."""
+    where = " AND symbol = ?" if symbol else ""
+    params: tuple = ((since or ""), symbol) if symbol else ((since or ""),)
+    first = db.one(
+        f"SELECT cycle_id FROM quotes WHERE fetched_at >= ? AND source != 'cache'{where} ORDER BY id LIMIT 1", params
+    )
+    if first is None:
+        return {}, {}
+    start = {r["symbol"]: r["price"] for r in db.query(
+        f"SELECT symbol, price FROM quotes WHERE cycle_id = ? AND source != 'cache'{where} ORDER BY id",
+        (first["cycle_id"], symbol) if symbol else (first["cycle_id"],),
+    )}
+    end = {}
+    for name in start:
+        row = db.one("SELECT price FROM quotes WHERE symbol = ? AND source != 'cache' ORDER BY id DESC LIMIT 1", (name,))
+        end[name] = row["price"]
+    return start, end
+
+
+def position_rows(db: Database, symbol: str | None = None) -> list[dict[str, Any]]:
+    if symbol:
+        return db.query("SELECT symbol, unrealized_pl FROM positions WHERE symbol = ?", (symbol,))
+    return db.query("SELECT symbol, unrealized_pl FROM positions ORDER BY symbol")
