@@ -8,7 +8,6 @@ be >= 1``); the CLI turns it into exit code 2.
 from __future__ import annotations
 
 import ipaddress
-import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from .environment import Secrets  # noqa: F401  (re-exported: the config's companion)
 from .errors import ConfigError
 from .models import ExitRules, RiskLimits
 from .paths import read_toml, resolve_path
@@ -289,29 +289,6 @@ class Config(_Section):
     @property
     def log_path(self) -> Path:
         return resolve_path(self.base_dir, self.log.path)
-
-
-class Secrets:
-    """Keys from the environment. Never printed: ``repr`` shows only which are set."""
-
-    NAMES = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "FINNHUB_API_KEY", "COINGECKO_API_KEY", "OPENAI_API_KEY")
-
-    def __init__(self, environ: dict[str, str] | None = None):
-        env = os.environ if environ is None else environ
-        self._values = {name: env.get(name, "").strip() for name in self.NAMES}
-
-    def get(self, name: str) -> str:
-        return self._values[name]
-
-    def is_set(self, name: str) -> bool:
-        return bool(self._values[name])
-
-    def values(self) -> list[str]:
-        """Every secret that is set (for redaction)."""
-        return [v for v in self._values.values() if v]
-
-    def __repr__(self) -> str:
-        return f"Secrets(set={[n for n in self.NAMES if self.is_set(n)]})"
 
 
 def load_config(path: Path) -> Config:
