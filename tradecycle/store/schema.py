@@ -291,8 +291,8 @@ def _m7_kill_switch_history_and_alert_state(db: sqlite_utils.Database) -> None:
     why, when, with ``--flatten`` or not; the tool's changes name their cycle),
     and what the alerts remember (when each kind was last sent, for the
     10-minute limit, and small marks: the cycles' health, the last daily summary).
-    A switch already set when this runs becomes the first row (``changed_by``
-    ``unknown``: who set it was not recorded then)."""
+    A switch already on or set when this runs becomes the first row
+    (``changed_by`` ``unknown``: who set it was not recorded then)."""
     db["kill_switch_changes"].create(
         {
             "id": int,
@@ -309,7 +309,7 @@ def _m7_kill_switch_history_and_alert_state(db: sqlite_utils.Database) -> None:
     db.execute(
         "INSERT INTO kill_switch_changes (changed_at, active, changed_by, reason, flatten)"
         " SELECT kill_switch_changed_at, kill_switch_active, 'unknown', kill_switch_reason, kill_switch_flatten"
-        " FROM agent_status WHERE id = 1 AND kill_switch_changed_at IS NOT NULL"
+        " FROM agent_status WHERE id = 1 AND (kill_switch_changed_at IS NOT NULL OR kill_switch_active = 1)"
     )
     db["alert_state"].create(
         {"key": str, "sent_at": str, "value": str, "held_back": int, "updated_at": str},
