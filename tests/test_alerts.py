@@ -39,29 +39,30 @@ def report(status: str = "completed", **fields) -> CycleReport:
 
 
 REJECTED = [{"symbol": "AAPL", "side": "buy", "notes": "insufficient buying power", "cycle_id": "2026-12-01T15:00Z-ab12"}]
-STOP = {"symbol": "NVDA", "action": "sell", "outcome": "stop_loss", "detail": "stop-loss: price 90 is 10% under the entry 100"}
+STOP = {"symbol": "NVDA", "outcome": "stop_loss", "reasoning": "stop-loss: price 90 is 10.00% under the entry 100",
+        "detail": "sell sent: accepted"}
 
 
 @pytest.mark.parametrize(
-    "situation, finished, marks, rejected, kinds",
+    "situation, finished, marks, rejected, exits, kinds",
     [
-        ("a quiet completed cycle", report(), {}, [], []),
-        ("another cycle held the lock", report("locked", cycle_id=None), {"cycle_health": "down"}, REJECTED, []),
-        ("the tool tripped the kill switch", report(halt_reason="daily loss limit: -6.0% (limit 5%)"), {}, [], ["kill_switch_on"]),
-        ("the first abort of a run", report("aborted", error="broker unreachable"), {}, [], ["cycle_aborted"]),
-        ("the first abort after a recovery", report("aborted", error="x"), {"cycle_health": "up"}, [], ["cycle_aborted"]),
-        ("a later abort of the same run", report("aborted", error="x"), {"cycle_health": "down"}, [], []),
-        ("the first completed cycle after announced aborts", report(), {"cycle_health": "down"}, [], ["cycle_recovered"]),
-        ("a skipped cycle during an outage is no recovery", report("skipped"), {"cycle_health": "down"}, [], []),
-        ("an order rejected", report(), {}, REJECTED, ["order_rejected"]),
-        ("a stop-loss sold", report(decisions=(STOP,)), {}, [], ["protective_exit"]),
+        ("a quiet completed cycle", report(), {}, [], [], []),
+        ("another cycle held the lock", report("locked", cycle_id=None), {"cycle_health": "down"}, REJECTED, [STOP], []),
+        ("the tool tripped the kill switch", report(halt_reason="daily loss limit: -6.0% (limit 5%)"), {}, [], [], ["kill_switch_on"]),
+        ("the first abort of a run", report("aborted", error="broker unreachable"), {}, [], [], ["cycle_aborted"]),
+        ("the first abort after a recovery", report("aborted", error="x"), {"cycle_health": "up"}, [], [], ["cycle_aborted"]),
+        ("a later abort of the same run", report("aborted", error="x"), {"cycle_health": "down"}, [], [], []),
+        ("the first completed cycle after announced aborts", report(), {"cycle_health": "down"}, [], [], ["cycle_recovered"]),
+        ("a skipped cycle during an outage is no recovery", report("skipped"), {"cycle_health": "down"}, [], [], []),
+        ("an order rejected", report(), {}, REJECTED, [], ["order_rejected"]),
+        ("a stop-loss sold", report(), {}, [], [STOP], ["protective_exit"]),
         ("three criticals trip the switch on an abort", report("aborted", error="bug", halt_reason="3 critical errors"), {},
-         [], ["kill_switch_on", "cycle_aborted"]),
+         [], [], ["kill_switch_on", "cycle_aborted"]),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
-def test_which_events_a_finished_cycle_produced(situation, finished, marks, rejected, kinds):
-    assert [a.kind for a in alerts.cycle_alerts(finished, marks, rejected)] == kinds
+def test_which_events_a_finished_cycle_produced(situation, finished, marks, rejected, exits, kinds):
+    assert [a.kind for a in alerts.cycle_alerts(finished, marks, rejected, exits)] == kinds
 
 
 def test_the_alerts_words_name_what_happened():
@@ -71,8 +72,9 @@ def test_the_alerts_words_name_what_happened():
     assert "tradecycle killswitch off" in tripped.body
     rejected = alerts.cycle_alerts(report(), {}, REJECTED)[0]
     assert rejected.title == "tradecycle: order rejected (AAPL)" and "insufficient buying power" in rejected.body
-    stop = alerts.cycle_alerts(report(decisions=(STOP,)), {}, [])[0]
-    assert stop.title == "tradecycle: protective exit (NVDA)" and "stop loss: stop-loss: price 90" in stop.body
+    stop = alerts.cycle_alerts(report(), {}, [], [STOP])[0]
+    assert stop.title == "tradecycle: protective exit (NVDA)"
+    assert "NVDA: stop-loss: price 90 is 10.00% under the entry 100 (sell sent: accepted)" in stop.body
     person = alerts.kill_switch_alert(True, "going on holiday", "person", flatten=True)
     assert "Turned on by a person: going on holiday." in person.body and "--flatten" in person.body
     assert alerts.kill_switch_alert(False, None, "person").kind == "kill_switch_off"
@@ -119,7 +121,7 @@ def test_one_alert_per_kind_per_ten_minutes_and_the_next_says_how_many_were_held
     assert alerts.deliver(rejected, sender, book, log, NOW + timedelta(minutes=1), 5) == ["held back"]
     assert alerts.deliver(rejected, sender, book, log, NOW + timedelta(minutes=9, seconds=59), 5) == ["held back"]
     # Another kind is not held back by this one.
-    stop = alerts.cycle_alerts(report(decisions=(STOP,)), {}, [])
+    stop = alerts.cycle_alerts(report(), {}, [], [STOP])
     assert alerts.deliver(stop, sender, book, log, NOW + timedelta(minutes=2), 5) == ["sent"]
     assert alerts.deliver(rejected, sender, book, log, NOW + timedelta(minutes=10), 5) == ["sent"]
     titles = [t for t, _, _ in sender.sent]

@@ -164,3 +164,31 @@ def sim_rows(sim: SimulatedCycles, sql: str) -> list[dict]:
     with sqlite3.connect(sim.config.database_path) as conn:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute(sql)]
+
+
+def test_a_stop_loss_that_fires_is_announced_once(fake, tmp_path):
+    sim = simulated(fake, tmp_path)
+    fake.add_position("AAPL", "10", "200", current_price="150")
+    fake.set_price("AAPL", "150")
+    sold = sim.run()
+    assert sold.outcomes["AAPL"] == "stop_loss"
+    [alert] = fake.alerts()
+    assert alert["title"] == "tradecycle: protective exit (AAPL)"
+    assert "AAPL: stop-loss: price 150 is 25.00% under the entry 200" in alert["message"]
+    assert "sell sent: " in alert["message"] and sold.cycle_id in alert["message"]
+
+
+def test_the_daily_summary_goes_once_a_day_after_the_us_close(fake, tmp_path):
+    sim = simulated(fake, tmp_path)
+    sim.clock.current = datetime(2026, 12, 1, 20, 59, tzinfo=UTC)  # 15:59 in New York
+    sim.run()
+    assert fake.alerts() == []
+    for minute in (1, 2, 30):  # 16:01 sends it; 16:02 and 16:30 do not
+        sim.clock.current = datetime(2026, 12, 1, 21, minute, tzinfo=UTC)
+        sim.run()
+    [summary] = fake.alerts()
+    assert summary["title"] == "tradecycle: daily summary 2026-12-01"
+    assert "Equity $100,000.00; P&L today" in summary["message"] and "Orders today: 0." in summary["message"]
+    sim.clock.current = datetime(2026, 12, 2, 21, 1, tzinfo=UTC)  # the next weekday
+    sim.run()
+    assert [a["title"] for a in fake.alerts()][1:] == ["tradecycle: daily summary 2026-12-02"]

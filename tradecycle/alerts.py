@@ -82,9 +82,11 @@ def kill_switch_alert(active: bool, reason: str | None, changed_by: str, flatten
     return Alert(KILL_SWITCH_ON, "tradecycle: kill switch ON", body, "failure")
 
 
-def cycle_alerts(report: "CycleReport", marks: dict[str, str | None], rejected: Sequence[dict[str, Any]]) -> list[Alert]:
+def cycle_alerts(report: "CycleReport", marks: dict[str, str | None], rejected: Sequence[dict[str, Any]] = (),
+                 exits: Sequence[dict[str, Any]] = ()) -> list[Alert]:
     """The alerts a finished cycle produced, most urgent first. ``marks``: the
-    alerts' memory (``AlertBook.marks``); ``rejected``: orders rejected while it ran."""
+    alerts' memory (``AlertBook.marks``); ``rejected``: orders rejected while it
+    ran; ``exits``: its protective-exit sells that went out (``AlertBook``'s queries)."""
     if report.cycle_id is None:  # the lock was taken: no cycle ran
         return []
     found = []
@@ -101,10 +103,9 @@ def cycle_alerts(report: "CycleReport", marks: dict[str, str | None], rejected: 
         symbols = ", ".join(dict.fromkeys(r["symbol"] for r in rejected))
         lines = [f"{r['side']} {r['symbol']} (cycle {r['cycle_id']}): {r['notes'] or 'no reason given'}" for r in rejected]
         found.append(Alert(ORDER_REJECTED, f"tradecycle: order rejected ({symbols})", "\n".join(lines), "warning"))
-    exits = [d for d in report.decisions if d.get("outcome") in EXIT_OUTCOMES]
     if exits:
         symbols = ", ".join(d["symbol"] for d in exits)
-        lines = [f"{d['symbol']}: {d['outcome'].replace('_', ' ')}: {d.get('detail') or ''}".rstrip(": ") for d in exits]
+        lines = [f"{d['symbol']}: {d['reasoning']} ({d['detail']})" for d in exits]
         found.append(Alert(PROTECTIVE_EXIT, f"tradecycle: protective exit ({symbols})",
                            "\n".join(lines) + f"\n(cycle {report.cycle_id})", "warning"))
     if report.status == "completed" and marks.get(HEALTH) == "down":
@@ -240,7 +241,8 @@ def after_cycle(sender: AlertSender | None, book: "AlertBook", report: "CycleRep
         return []
     try:
         marks = book.marks()
-        alerts = cycle_alerts(report, marks, book.rejected_orders(report.cycle_id))
+        alerts = cycle_alerts(report, marks, book.rejected_orders(report.cycle_id),
+                              book.protective_exits(report.cycle_id, EXIT_OUTCOMES))
         day = summary_day(now)
         if day and marks.get(DAILY_SUMMARY) != day:
             alerts.append(daily_summary(day, book.account(), book.trades_since(day_start(day))))

@@ -60,6 +60,15 @@ class AlertBook:
             (cycle_id,),
         )
 
+    def protective_exits(self, cycle_id: str, outcomes: tuple[str, ...]) -> list[dict[str, Any]]:
+        """This cycle's sells decided by a protective exit that went out (``symbol``,
+        ``outcome``, ``reasoning``: the level that was hit, ``detail``: the order)."""
+        marks = ", ".join("?" for _ in outcomes)
+        return self.db.query(
+            f"SELECT symbol, outcome, reasoning, detail FROM ai_decisions WHERE cycle_id = ? AND outcome IN ({marks}) ORDER BY id",
+            (cycle_id, *outcomes),
+        )
+
     def account(self) -> dict[str, Any]:
         """Equity, the previous close's equity and when they were synced (empty before the first sync)."""
         return self.db.one("SELECT equity, last_equity, account_synced_at FROM agent_status WHERE id = 1") or {}
