@@ -192,3 +192,20 @@ def test_the_daily_summary_goes_once_a_day_after_the_us_close(fake, tmp_path):
     sim.clock.current = datetime(2026, 12, 2, 21, 1, tzinfo=UTC)  # the next weekday
     sim.run()
     assert [a["title"] for a in fake.alerts()][1:] == ["tradecycle: daily summary 2026-12-02"]
+
+
+def test_a_url_apprise_does_not_know_is_named_by_position_and_the_others_still_get_the_alert(fake):
+    from tradecycle.connectors.apprise_sender import AppriseSender
+    from tradecycle.environment import Secrets
+    from tradecycle.errors import AlertFailed
+
+    secrets = Secrets({ALERT_URLS_ENV: f"nosuchscheme://{TOKEN},{fake.alert_url(TOKEN)}"})
+    sender = AppriseSender(secrets.alert_urls(), secrets.values())
+    try:
+        sender.send("tradecycle: test", "hello", "info", 3)
+    except AlertFailed as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("an unknown URL must not pass silently")
+    assert message == "URL 1 of TRADECYCLE_ALERT_URLS not understood by apprise (the other: sent)"
+    assert [a["message"] for a in fake.alerts()] == ["hello"]
