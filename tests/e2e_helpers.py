@@ -30,6 +30,7 @@ PRODUCT_ENV = (
     "OPENAI_API_KEY",
     "TRADECYCLE_CONFIG",
     "TRADECYCLE_DEBUG",
+    "TRADECYCLE_ALERT_URLS",
 )
 
 # Small budgets so that the whole end-to-end set runs in seconds.

@@ -60,9 +60,9 @@ try:  # the market's own time zone for the Alpaca clock; a fixed offset if tzdat
 except Exception:  # pragma: no cover
     NEW_YORK = timezone(timedelta(hours=-5), "EST")
 
-SERVICES = ("alpaca", "alpaca_data", "finnhub", "coingecko", "openai")
+SERVICES = ("alpaca", "alpaca_data", "finnhub", "coingecko", "openai", "alerts")
 PREFIXES = {"alpaca": "/alpaca", "alpaca_data": "/alpaca-data", "finnhub": "/finnhub", "coingecko": "/coingecko",
-            "openai": "/openai/v1"}
+            "openai": "/openai/v1", "alerts": "/alerts"}
 SIP_REFUSAL = "subscription does not permit querying recent SIP data"  # Alpaca's free plan, feed=sip
 DEFAULT_BAR_DAYS = 80
 FAULT_KINDS = ("status", "delay", "drop", "late_accept", "garbage")
@@ -469,6 +469,22 @@ class FakeServices:
     def openai_url(self) -> str:
         return self.base_url + PREFIXES["openai"]
 
+    @property
+    def alerts_url(self) -> str:
+        """A JSON webhook receiver (any path below it): ``alert_url()`` is its apprise URL."""
+        return self.base_url + PREFIXES["alerts"]
+
+    def alert_url(self, token: str = "s3cr3t-alert-token") -> str:
+        """An apprise ``json://`` URL to this fake, with a token in its path (as
+        webhooks carry theirs): what ``TRADECYCLE_ALERT_URLS`` holds in a test."""
+        return f"json://{self.host}:{self.port}{PREFIXES['alerts']}/{token}"
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The JSON bodies of every alert received (apprise's json:// shape:
+        ``version``, ``title``, ``message``, ``type``, ``attachments``), oldest first."""
+        with self.lock:
+            return [r.json for r in self.requests if r.service == "alerts" and r.method == "POST" and r.fault is None]
+
     def urls(self) -> dict[str, str]:
         return {s: getattr(self, f"{s}_url") for s in SERVICES}
 
@@ -851,6 +867,7 @@ class FakeServices:
             "finnhub": self._finnhub,
             "coingecko": self._coingecko,
             "openai": self._openai,
+            "alerts": lambda r: Reply(200, {}),  # a webhook: any 2xx is delivered
         }.get(req.service)
         if handler is None:
             return Reply(404, {"error": f"no fake service at {req.path}"})

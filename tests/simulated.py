@@ -3,8 +3,8 @@
 A subprocess cannot be given a frozen clock, so these cycles run in this
 process through the same path as ``tradecycle run``: the config file is
 loaded and validated, ``wiring.build_services`` builds the real connectors
-(pointed at the fake) around a clock the caller moves, and ``run_cycle``
-runs one cycle. The fake serves quote times from the same clock, so a price
+(pointed at the fake) around a clock the caller moves, ``run_cycle``
+runs one cycle, and ``app.after_cycle`` logs and alerts what it did. The fake serves quote times from the same clock, so a price
 is exactly as old as the simulation says. Used by the quota tests and by
 ``benchmarks/run.py`` (calls per 30 days).
 """
@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tradecycle.app import after_cycle
 from tradecycle.config import Secrets, check_environment, load_config
 from tradecycle.cycle import run_cycle
 from tradecycle.cycle_state import CycleReport
@@ -40,11 +41,11 @@ class SimulatedClock:
 class SimulatedCycles:
     """One config and one database in ``folder``; ``run()`` is one cycle at the clock's time."""
 
-    def __init__(self, fake: FakeServices, folder: Path, **overrides: Any):
+    def __init__(self, fake: FakeServices, folder: Path, env: dict[str, str] | None = None, **overrides: Any):
         self.fake, self.folder = fake, folder
         self.clock = SimulatedClock()
         fake.time_source = lambda: self.clock.now().timestamp()
-        self.secrets = Secrets(fake.env())
+        self.secrets = Secrets(fake.env(**(env or {})))
         self.configure(**overrides)
 
     def configure(self, **overrides: Any) -> None:
@@ -58,7 +59,9 @@ class SimulatedCycles:
         log = JsonLog(self.log_path, self.config.log.level, self.secrets.values())
         try:
             services = build_services(self.config, db, self.secrets, log, clock=self.clock)
-            return run_cycle(services, Store(db), cycle_settings(self.config, dry_run), log)
+            report = run_cycle(services, Store(db), cycle_settings(self.config, dry_run), log)
+            after_cycle(services, db, report, log)
+            return report
         finally:
             log.close()
             db.close()

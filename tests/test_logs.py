@@ -37,7 +37,8 @@ def test_log_level_is_respected(tmp_path):
     result = runner.invoke(cli, ["run", "--config", str(config)])  # skipped: a warning, and info events
     assert result.exit_code == 0 and "skipped" in result.output
     events = [json.loads(line) for line in (tmp_path / "tradecycle.jsonl").read_text().splitlines()]
-    assert [e["event"] for e in events] == ["cycle.skipped"]  # cycle.started (info) was left out
+    # The kill switch change (a warning) and the skip; cycle.started (info) was left out.
+    assert [e["event"] for e in events] == ["killswitch.changed", "cycle.skipped"]
     assert events[0]["level"] == "warning"
 
 

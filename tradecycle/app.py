@@ -8,6 +8,7 @@ neither pydantic's full config, nor requests, nor the connectors.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,29 @@ def run(config_option: str | None, db_option: str | None, dry_run: bool, watch=N
     watchdog = _watchdog(config.cycle.max_cycle_seconds, log)
     try:
         services = build_services(config, db, secrets, log)
-        return run_cycle(services, Store(db), cycle_settings(config, dry_run), log)
+        report = run_cycle(services, Store(db), cycle_settings(config, dry_run), log)
+        after_cycle(services, db, report, log)
+        return report
     finally:
         watchdog.cancel()
         log.close()
         db.close()
+
+
+def after_cycle(services, db, report, log) -> None:
+    """Once the cycle is over and its run lock released (a slow alert channel
+    can never hold the lock): the kill switch change it made, logged, and its
+    alerts, sent within what is left of its budget (``alerts.py``). Never raises."""
+    if report.halt_reason:
+        log("killswitch.changed", "warning", active=True, changed_by="tool", reason=report.halt_reason)
+    if services.alerts is None:  # no TRADECYCLE_ALERT_URLS: apprise is never imported
+        return
+    from .alerts import CYCLE_SEND_SECONDS
+    from .alerts import after_cycle as send_cycle_alerts
+    from .store.alerts import AlertBook
+
+    seconds = min(CYCLE_SEND_SECONDS, services.deadline.remaining())
+    send_cycle_alerts(services.alerts, AlertBook(db), report, log, services.clock.now(), seconds)
 
 
 WATCHDOG_GRACE_SECONDS = 5.0
@@ -119,27 +138,86 @@ def _watchdog(max_cycle_seconds: float, log):
 # -- kill switch ------------------------------------------------------------------
 
 
+KILL_SWITCH_CHANGES_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class KillSwitchView:
+    switch: Any  # store.KillSwitch
+    database: Path
+    changes: list[dict] = field(default_factory=list)  # the last few, newest first (when shown)
+    note: str | None = None  # what the person should know besides (the log could not be written)
+
+
 def kill_switch(config_option: str | None, db_option: str | None, active: bool | None, reason: str | None,
-                flatten: bool = False):
-    """Show (``active`` None) or set the kill switch; returns it and the database
-    it lives in. Reads only ``database.path``. ``flatten`` asks the next cycles
-    to cancel every open order and close every position (``winddown.py``).
+                flatten: bool = False) -> KillSwitchView:
+    """Show (``active`` None: the switch and its last few changes) or set the
+    kill switch. Reads only ``database.path`` (and, to log a change,
+    ``log.path``). ``flatten`` asks the next cycles to cancel every open
+    order and close every position (``winddown.py``). A change is a row in
+    ``kill_switch_changes`` and a ``killswitch.changed`` log event.
 
     Raises DatabaseUnusable (exit 1) when the flag cannot be read or recorded.
     """
-    from .store import read_kill_switch, write_kill_switch
-
-    from .store import KillSwitch
+    from .store import KillSwitch, kill_switch_changes, read_kill_switch, write_kill_switch
 
     path = database_path(config_option, db_option)
     if active is None:
         with _reading(path) as db:
-            return (read_kill_switch(db) if db else KillSwitch(False, None, None)), path
+            if db is None:
+                return KillSwitchView(KillSwitch(False, None, None), path)
+            return KillSwitchView(read_kill_switch(db), path, kill_switch_changes(db, KILL_SWITCH_CHANGES_SHOWN))
     db = _open(path)  # an emergency stop before the first cycle must still be recorded
     try:
         if active and not reason:
             reason = "turned on by hand"
-        return write_kill_switch(db, active, reason if active else None, _now(), flatten=flatten), path
+        switch = write_kill_switch(db, active, reason if active else None, _now(), flatten=flatten, changed_by="person")
+    finally:
+        db.close()
+    log = command_log(config_option)
+    log("killswitch.changed", "warning", active=switch.active, changed_by="person", reason=switch.reason,
+        flatten=switch.flatten, database=str(path))
+    return KillSwitchView(switch, path, note=log.error)
+
+
+def command_log(config_option: str | None):
+    """The event log of ``killswitch``: ``log.path`` and ``log.level`` read
+    without validation, each event appended (``logging`` is never imported)."""
+    from .environment import Secrets
+    from .logline import EventFile
+
+    settings = paths.load_log_settings(paths.config_path(config_option))
+    return EventFile(*(settings or (None,)), secrets=Secrets().values())
+
+
+def announce_kill_switch(config_option: str | None, db_option: str | None, switch) -> str | None:
+    """After ``killswitch on|off`` recorded the flag: its alert, when
+    ``TRADECYCLE_ALERT_URLS`` is set (None, at once and importing nothing,
+    when it is not). Best effort: at most ``alerts.COMMAND_SEND_SECONDS``,
+    never raises, and the flag stands whatever happens. Returns what became
+    of it (``sent``, ``held back``, ``failed: ...``) for the command to say."""
+    import os
+
+    from .environment import ALERT_URLS_ENV
+
+    if not os.environ.get(ALERT_URLS_ENV, "").strip():
+        return None
+    from .alerts import COMMAND_SEND_SECONDS, deliver, kill_switch_alert
+    from .connectors.apprise_sender import AppriseSender
+    from .environment import Secrets
+    from .store import Database
+    from .store.alerts import AlertBook
+
+    secrets, log = Secrets(), command_log(config_option)
+    alert = kill_switch_alert(switch.active, switch.reason, "person", switch.flatten)
+    try:
+        db = Database(database_path(config_option, db_option), busy_timeout_seconds=1.0)
+    except Exception as exc:  # the flag was recorded a moment ago: this is rare, and only the alert is lost
+        log("alert.failed", "warning", kind=alert.kind, error=f"could not open the database: {exc}")
+        return f"failed: could not open the database: {exc}"
+    try:
+        sender = AppriseSender(secrets.alert_urls(), secrets.values())
+        return deliver([alert], sender, AlertBook(db), log, _now(), COMMAND_SEND_SECONDS)[0]
     finally:
         db.close()
 

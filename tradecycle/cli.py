@@ -182,7 +182,8 @@ def killswitch(
     # Whatever kept the flag from being recorded (even a broken config), the answer is exit 1.
     with _guard(show_traceback, prefix, ExitCode.ABORTED, config):
         existed = app.database_path(config, db).exists()
-        switch, database = app.kill_switch(config, db, active, reason, flatten)
+        view = app.kill_switch(config, db, active, reason, flatten)
+    switch, database = view.switch, view.database
     if active is not None and not existed:
         _error(f"note: {database} did not exist; it was created to hold the flag (is this the database your cycles use?)")
     if switch.active:
@@ -193,6 +194,31 @@ def killswitch(
     else:
         since = f" since {switch.changed_at}" if switch.changed_at else ""
         print(f"kill switch off{since}. Cycles trade normally. ({database})")
+    if view.note:
+        _error(f"note: {view.note}")
+    if view.changes:
+        from . import render
+
+        render.kill_switch_changes(view.changes)
+    if active is not None:
+        _announce(config, db, switch)
+
+
+def _announce(config: str | None, db: str | None, switch) -> None:
+    """The alert of a person's change, once the flag is recorded and said: best
+    effort, a few seconds at most; whatever becomes of it, the flag stands and
+    the exit code is 0."""
+    sys.stdout.flush()  # the confirmation is on screen before any wait
+    try:
+        outcome = app.announce_kill_switch(config, db, switch)
+    except KeyboardInterrupt:
+        outcome = "failed: interrupted"
+    if outcome == "sent":
+        print("Alert sent.")
+    elif outcome == "held back":
+        _error("note: no alert sent: one of this kind went out less than 10 minutes ago (at most one per kind per 10 minutes)")
+    elif outcome:
+        _error(f"note: the alert was not sent ({outcome.removeprefix('failed: ')}); the kill switch is {'on' if switch.active else 'off'} all the same")
 
 
 @cli.command()

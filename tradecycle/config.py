@@ -8,7 +8,6 @@ be >= 1``); the CLI turns it into exit code 2.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from .environment import Secrets  # noqa: F401  (re-exported: the config's companion)
 from .errors import ConfigError
 from .models import ExitRules, RiskLimits
 from .paths import read_toml, resolve_path
@@ -337,30 +337,6 @@ class Config(_Section):
     @property
     def log_path(self) -> Path:
         return resolve_path(self.base_dir, self.log.path)
-
-
-class Secrets:
-    """Keys from the environment. Never printed: ``repr`` shows only which are set."""
-
-    NAMES = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "FINNHUB_API_KEY", "COINGECKO_API_KEY", "OPENAI_API_KEY")
-
-    def __init__(self, environ: dict[str, str] | None = None, extra_names: tuple[str, ...] = ()):
-        """``extra_names``: more variables read as secrets (the shadows' ``api_key_env``)."""
-        env = os.environ if environ is None else environ
-        self._values = {name: env.get(name, "").strip() for name in (*self.NAMES, *extra_names)}
-
-    def get(self, name: str) -> str:
-        return self._values.get(name, "")
-
-    def is_set(self, name: str) -> bool:
-        return bool(self._values.get(name))
-
-    def values(self) -> list[str]:
-        """Every secret that is set (for redaction)."""
-        return [v for v in self._values.values() if v]
-
-    def __repr__(self) -> str:
-        return f"Secrets(set={[n for n in self._values if self.is_set(n)]})"
 
 
 def shadow_key_names(config: "Config") -> tuple[str, ...]:

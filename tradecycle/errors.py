@@ -109,3 +109,8 @@ class OrderNotReceived(ServiceUnavailable):
 
 class OrderUncertain(ServiceError):
     """The order may or may not have reached the broker (timeout, dropped connection)."""
+
+
+class AlertFailed(TradecycleError):
+    """An alert did not reach every channel (refused, unreachable, too slow).
+    Its message never names a URL or a token. An alert never affects a cycle."""

@@ -4,15 +4,11 @@ value before it is written. Rotates by size (5 files of 5 MB)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
-from datetime import UTC, datetime
 from pathlib import Path
 
-from .redact import redact
-
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+from .logline import LEVELS, event_line
 MAX_BYTES = 5_000_000
 BACKUPS = 5
 
@@ -41,11 +37,7 @@ class JsonLog:
         number = LEVELS.get(level, logging.INFO)
         if number < self.threshold or self.path is None:
             return
-        record = {"time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"), "level": level, "event": event}
-        record.update(self.context)
-        record.update({k: v for k, v in fields.items() if v is not None})
-        line = redact(json.dumps(record, default=str, ensure_ascii=False), self.secrets)
-        self._logger.log(number, line)
+        self._logger.log(number, event_line(event, level, fields, self.context, self.secrets))
 
     def bind(self, **context) -> None:
         self.context.update(context)

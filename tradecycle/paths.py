@@ -16,6 +16,7 @@ from .errors import ConfigError
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "TRADECYCLE_CONFIG"
 DEFAULT_DATABASE = "tradecycle.db"
+DEFAULT_LOG = "tradecycle.jsonl"
 
 
 def config_path(explicit: str | os.PathLike | None) -> Path:
@@ -59,6 +60,24 @@ def load_database_path(path: Path) -> Path:
     if not isinstance(value, str) or not value:
         raise ConfigError("database.path: must be a file path")
     return resolve_path(path.resolve().parent, value)
+
+
+def load_log_settings(path: Path) -> tuple[Path, str] | None:
+    """``log.path`` and ``log.level``, for the event ``killswitch`` writes, read
+    without validation. None when the file cannot say (missing, not valid
+    TOML, a value of the wrong type): the event is then left out, and the
+    flag is recorded all the same."""
+    try:
+        data = read_toml(path)
+    except ConfigError:
+        return None
+    section = data.get("log", {})
+    if not isinstance(section, dict):
+        return None
+    value, level = section.get("path", DEFAULT_LOG), section.get("level", "INFO")
+    if not isinstance(value, str) or not value or not isinstance(level, str):
+        return None
+    return resolve_path(path.resolve().parent, value), level
 
 
 _TABLE = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]")

@@ -103,6 +103,16 @@ class Clock(Protocol):
         """Timezone-aware UTC wall time."""
 
 
+class AlertSender(Protocol):
+    name: str
+
+    def send(self, title: str, body: str, severity: str, timeout_seconds: float) -> None:
+        """Deliver one alert to every configured channel within ``timeout_seconds``
+        (``severity``: info, success, warning or failure). Raises ``AlertFailed``,
+        whose message names no URL or token, when a channel refused it, could
+        not be reached, or did not answer in time."""
+
+
 @dataclass
 class Services:
     """Everything a cycle needs, built by ``wiring.build_services`` or by a test."""
@@ -116,6 +126,7 @@ class Services:
     lock: RunLock
     deadline: Deadline  # the cycle's budget (cycle.max_cycle_seconds), shared with the HTTP layer
     bars: BarSource | None = None  # daily bars for the indicators (None: the analyst goes without)
+    alerts: AlertSender | None = None  # None: no TRADECYCLE_ALERT_URLS; sent after the cycle (alerts.py)
 
 
 class EventLog(Protocol):

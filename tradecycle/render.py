@@ -356,6 +356,29 @@ def _kill_switch(switch: dict[str, Any]) -> Text:
     return Text(f"off: cycles trade normally{since}", style="green")
 
 
+def _switch_state(change: dict[str, Any]) -> Text:
+    if not change["active"]:
+        return Text("off", style="green")
+    return Text("ON, flatten" if change["flatten"] else "ON", style="bold red")
+
+
+KILL_SWITCH_CHANGE_COLUMNS = [
+    Col("when (UTC)", "changed_at"),
+    Col("state", _switch_state),
+    Col("by", "changed_by"),
+    Col("reason", lambda c: c["reason"] or "", text=True),
+    Col("cycle", lambda c: c["cycle_id"] or "", hide=1),
+]
+
+
+def kill_switch_changes(changes: list[dict[str, Any]], console: Console | None = None) -> None:
+    """The last few changes of the kill switch, newest first (``killswitch`` with no argument)."""
+    console = console or default_console()
+    by_tool = any(c["cycle_id"] for c in changes)  # a person's change has no cycle: no empty column
+    columns = [c for c in KILL_SWITCH_CHANGE_COLUMNS if by_tool or c.header != "cycle"]
+    _print_table(console, "last changes", columns, changes)
+
+
 def _last_cycle(last: dict[str, Any]) -> list[tuple[str, RenderableType]]:
     text = Text(f"{last['cycle_id']} ")
     text.append_text(_status(last))

@@ -80,7 +80,18 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
 
         analyst = ShadowedAnalyst(analyst, [live.shadow(s) for s in config.ai.shadow])
     lock = FileLock(lock_path_for(db.path))
-    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline, bars)
+    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline, bars, alert_sender(secrets))
+
+
+def alert_sender(secrets: Secrets):
+    """The apprise sender for ``TRADECYCLE_ALERT_URLS``, or None when it is not
+    set (then apprise is never imported)."""
+    urls = secrets.alert_urls()
+    if not urls:
+        return None
+    from .connectors.apprise_sender import AppriseSender
+
+    return AppriseSender(urls, secrets.values())
 
 
 def _within_quota(coingecko, config: Config, db: Database, clock: Clock, log: EventLog):

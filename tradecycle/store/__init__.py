@@ -12,7 +12,7 @@ import importlib
 from pathlib import Path
 
 from .db import Database
-from .flags import KillSwitch, iso, parse_iso, read_kill_switch, write_kill_switch
+from .flags import KillSwitch, iso, kill_switch_changes, parse_iso, read_kill_switch, write_kill_switch
 from .schema import LATEST_VERSION, migrate, schema_version
 
 _LAZY = {"Store": ".audit", "SimLedger": ".sim"}
@@ -38,6 +38,7 @@ __all__ = [
     "SimLedger",
     "Store",
     "iso",
+    "kill_switch_changes",
     "migrate",
     "open_database",
     "parse_iso",

@@ -43,9 +43,13 @@ def _cached_quote(row: dict) -> Quote:
 
 
 class Store(DailyBarCache, RequestLog):
+    """The store one cycle (or one read command) talks to. It remembers the
+    cycle it started, so that the kill switch the tool trips names it."""
+
     def __init__(self, db: Database):
         self.db = db
         self.spans = Spans(db)
+        self.cycle_id: str | None = None
 
     # -- kill switch ---------------------------------------------------------
 
@@ -53,7 +57,8 @@ class Store(DailyBarCache, RequestLog):
         return flags.read_kill_switch(self.db)
 
     def set_kill_switch(self, active: bool, reason: str | None, now: datetime) -> KillSwitch:
-        return flags.write_kill_switch(self.db, active, reason, now)
+        """The tool's own change (a tripped limit): recorded as ``tool``, with this store's cycle."""
+        return flags.write_kill_switch(self.db, active, reason, now, changed_by="tool", cycle_id=self.cycle_id)
 
     def finish_kill_switch_cleanup(self, switch: KillSwitch, now: datetime) -> None:
         flags.finish_kill_switch_cleanup(self.db, switch.changed_at, now)
@@ -81,6 +86,7 @@ class Store(DailyBarCache, RequestLog):
     # -- cycles --------------------------------------------------------------
 
     def start_cycle(self, cycle_id: str, started_at: datetime, dry_run: bool) -> None:
+        self.cycle_id = cycle_id
         self.db.execute(
             "INSERT INTO cycles (cycle_id, started_at, status, dry_run) VALUES (?, ?, 'running', ?)",
             (cycle_id, iso(started_at), int(dry_run)),

@@ -40,16 +40,35 @@ def read_kill_switch(db: Database) -> KillSwitch:
     )
 
 
-def write_kill_switch(db: Database, active: bool, reason: str | None, now: datetime, flatten: bool = False) -> KillSwitch:
-    """One short statement: never waits on a running cycle beyond SQLite's busy timeout.
-    Every change starts the clean-up afresh (the next cycle cancels open buys, or
-    with ``flatten`` every open order and every position)."""
-    db.execute(
-        "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ?,"
-        " kill_switch_flatten = ?, kill_switch_cleanup_at = NULL WHERE id = 1",
-        (int(active), reason, iso(now), int(active and flatten)),
-    )
+def write_kill_switch(db: Database, active: bool, reason: str | None, now: datetime, flatten: bool = False, *,
+                      changed_by: str = "person", cycle_id: str | None = None) -> KillSwitch:
+    """Set the flag and add its row to ``kill_switch_changes``, in one short
+    write transaction: never waits on a running cycle beyond SQLite's busy
+    timeout. ``changed_by`` is ``person`` (the CLI) or ``tool`` (a cycle, named
+    by ``cycle_id``). Every change starts the clean-up afresh (the next cycle
+    cancels open buys, or with ``flatten`` every open order and every position)."""
+    flatten = active and flatten
+    with db.transaction():
+        db.execute(
+            "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ?,"
+            " kill_switch_flatten = ?, kill_switch_cleanup_at = NULL WHERE id = 1",
+            (int(active), reason, iso(now), int(flatten)),
+        )
+        db.execute(
+            "INSERT INTO kill_switch_changes (changed_at, active, changed_by, reason, flatten, cycle_id)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (iso(now), int(active), changed_by, reason, int(flatten), cycle_id),
+        )
     return read_kill_switch(db)
+
+
+def kill_switch_changes(db: Database, limit: int = 5) -> list[dict]:
+    """The newest ``limit`` changes, newest first (``changed_at``, ``active``,
+    ``changed_by``, ``reason``, ``flatten``, ``cycle_id``)."""
+    return db.query(
+        "SELECT changed_at, active, changed_by, reason, flatten, cycle_id FROM kill_switch_changes ORDER BY id DESC LIMIT ?",
+        (limit,),
+    )
 
 
 def finish_kill_switch_cleanup(db: Database, changed_at: str | None, now: datetime) -> None:

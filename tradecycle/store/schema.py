@@ -341,6 +341,39 @@ SCORED_DECISIONS_VIEW = """SELECT id, cycle_id, created_at, symbol, role, analys
     FROM ai_decisions"""
 
 
+def _m9_kill_switch_history_and_alert_state(db: sqlite_utils.Database) -> None:
+    """Version 9: every change of the kill switch (who: a person or the tool,
+    why, when, with ``--flatten`` or not; the tool's changes name their cycle),
+    and what the alerts remember (when each kind was last sent, for the
+    10-minute limit, and small marks: the cycles' health, the last daily summary).
+    A switch already on or set when this runs becomes the first row
+    (``changed_by`` ``unknown``: who set it was not recorded then)."""
+    db["kill_switch_changes"].create(
+        {
+            "id": int,
+            "changed_at": str,
+            "active": int,
+            "changed_by": str,  # person | tool | unknown
+            "reason": str,
+            "flatten": int,
+            "cycle_id": str,
+        },
+        pk="id",
+        foreign_keys=[("cycle_id", "cycles", "cycle_id")],
+    )
+    db.execute(
+        "INSERT INTO kill_switch_changes (changed_at, active, changed_by, reason, flatten)"
+        " SELECT kill_switch_changed_at, kill_switch_active, 'unknown', kill_switch_reason, kill_switch_flatten"
+        " FROM agent_status WHERE id = 1 AND (kill_switch_changed_at IS NOT NULL OR kill_switch_active = 1)"
+    )
+    db["alert_state"].create(
+        {"key": str, "sent_at": str, "value": str, "held_back": int, "updated_at": str},
+        pk="key",
+        not_null={"held_back"},
+        defaults={"held_back": 0},
+    )
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
@@ -350,6 +383,7 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m6_numeric_views_and_cheap_foreign_keys,
     _m7_spans_and_history_indexes,
     _m8_analyst_scorecard,
+    _m9_kill_switch_history_and_alert_state,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
