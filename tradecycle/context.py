@@ -98,7 +98,7 @@ def market_context(cycle: "Cycle", symbol: str, quote: Quote) -> MarketContext:
 
 def _portfolio(cycle: "Cycle") -> risk.Portfolio:
     """The portfolio exactly as the risk step will see it (open orders counted)."""
-    from .cycle import current_portfolio  # at call time: cycle imports this module
+    from .portfolio import current_portfolio
 
     return current_portfolio(cycle)
 
