@@ -38,7 +38,7 @@ SECTIONS = {
 # Chart colours (the browser test looks for them in the screenshot).
 EQUITY_COLOR, BENCHMARK_COLOR = "#1f77b4", "#ff7f0e"
 DRAWDOWN_COLOR, GAIN_COLOR, LOSS_COLOR = "#d62728", "#2ca02c", "#d62728"
-PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["sendDataToCloud"]}
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 # The page may run its own inline scripts and styles and show inline images; it may fetch nothing.
 CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:"
 EXIT_KINDS = (("stop_loss", "stop-loss"), ("trailing_stop", "trailing stop"), ("take_profit", "take-profit"))
@@ -91,9 +91,9 @@ def build_html(data: dict[str, Any]) -> str:
         _header(data),
         _section("summary", _summary(data)),
         *(_section(key, charts.get(key) or _empty_chart(data)) for key in ("equity", "drawdown", "daily-pnl")),
-        _section("scorecard", _scorecard(data["score"])),
+        _section("scorecard", _scorecard(data["score"], data["since"])),
         _section("positions", _positions(data["status"])),
-        _section("trades", _trades(data["trades"])),
+        _section("trades", _trades(data["trades"], data["since"])),
         f"<footer>tradecycle report, generated {escape(data['generated_at'])}. Charts: plotly, inline; this file"
         " needs no network.</footer>",
     ]
@@ -200,13 +200,14 @@ def _charts(data: dict[str, Any]) -> dict[str, str]:
     start, at = data["benchmark"]["start"], data["benchmark"]["at"]
     held = [benchmark_equity(values[0], start, at.get(rows[i]["cycle_id"])) for i in picks]
 
+    mode = "lines" if len(picks) > 1 else "markers"  # one point draws no line
     equity = go.Figure()
-    equity.add_scatter(x=times, y=[float(values[i]) for i in picks], name="strategy equity", mode="lines",
+    equity.add_scatter(x=times, y=[float(values[i]) for i in picks], name="strategy equity", mode=mode,
                        line={"color": EQUITY_COLOR, "width": 2})
     if any(h is not None for h in held):
-        equity.add_scatter(x=times, y=[None if h is None else float(h) for h in held], name="buy and hold", mode="lines",
+        equity.add_scatter(x=times, y=[None if h is None else float(h) for h in held], name="buy and hold", mode=mode,
                            line={"color": BENCHMARK_COLOR, "width": 2, "dash": "dash"})
-    drawdown = go.Figure(go.Scatter(x=times, y=[-float(drawdowns[i]) for i in picks], name="drawdown", mode="lines",
+    drawdown = go.Figure(go.Scatter(x=times, y=[-float(drawdowns[i]) for i in picks], name="drawdown", mode=mode,
                                     fill="tozeroy", line={"color": DRAWDOWN_COLOR, "width": 1.5}))
     days = daily_pnl(rows)
     daily = go.Figure(go.Bar(x=[d for d, _ in days], y=[float(p) for _, p in days], name="P&L",
@@ -260,9 +261,9 @@ def _numeric(columns) -> dict[int, str]:
     return dict.fromkeys(columns, "num")
 
 
-def _scorecard(card: dict[str, Any]) -> str:
+def _scorecard(card: dict[str, Any], since: str | None) -> str:
     if not card["analysts"]:
-        return '<p class="empty">No analysed decision yet.</p>'
+        return f'<p class="empty">No analysed decision {_since_or_yet(since)}.</p>'
     horizons = card["horizons"]
     headers = ["analyst", "role", "symbol", "buy", "sell", "hold", "failed", *(f"hit {h}" for h in horizons),
                f"Brier ({card['calibration_horizon']})"]
@@ -296,6 +297,10 @@ def _scorecard(card: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _since_or_yet(since: str | None) -> str:
+    return f"since {escape(since)}" if since else "yet"
+
+
 def _rate(rate: dict[str, Any]) -> str:
     if rate["rate"] is None:
         return f"n too small ({rate['n']})"
@@ -325,9 +330,9 @@ def _level(position: dict[str, Any], kind: str) -> str:
     return f"{escape(price)} ({position[f'{kind}_distance_percent']:+.1f}%)"
 
 
-def _trades(trades: Sequence[dict[str, Any]]) -> str:
+def _trades(trades: Sequence[dict[str, Any]], since: str | None) -> str:
     if not trades:
-        return '<p class="empty">No trade yet.</p>'
+        return f'<p class="empty">No trade {_since_or_yet(since)}.</p>'
     headers = ["sent (UTC)", "cycle id", "symbol", "side", "amount", "fill", "status", "decision", "reasoning"]
     rows = []
     for t in trades:
