@@ -6,7 +6,8 @@ loaded and validated, ``wiring.build_services`` builds the real connectors
 (pointed at the fake) around a clock the caller moves, ``run_cycle``
 runs one cycle, and ``app.after_cycle`` logs and alerts what it did. The fake serves quote times from the same clock, so a price
 is exactly as old as the simulation says. Used by the quota tests and by
-``benchmarks/run.py`` (calls per 30 days).
+``benchmarks/run.py`` (calls per 30 days). ``OfflineCycles`` runs the shipped
+offline config the same way, with no server at all (the report's week of cycles).
 """
 
 from __future__ import annotations
@@ -38,21 +39,13 @@ class SimulatedClock:
         self.current += timedelta(seconds=seconds)
 
 
-class SimulatedCycles:
-    """One config and one database in ``folder``; ``run()`` is one cycle at the clock's time."""
+class _Cycles:
+    """Cycles run in this process, one per ``run()`` at the clock's time (``config``, ``secrets``, ``clock`` set by a subclass)."""
 
-    def __init__(self, fake: FakeServices, folder: Path, env: dict[str, str] | None = None, **overrides: Any):
-        self.fake, self.folder = fake, folder
-        self.clock = SimulatedClock()
-        fake.time_source = lambda: self.clock.now().timestamp()
-        self.secrets = Secrets(fake.env(**(env or {})))
-        self.configure(**overrides)
-
-    def configure(self, **overrides: Any) -> None:
-        """(Re)write config.toml: the fake's URLs, then ``overrides``; the clock and database stay."""
-        self.config = load_config(self.fake.config_toml(self.folder, **overrides))
-        check_environment(self.config, self.secrets)
-        self.log_path = self.config.log_path
+    config: Any
+    secrets: Secrets
+    clock: SimulatedClock
+    log_path: Path
 
     def run(self, dry_run: bool = False) -> CycleReport:
         db = open_database(self.config.database_path)
@@ -75,9 +68,42 @@ class SimulatedCycles:
             reports.append(self.run())
         return reports
 
+
+class SimulatedCycles(_Cycles):
+    """One config and one database in ``folder``; ``run()`` is one cycle at the clock's time."""
+
+    def __init__(self, fake: FakeServices, folder: Path, env: dict[str, str] | None = None, **overrides: Any):
+        self.fake, self.folder = fake, folder
+        self.clock = SimulatedClock()
+        fake.time_source = lambda: self.clock.now().timestamp()
+        self.secrets = Secrets(fake.env(**(env or {})))
+        self.configure(**overrides)
+
+    def configure(self, **overrides: Any) -> None:
+        """(Re)write config.toml: the fake's URLs, then ``overrides``; the clock and database stay."""
+        self.config = load_config(self.fake.config_toml(self.folder, **overrides))
+        check_environment(self.config, self.secrets)
+        self.log_path = self.config.log_path
+
     def decision(self, cycle_id: str, symbol: str) -> dict[str, Any]:
         """The ``ai_decisions`` row of one symbol in one cycle, read as a user's script would."""
         with sqlite3.connect(self.config.database_path) as conn:
             conn.row_factory = sqlite3.Row
             row = conn.execute("SELECT * FROM ai_decisions WHERE cycle_id = ? AND symbol = ?", (cycle_id, symbol)).fetchone()
         return dict(row)
+
+
+class OfflineCycles(_Cycles):
+    """The shipped, offline config (simulated market, broker and rules analyst, no keys),
+    plus ``extra_toml``, in ``folder``: cycles need no server at all."""
+
+    SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config.toml"
+
+    def __init__(self, folder: Path, start: datetime, extra_toml: str = ""):
+        path = folder / "config.toml"
+        path.write_text(self.SHIPPED_CONFIG.read_text(encoding="utf-8") + extra_toml, encoding="utf-8")
+        self.config_path = path
+        self.config = load_config(path)
+        self.secrets = Secrets({})
+        self.clock = SimulatedClock(start)
+        self.log_path = self.config.log_path

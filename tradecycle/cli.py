@@ -296,6 +296,27 @@ def score(
 
 
 @cli.command()
+def report(
+    out: Annotated[str, typer.Option("--out", "-o", help="the HTML file to write (default: report.html in this folder)")] = "report.html",
+    since: SinceOption = None,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Write one self-contained HTML file: equity against buy-and-hold, drawdown, P&L
+    per day, the scorecard per analyst, positions with their exits, the last trades
+    and their reasoning. Opens in any browser, with no network."""
+    with _guard(show_traceback, config=config):
+        written = app.report(config, db, out, since)
+    if written["cycles"]:
+        print(f"wrote {written['path']} ({written['cycles']} cycles, {written['first']} to {written['last']})")
+    elif not written["database_exists"]:
+        print(f"wrote {written['path']}: empty, there is no database at {written['database']} yet (run `tradecycle run` first)")
+    else:
+        print(f"wrote {written['path']}: no cycle {'since ' + since + ' ' if since else ''}has recorded its equity yet")
+
+
+@cli.command()
 def replay(
     cycle_id: Annotated[Optional[str], typer.Argument(help="a cycle id, or 'last' (the newest cycle whose analyst was asked)")] = None,
     since: SinceOption = None,

@@ -203,16 +203,19 @@ def pnl(fills: Sequence[dict[str, Any]], positions: Sequence[dict[str, Any]], si
     }
 
 
+def drawdown_percent(equity: Sequence[Decimal]) -> list[Decimal]:
+    """At each point, how far equity is below its highest value so far, in percent
+    of that peak (0 at a new peak)."""
+    peak, result = None, []
+    for value in equity:
+        peak = value if peak is None else max(peak, value)
+        result.append((peak - value) / peak * 100 if peak > 0 else Decimal(0))
+    return result
+
+
 def max_drawdown_percent(equity: Sequence[Decimal]) -> Decimal | None:
     """The largest fall from a peak, in percent of that peak (0 when equity never fell)."""
-    if not equity:
-        return None
-    peak, worst = equity[0], Decimal(0)
-    for value in equity:
-        peak = max(peak, value)
-        if peak > 0:
-            worst = max(worst, (peak - value) / peak * 100)
-    return worst
+    return max(drawdown_percent(equity), default=None)
 
 
 def benchmark_return_percent(start: dict[str, str], end: dict[str, str]) -> Decimal | None:

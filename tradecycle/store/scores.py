@@ -114,9 +114,9 @@ def fills(db: Database, symbol: str | None = None) -> list[dict[str, Any]]:
 
 
 def equity_by_cycle(db: Database, since: str | None) -> list[dict[str, Any]]:
-    """(started_at, equity) of every cycle that recorded its equity, oldest first."""
+    """(started_at, finished_at, equity) of every cycle that recorded its equity, oldest first."""
     return db.query(
-        "SELECT cycle_id, started_at, equity FROM cycles WHERE equity IS NOT NULL AND started_at >= ? ORDER BY started_at, rowid",
+        "SELECT cycle_id, started_at, finished_at, equity FROM cycles WHERE equity IS NOT NULL AND started_at >= ? ORDER BY started_at, rowid",
         (since or "",),
     )
 
