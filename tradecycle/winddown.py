@@ -48,6 +48,10 @@ def clean_up(cycle: Cycle) -> None:
                            and (switch.flatten or o.side == "buy")])
     if switch.flatten:
         done = _flatten(cycle, found["orders"]) and done
+    if unsure := [t for t in cycle.store.unconfirmed_trades() if switch.flatten or t["side"] == "buy"]:
+        # An order whose fate is unknown may still land: it cannot be cancelled yet, so the clean-up stays due.
+        done = False
+        cycle.note(f"{len(unsure)} order(s) of unknown fate may still land; the clean-up goes on next cycle")
     if done:
         cycle.store.finish_kill_switch_cleanup(switch, cycle.services.clock.now())
         text = "kill switch clean-up done" + (": no position left" if switch.flatten else ": no open buy order left")
@@ -76,11 +80,19 @@ def _cancel(cycle: Cycle, open_orders) -> bool:
 
 def _flatten(cycle: Cycle, open_orders) -> bool:
     """Sell every long position not already covered by one of our flatten sells.
-    True when there was no long position left to close."""
+    True when there was no long position left to close.
+
+    A symbol with any other sell of ours not yet final (one being cancelled
+    just now, or one whose fate is unknown) is left for the next cycle: it may
+    still fill, and a second full sell could then sell more than is held."""
     covered: dict[str, Decimal] = {}
+    listed = set()
     for order in open_orders:
         if order.side == "sell" and order.client_order_id.startswith(f"{FLATTEN_PREFIX}-"):
             covered[order.symbol] = covered.get(order.symbol, Decimal(0)) + (order.qty or 0) - (order.filled_qty or 0)
+            listed.add(order.client_order_id)
+    waiting = {t["symbol"]: t["client_order_id"] for t in cycle.store.pending_trades()
+               if t["side"] == "sell" and t["client_order_id"] not in listed}
     longs = [p for p in cycle.market.positions.values() if p.qty > 0]
     for p in cycle.market.positions.values():
         if p.qty < 0:
@@ -89,6 +101,9 @@ def _flatten(cycle: Cycle, open_orders) -> bool:
         qty = position.qty - covered.get(position.symbol, Decimal(0))
         if qty <= 0:
             continue  # the sell sent by an earlier cycle is still open
+        if position.symbol in waiting:
+            cycle.note(f"{position.symbol}: sell {waiting[position.symbol]} is not final yet; flattened next cycle")
+            continue
         item = _closing_sell(cycle, position, qty)
         blocked = orders.gate(cycle, item, closing=True)
         if blocked:

@@ -256,10 +256,15 @@ class Store(DailyBarCache, RequestLog):
         return self.db.execute(f"INSERT INTO trades ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
 
     def update_trade(self, client_order_id: str, result: OrderResult, now: datetime, notes: str | None = None) -> None:
+        """Write what the broker says of an order. ``quantity`` keeps what was
+        ordered, except for a notional order, whose quantity is an estimate until
+        the fill replaces it (what an open sell still covers is ``quantity -
+        filled_qty``, so it must never be overwritten by a partial fill)."""
         self.db.execute(
             """UPDATE trades SET status = ?, broker_order_id = COALESCE(?, broker_order_id),
                filled_qty = COALESCE(?, filled_qty), filled_avg_price = COALESCE(?, filled_avg_price),
-               quantity = COALESCE(?, quantity), executed_at = COALESCE(?, executed_at),
+               quantity = CASE WHEN notional_usd IS NULL THEN quantity ELSE COALESCE(?, quantity) END,
+               executed_at = COALESCE(?, executed_at),
                notes = COALESCE(?, notes), updated_at = ? WHERE client_order_id = ?""",
             (
                 result.status,
