@@ -130,13 +130,17 @@ def test_one_alert_per_kind_per_ten_minutes_and_the_next_says_how_many_were_held
     assert [e["kind"] for e in log.events if e["event"] == "alert.held_back"] == ["order_rejected", "order_rejected"]
 
 
-def test_an_alert_that_fails_is_logged_and_not_retried(db, log):
+def test_an_alert_that_fails_is_logged_and_tried_again_by_the_next_cycle(db, log):
     book = AlertBook(db)
     aborted = alerts.cycle_alerts(report("aborted", error="broker unreachable"), book.marks(), [])
     assert alerts.deliver(aborted, RecordingSender(fail="connection refused"), book, log, NOW, 5) == ["failed: connection refused"]
     assert [(e["event"], e["kind"], e["error"]) for e in log.events] == [("alert.failed", "cycle_aborted", "connection refused")]
-    # The run of aborts counts as announced: the next abort is not a new run.
-    assert alerts.cycle_alerts(report("aborted", error="again"), book.marks(), []) == []
+    # Nobody was told: the run of aborts is not announced yet, and the slot is not used up.
+    assert book.last_sent("cycle_aborted") is None
+    again = alerts.cycle_alerts(report("aborted", error="again"), book.marks(), [])
+    sender = RecordingSender()
+    assert alerts.deliver(again, sender, book, log, NOW + timedelta(minutes=1), 5) == ["sent"]
+    assert len(sender.sent) == 1
 
 
 def test_no_time_left_in_the_budget_sends_nothing(db, log):

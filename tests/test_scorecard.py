@@ -264,3 +264,20 @@ def test_fifo_lots(fills, since, realized, unmatched):
             for s, q, p, t in fills]
     result = scorecard.fifo_pnl(rows, since)["X"]
     assert (result["realized_usd"], result["unmatched_qty"]) == (Decimal(realized), Decimal(unmatched))
+
+
+def test_the_benchmark_counts_a_symbol_whose_quote_stood_from_an_earlier_cycle(tmp_path):
+    """A closed market or an unchanged price extends the earlier quote row instead of
+    writing one (store/spans.py): the symbol is still in the benchmark of a later window."""
+    from tradecycle.store import scores
+
+    db = open_database(tmp_path / "t.db")
+    store = Store(db)
+    t1 = T0 + timedelta(minutes=1)
+    store.start_cycle("a", T0, False)
+    store.record_quotes("a", [quote("AAPL", "100", T0), quote("MSFT", "400", T0)], T0)
+    store.start_cycle("b", t1, False)
+    store.record_quotes("b", [quote("AAPL", "100", T0), quote("MSFT", "410", t1)], t1)  # AAPL unchanged: extended
+    assert db.one("SELECT COUNT(*) AS n FROM quotes WHERE symbol = 'AAPL'")["n"] == 1
+    start, end = scores.benchmark_prices(db, iso(t1), None)
+    assert start == {"AAPL": "100", "MSFT": "410"} and end == {"AAPL": "100", "MSFT": "410"}

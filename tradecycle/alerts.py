@@ -214,6 +214,7 @@ def _deliver_one(alert: Alert, sender: AlertSender, book: "AlertBook", log: Even
         log("alert.failed", "warning", kind=alert.kind, error="no time left to send it")
         return "failed: no time left to send it"
     try:
+        before = (alert.mark[0], book.marks().get(alert.mark[0])) if alert.mark else None
         held = book.claim(alert.kind, now, RATE_LIMIT, alert.mark)
     except Exception as exc:  # the database is busy or broken: no alert, nothing else changes
         log("alert.failed", "warning", kind=alert.kind, error=f"could not check the rate limit: {exc}")
@@ -228,6 +229,10 @@ def _deliver_one(alert: Alert, sender: AlertSender, book: "AlertBook", log: Even
         sender.send(alert.title, body, alert.severity, left)
     except Exception as exc:  # AlertFailed, or a bug in the adapter: logged, never raised
         log("alert.failed", "warning", kind=alert.kind, error=str(exc))
+        try:
+            book.unclaim(alert.kind, now, before)  # nobody was told: the next one must not be held back
+        except Exception as undo:
+            log("alert.failed", "warning", kind=alert.kind, error=f"could not give the rate-limit slot back: {undo}")
         return f"failed: {exc}"
     log("alert.sent", kind=alert.kind, title=alert.title)
     return "sent"

@@ -125,6 +125,13 @@ class DatabaseConfig(_Section):
     path: str = "tradecycle.db"
     keep_days: Annotated[int, Field(ge=0, le=36500)] = 90
 
+    @field_validator("path")
+    @classmethod
+    def _a_file(cls, value: str) -> str:
+        if not value.strip() or value.endswith(("/", "\\")):
+            raise ValueError("must be a file path, like 'tradecycle.db'")
+        return value
+
 
 class LogConfig(_Section):
     path: str = "tradecycle.jsonl"

@@ -45,6 +45,15 @@ class AlertBook:
                 )
             return row["held_back"] if row else 0
 
+    def unclaim(self, kind: str, now: datetime, mark: tuple[str, str | None] | None = None) -> None:
+        """Give back a claim whose alert could not be sent: no alert of ``kind`` went
+        out, so the next one is not held back, and ``mark`` (key, value before the
+        claim) is restored, so that, say, a recovery never follows an abort nobody heard of."""
+        with self.db.transaction():
+            self.db.execute("UPDATE alert_state SET sent_at = NULL, updated_at = ? WHERE key = ?", (iso(now), kind))
+            if mark:
+                self.db.execute("UPDATE alert_state SET value = ?, updated_at = ? WHERE key = ?", (mark[1], iso(now), mark[0]))
+
     def last_sent(self, kind: str) -> datetime | None:
         row = self.db.one("SELECT sent_at FROM alert_state WHERE key = ?", (kind,))
         return parse_iso(row["sent_at"]) if row and row["sent_at"] else None

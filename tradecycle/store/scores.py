@@ -122,23 +122,34 @@ def equity_by_cycle(db: Database, since: str | None) -> list[dict[str, Any]]:
 
 
 def benchmark_prices(db: Database, since: str | None, symbol: str | None) -> tuple[dict[str, str], dict[str, str]]:
-    """The buy-and-hold benchmark's prices: those of the first cycle (at or after
-    ``since``) that stored quotes, and the latest stored price of each of those symbols."""
-    where = " AND symbol = ?" if symbol else ""
-    params: tuple = ((since or ""), symbol) if symbol else ((since or ""),)
-    first = db.one(
-        f"SELECT cycle_id FROM quotes WHERE fetched_at >= ? AND source != 'cache'{where} ORDER BY id LIMIT 1", params
-    )
-    if first is None:
+    """The buy-and-hold benchmark's prices: each symbol's price as of the first
+    cycle that stored a quote at or after ``since``, and its latest stored price.
+
+    "As of" covers a quote stored earlier and still standing then (a row a
+    later cycle extended, store/spans.py: a closed market, an unchanged
+    price), and a price fetched on a later cycle for a symbol that had none
+    yet (a crypto price reused between CoinGecko fetches is stored as
+    ``cache``: the fetched one is used). Reused ``cache`` rows never count."""
+    first = db.one("SELECT MIN(fetched_at) AS t0 FROM quotes WHERE fetched_at >= ? AND source != 'cache'", (since or "",))
+    if first is None or first["t0"] is None:
         return {}, {}
-    start = {r["symbol"]: r["price"] for r in db.query(
-        f"SELECT symbol, price FROM quotes WHERE cycle_id = ? AND source != 'cache'{where} ORDER BY id",
-        (first["cycle_id"], symbol) if symbol else (first["cycle_id"],),
-    )}
-    end = {}
-    for name in start:
-        row = db.one("SELECT price FROM quotes WHERE symbol = ? AND source != 'cache' ORDER BY id DESC LIMIT 1", (name,))
-        end[name] = row["price"]
+    t0 = first["t0"]
+    names = [symbol] if symbol else [r["symbol"] for r in db.query("SELECT DISTINCT symbol FROM quotes ORDER BY symbol")]
+    start, end = {}, {}
+    for name in names:
+        standing = db.one(
+            "SELECT price FROM quotes WHERE symbol = ? AND source != 'cache' AND fetched_at <= ?"
+            " AND COALESCE(last_seen_at, fetched_at) >= ? ORDER BY fetched_at DESC, id LIMIT 1",
+            (name, t0, since or t0),
+        ) or db.one(
+            "SELECT price FROM quotes WHERE symbol = ? AND source != 'cache' AND fetched_at >= ? ORDER BY fetched_at, id LIMIT 1",
+            (name, t0),
+        )
+        if standing is None:
+            continue
+        start[name] = standing["price"]
+        end[name] = db.one("SELECT price FROM quotes WHERE symbol = ? AND source != 'cache' ORDER BY id DESC LIMIT 1",
+                           (name,))["price"]
     return start, end
 
 
