@@ -791,6 +791,19 @@ def bench_market_data(opts, root: Path) -> Result:
     return result
 
 
+def alternate(number: int, opts, root: Path, once: Callable[[str, Path], Run], runs: dict[str, list[Run]],
+              warm_up: str) -> None:
+    """One warm-up run of ``warm_up`` (in ``root/warmup``), then ``opts.runs`` rounds
+    in which every variant of ``runs`` runs once, in turn, so that both sides of a
+    ratio see the same machine."""
+    progress(f"{number}: warm-up")
+    once(warm_up, root / "warmup")
+    for i in range(opts.runs):
+        for name in runs:
+            progress(f"{number}: run {i + 1}/{opts.runs}: {name}")
+            runs[name].append(once(name, root / f"run{i}-{name.replace(' ', '')}"))
+
+
 # ----------------------------------------------------------------------------- 8. wide fan-out
 
 WIDE_STOCKS = STOCKS + [f"T{i:02d}" for i in range(100 - len(STOCKS) - len(CRYPTO))]  # 97 stocks + 3 crypto
@@ -819,12 +832,7 @@ def bench_wide(opts, root: Path) -> Result:
                 raise BenchError(f"{name}: an order on a hold cycle")
             return run
 
-        progress("8: warm-up")
-        once("100 symbols", root / "warmup")
-        for i in range(opts.runs):
-            for name in variants:
-                progress(f"8: run {i + 1}/{opts.runs}: {name}")
-                runs[name].append(once(name, root / f"run{i}-{name.replace(' ', '')}"))
+        alternate(8, opts, root, once, runs, warm_up="100 symbols")
     medians = {name: median([r.wall for r in rs]) for name, rs in runs.items()}
     for name, rs in runs.items():
         result.add(f"  `run` {name:<26} {medians[name]:7.3f} s   runs: {fmt_runs([r.wall for r in rs])}")
@@ -864,12 +872,7 @@ def bench_shadows(opts, root: Path) -> Result:
                 raise BenchError(f"{name}: {dict(asked)} chat requests, expected {expected}")
             return run
 
-        progress("9: warm-up")
-        once("2 shadows", root / "warmup")
-        for i in range(opts.runs):
-            for name in runs:
-                progress(f"9: run {i + 1}/{opts.runs}: {name}")
-                runs[name].append(once(name, root / f"run{i}-{name.replace(' ', '')}"))
+        alternate(9, opts, root, once, runs, warm_up="2 shadows")
         sizes = sqlite3.connect(root / "warmup" / "tradecycle.db").execute(
             "SELECT COUNT(*), AVG(LENGTH(messages)) FROM ai_requests").fetchone()
 
