@@ -102,6 +102,7 @@ def test_killswitch_works_when_the_rest_of_the_config_is_invalid(home):
         ('crypto = ["BTC/USD", "ETH/USD"]', 'crypto = ["BTC/USD", "ETH/BTC"]', "universe.crypto: 'ETH/BTC' is not priced in USD"),
         ("min_order_percent = 1 ", "min_order_percent = 0 ", "risk.min_order_percent: must be > 0"),
         ('path = "tradecycle.db"', 'path = ""', "database.path: must be a file path"),
+        ("max_quote_age_seconds = 300", "max_quote_age_seconds = true", "cycle.max_quote_age_seconds: must be a number or text"),
     ],
 )
 def test_bad_config_exits_2_naming_the_key_and_writes_nothing(home, find, replace, key):

@@ -123,7 +123,7 @@ def test_a_coin_added_between_fetches_waits_for_the_next_fetch(fake, tmp_path):
     ("-60", "must be > 0"),
     ("100000", "must be <= 86400"),
     ("nan", "must be a finite number"),
-    ("true", "Input should be a valid number"),
+    ("true", "must be a number or text, not true/false"),
     ('"360"', "Input should be a valid number"),
 ])
 def test_a_bad_refresh_seconds_exits_2_naming_the_key(tmp_path, value, message):

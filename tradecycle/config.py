@@ -33,6 +33,14 @@ class _Section(BaseModel):
     # inf would switch a limit off (max_quote_age_seconds = inf: no price is ever stale).
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans(cls, value):
+        # No key takes true/false; pydantic would read `true` as 1 (a 1-second quote age, say).
+        if isinstance(value, bool):
+            raise ValueError("must be a number or text, not true/false")
+        return value
+
 
 class CycleConfig(_Section):
     analysis_timeout_seconds: PositiveSeconds = 30
