@@ -147,3 +147,16 @@ def test_since_honours_the_offset(timed_cycles, since):
     rows = as_json(invoke("cycles", "--since", since, "--json", "--db", path))
     assert [r["cycle_id"] for r in rows] == ids[:0:-1]  # the three at or after 22:07:12Z, newest first
     assert all(r["started_at"] >= "2026-12-01T22:07:12Z" for r in rows)
+
+
+@pytest.mark.parametrize("args", [["status"], ["explain", "last"], ["cycles", "--json"]])
+def test_a_reader_that_stops_early_is_not_an_error(one_cycle, args):
+    """`tradecycle status | head -1`: the pipe closes early; that is not a failure."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "tradecycle.cli", *args, "--config", str(one_cycle)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # gone before the command writes a byte (it takes a few hundred ms to start)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=20) == 0 and "Traceback" not in err and "Broken pipe" not in err, err

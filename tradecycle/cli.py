@@ -93,7 +93,13 @@ def _is_terminal() -> bool:
 
 
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+    try:
+        print(json.dumps(data, indent=2, default=str), flush=True)
+    except BrokenPipeError:
+        # The reader closed the pipe early (`tradecycle cycles --json | head`): what it read
+        # is all it wanted, not an error (click would exit 1). Quiet the exit flush too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
 
 
 def _show(data: Any, as_json: bool, draw: Callable[[Any], None]) -> None:

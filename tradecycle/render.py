@@ -43,10 +43,19 @@ OUTCOME_STYLE = {
 CYCLE_STATUS_STYLE = {"completed": "green", "skipped": "yellow", "aborted": "bold red", "running": "cyan"}
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader closed the pipe early (``tradecycle status | head -1``): what it
+        read is all it wanted, so exit 0, like the JSON output (rich's own exits 1)."""
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
+
+
 def default_console() -> Console:
     if sys.stdout.isatty() or os.environ.get("COLUMNS"):
-        return Console()
-    return Console(width=PIPE_WIDTH)
+        return _Console()
+    return _Console(width=PIPE_WIDTH)
 
 
 # -- tables that fit -----------------------------------------------------------------
