@@ -14,6 +14,7 @@ its own failure and reports it; the run goes on. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import platform
 import random
@@ -958,6 +959,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="tradecycle-bench-"))
     try:
+        # What an installed tradecycle runs: its modules compiled once. Without this, an
+        # environment with PYTHONDONTWRITEBYTECODE=1 (this sandbox's) compiles every edited
+        # module from source in every CLI process, and `run`, which loads more of them than
+        # `killswitch`, pays it in the critical path.
+        compileall.compile_dir(str(REPO / "tradecycle"), quiet=1)
         check_cli(root)
         for line in environment_lines(opts):
             print(line)

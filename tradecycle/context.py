@@ -48,11 +48,18 @@ class DailyBarRefresh:
 
     def tasks(self) -> dict[str, Callable]:
         """One task per asset class with symbols due (none once they are fetched today)."""
-        return {
+        fetches = {
             key: (lambda symbols=symbols: self.source.get_daily_bars(symbols, HISTORY_DAYS, self.now))
             for key, symbols in self.groups.items()
             if symbols
         }
+        return fetches
+
+    def preload(self) -> dict[str, Callable]:
+        """With a bar source, a task that imports numpy and TA-Lib while the fetch waits
+        on the network (put it last: the requests go out first), so that computing the
+        indicators later costs no import."""
+        return {"indicators:preload": indicators.preload} if self.source else {}
 
     def record(self, results: dict) -> None:
         """Store what came back; a failed call is noted and leaves the stored bars as they are."""

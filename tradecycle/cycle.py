@@ -122,7 +122,7 @@ def fetch_market_data(cycle: Cycle) -> None:
     }
     for symbol in due_news:
         tasks[f"news:{symbol}"] = lambda s=symbol: services.news.get_news(s, now - market.NEWS_LOOKBACK)
-    results = gather(tasks)
+    results = gather(tasks | bars.preload())
     for key in ("account", "clock", "positions"):
         failure = results[key]
         if isinstance(failure, BadResponse) and failure.status_code in (401, 403):
