@@ -659,14 +659,19 @@ def count_calls(requests: Sequence) -> dict[str, int]:
     return counts
 
 
+def holding_market(fake: FakeServices, root: Path) -> tuple[dict[str, str], Path, Path]:
+    """The 15 symbols priced, an LLM that holds them all, the CLI's environment, a
+    template database, and the folder the cycles run in: (env, template, folder)."""
+    setup_market(fake)
+    fake.llm_decide = {s: ("hold", 0.5, "benchmark") for s in STOCKS + CRYPTO}
+    env = cli_env(fake)
+    return env, make_template(fake, root / "template", env), root / "cycles"
+
+
 def bench_calls(opts, root: Path) -> Result:
     result = Result(5, "calls: 3 cycles, unchanged market, 15 symbols, hold", "news <= 12, coingecko <= 1, LLM after 1st = 0")
     with FakeServices(latency_seconds=0.0) as fake:
-        setup_market(fake)
-        fake.llm_decide = {s: ("hold", 0.5, "benchmark") for s in STOCKS + CRYPTO}
-        env = cli_env(fake)
-        template = make_template(fake, root / "template", env)
-        folder = root / "cycles"
+        env, template, folder = holding_market(fake, root)
         write_config(fake, folder, STOCKS, CRYPTO)
         copy_db(template, folder)
         per_cycle = []
@@ -764,11 +769,7 @@ def bench_market_data(opts, root: Path) -> Result:
     result = Result(7, 'market data: 3 cycles, 15 symbols, market_data.provider = "alpaca"',
                     "2 snapshot calls a cycle, <= 1 bars call per class a day")
     with FakeServices(latency_seconds=0.0) as fake:
-        setup_market(fake)
-        fake.llm_decide = {s: ("hold", 0.5, "benchmark") for s in STOCKS + CRYPTO}
-        env = cli_env(fake)
-        template = make_template(fake, root / "template", env)
-        folder = root / "cycles"
+        env, template, folder = holding_market(fake, root)
         folder.mkdir(parents=True, exist_ok=True)
         fake.config_toml(folder, universe={"stocks": STOCKS, "crypto": CRYPTO},
                          market_data={"provider": "alpaca", "coingecko": {"base_url": fake.coingecko_url, "ids": COIN_IDS}})

@@ -122,14 +122,17 @@ def ask(cycle: Cycle, inputs: list[AnalysisInput]) -> dict[str, Decision]:
 
 
 def _analysis_input(cycle: Cycle, symbol: str, quote: Quote, now: datetime, sell_only: tuple[str, str] | None) -> AnalysisInput:
+    shown = context.market_context(cycle, symbol, quote)
+    # The recent prices are the context's (one query for both), without their times.
+    recent = tuple(p.price for p in shown.recent) if shown is not None else tuple(cycle.store.recent_prices(symbol))
     return AnalysisInput(
         symbol=symbol,
         quote=quote,
         quote_age_seconds=quote.age_seconds(now),
         position=cycle.market.positions.get(symbol),
         headlines=cycle.market.news.get(symbol, ()),
-        recent_prices=tuple(cycle.store.recent_prices(symbol)),
+        recent_prices=recent,
         limits=cycle.settings.limits,
-        context=context.market_context(cycle, symbol, quote),
+        context=shown,
         sell_only=sell_only,
     )
