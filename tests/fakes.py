@@ -84,6 +84,8 @@ class FakeBroker:
         self.order_status = "accepted"  # what the broker answers to every new order
         self.cancels: list[str] = []  # broker order ids cancelled
         self.clock_calls = 0
+        self.fail_listing: Exception | None = None  # recent_orders raises this
+        self.listings: list[datetime] = []  # the `after` of every recent_orders call
 
     def get_account(self) -> Account:
         if self.fail_account:
@@ -106,7 +108,7 @@ class FakeBroker:
             raise self.reject[intent.symbol]
         self.orders.append(intent)
         result = OrderResult(intent.client_order_id, str(uuid.uuid4()), self.order_status, intent.symbol, intent.side,
-                             qty=intent.qty)
+                             qty=intent.qty, notional=intent.notional_usd)
         self.known[intent.client_order_id] = result
         return result
 
@@ -127,6 +129,14 @@ class FakeBroker:
 
     def open_orders(self) -> list[OrderResult]:
         return [r for r in self.known.values() if r.status not in ("filled", "canceled", "expired", "rejected")]
+
+    def recent_orders(self, after: datetime) -> list[OrderResult]:
+        """Every order it knows (ours or not), newest first; one without a time counts as recent."""
+        self.listings.append(after)
+        if self.fail_listing:
+            raise self.fail_listing
+        found = [r for r in self.known.values() if r.submitted_at is None or r.submitted_at > after.isoformat()]
+        return found[::-1]
 
     def cancel_order(self, broker_order_id: str) -> None:
         for cid, result in self.known.items():

@@ -136,8 +136,8 @@ def fetch_market_data(cycle: Cycle) -> None:
         fetched_at=services.clock.now(),
     )
     cycle.market = fetched
-    reconcile.apply_order_updates(cycle, open_orders, results)
-    cycle.open_orders = store.pending_trades()  # open, and any whose fate is still unknown
+    filled = reconcile.apply_order_updates(cycle, open_orders, results)
+    reconcile.count_every_fill(cycle, filled)  # a fill the positions reply may predate: read them again
     market.collect_quotes(cycle, {**market.per_symbol(results["stocks"], settings.stocks), **market.per_symbol(results["crypto"], settings.crypto)})
     bars.record(results)
     for symbol in due_news:

@@ -291,6 +291,7 @@ class OrderResult:
     submitted_at: str | None = None
     filled_at: str | None = None
     message: str = ""
+    notional: Decimal | None = None  # ordered USD of a notional order (None for a qty order)
 
 
 @dataclass

@@ -73,6 +73,11 @@ class Broker(Protocol):
     def open_orders(self) -> list[OrderResult]:
         """Every open order of the account, ours or not (for the kill switch's cancels)."""
 
+    def recent_orders(self, after: datetime) -> list[OrderResult]:
+        """The account's orders submitted after ``after``, in any state, ours or not,
+        newest first (at most a few hundred: the broker's one-reply limit).
+        Used to find orders of this tool that the database lost (``reconcile.py``)."""
+
     def cancel_order(self, broker_order_id: str) -> None:
         """Ask the broker to cancel an open order. Raises ``OrderRejected`` when it
         can no longer be canceled, ``ServiceError`` otherwise."""

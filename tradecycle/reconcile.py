@@ -63,9 +63,12 @@ def order_lookups(broker, trades: list[dict]) -> dict:
     }
 
 
-def apply_order_updates(cycle: Cycle, trades: list[dict], results: dict) -> None:
-    """Write what the broker said of each order; a failed lookup is noted and retried later."""
+def apply_order_updates(cycle: Cycle, trades: list[dict], results: dict) -> list[dict]:
+    """Write what the broker said of each order; a failed lookup is noted and
+    retried later. Returns the trades, as they stood before, whose filled
+    quantity grew: the fills this round trip saw."""
     now = cycle.services.clock.now()
+    filled = []
     for trade in trades:
         result = results[f"order:{trade['client_order_id']}"]
         if getattr(result, "status_code", None) == 404 and trade["cycle_id"] != cycle.cycle_id:
@@ -80,6 +83,40 @@ def apply_order_updates(cycle: Cycle, trades: list[dict], results: dict) -> None
             cycle.store.update_trade(trade["client_order_id"], missing, now)
         elif result is not None and (result.status, _text(result.filled_qty)) != (trade["status"], trade["filled_qty"]):
             cycle.store.update_trade(trade["client_order_id"], result, now)
+            if (result.filled_qty or 0) > Decimal(trade["filled_qty"] or 0):
+                filled.append(trade)
+    return filled
+
+
+def count_every_fill(cycle: Cycle, before_fill: list[dict]) -> None:
+    """Holdings that include every fill the cycle knows of, and the orders that may still fill.
+
+    The fetch asks for the positions and the orders at once, so an order can
+    fill between the two replies: the lookup then shows it filled (it no
+    longer counts as open) while the positions were read before the fill (it
+    is not held either). So when the fetch saw a fill (``before_fill``: those
+    orders as they stood before it), positions and account are read once more:
+    that request leaves after the lookup answered, so it includes the fill.
+    One more round trip, only in a cycle that saw a fill. If that read fails,
+    those orders count as they stood before the fill (what a buy may still
+    buy, what a sell may still sell), as the positions read before it show them.
+    """
+    cycle.open_orders = cycle.store.pending_trades()  # open, and any whose fate is still unknown
+    if not before_fill:
+        return
+    broker = cycle.services.broker
+    found = gather({"positions": broker.get_positions, "account": broker.get_account})
+    failed = next((v for v in found.values() if isinstance(v, Exception)), None)
+    symbols = ", ".join(sorted({t["symbol"] for t in before_fill}))
+    if failed is not None:
+        cycle.open_orders += before_fill
+        cycle.note(f"{symbols}: filled during the fetch, but the positions could not be read again ({failed}); "
+                   "counted as still open")
+        return
+    cycle.market.positions = {p.symbol: p for p in found["positions"]}
+    cycle.market.account = found["account"]
+    cycle.market.fetched_at = cycle.services.clock.now()
+    cycle.log("positions.reread", symbols=symbols, message="an order filled during the fetch: positions read again")
 
 
 def _never_arrived(trade: dict, now: datetime) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 from decimal import ROUND_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +35,7 @@ STOCK_MIN_NOTIONAL_USD = Decimal("1")
 # "below_minimum"; erring low would only get it refused by the broker. $10
 # covers BTC's 0.0001 minimum up to a price of $100,000.
 CRYPTO_FALLBACK_MIN_NOTIONAL_USD = Decimal("10")
+RECENT_ORDERS_LIMIT = 500  # the most Alpaca lists in one reply
 
 
 class _MayHaveArrived(Exception):
@@ -173,6 +175,13 @@ class AlpacaBroker:
         rows = _expect(self._http.get("/v2/orders", params={"status": "open", "limit": 500, "direction": "asc"}), list, "orders")
         return [parse_order(row) for row in rows]
 
+    def recent_orders(self, after: datetime) -> list[OrderResult]:
+        """GET /v2/orders?status=all&after=...: the newest 500 orders of the account
+        (any state, ours or not) submitted after ``after``. Raises ``ServiceError``."""
+        params = {"status": "all", "after": after.strftime("%Y-%m-%dT%H:%M:%SZ"), "limit": RECENT_ORDERS_LIMIT, "direction": "desc"}
+        rows = _expect(self._http.get("/v2/orders", params=params), list, "orders")
+        return [parse_order(row) for row in rows]
+
     def cancel_order(self, broker_order_id: str) -> None:
         """DELETE /v2/orders/{id} (204 when the cancel is accepted; the order then goes
         ``pending_cancel`` -> ``canceled``). Raises ``OrderRejected`` (422) when it can
@@ -305,6 +314,7 @@ def parse_order(data: Any) -> OrderResult:
         qty=_optional_decimal(data, "qty"),
         submitted_at=data.get("submitted_at"),
         filled_at=data.get("filled_at"),
+        notional=_optional_decimal(data, "notional"),
     )
 
 

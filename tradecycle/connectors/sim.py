@@ -326,6 +326,10 @@ class SimBroker:
         """None: the simulator fills every market order at once."""
         return []
 
+    def recent_orders(self, after: datetime) -> list[OrderResult]:
+        """The newest 500 orders submitted after ``after``, as Alpaca's ``GET /v2/orders?status=all&after=...``."""
+        return [_result(order) for order in self.ledger.recent_orders(iso(after), 500)]
+
     def cancel_order(self, broker_order_id: str) -> None:
         order = self.ledger.order(order_id=broker_order_id)
         if order is None:
@@ -346,4 +350,5 @@ def _result(order: dict) -> OrderResult:
         submitted_at=order["submitted_at"],
         filled_at=order["filled_at"],
         message=order["message"] or "",
+        notional=Decimal(order["notional"]) if order["notional"] else None,
     )

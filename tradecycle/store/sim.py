@@ -75,6 +75,12 @@ class SimLedger:
             return self.db.one("SELECT * FROM sim_orders WHERE client_order_id = ?", (client_order_id,))
         return self.db.one("SELECT * FROM sim_orders WHERE id = ?", (order_id,))
 
+    def recent_orders(self, after: str, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` orders submitted after ``after`` (ISO text), newest
+        first: rowid order is submission order, so no index is needed."""
+        rows = self.db.query("SELECT * FROM sim_orders ORDER BY rowid DESC LIMIT ?", (limit,))
+        return [r for r in rows if r["submitted_at"] > after]
+
     def record_fill(self, order: dict[str, Any], cash_delta: Decimal, new_holding: tuple[Decimal, Decimal] | None) -> None:
         """Book a filled order atomically: the order, the cash, the position."""
         symbol = order["symbol"]
