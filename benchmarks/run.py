@@ -482,7 +482,7 @@ def _price(symbol: str, rng: random.Random) -> str:
 
 def build_history(db_path: Path, sizes: dict[str, int], now: datetime) -> None:
     """Bulk-insert synthetic history into a database that already has the schema (one transaction)."""
-    from tradecycle.cycle import client_order_id  # the same id scheme as real trades
+    from tradecycle.cycle.run import client_order_id  # the same id scheme as real trades
 
     rng = random.Random(20261125)
     symbols = STOCKS + CRYPTO

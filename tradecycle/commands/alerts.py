@@ -32,11 +32,11 @@ from datetime import time as clock_time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from .ports import AlertSender, EventLog
+from tradecycle.ports import AlertSender, EventLog
 
 if TYPE_CHECKING:
-    from .cycle_state import CycleReport
-    from .store.alerts import AlertBook
+    from tradecycle.cycle.state import CycleReport
+    from tradecycle.store.alerts import AlertBook
 
 RATE_LIMIT = timedelta(minutes=10)
 CYCLE_SEND_SECONDS = 5.0  # after a cycle: at most this, and never past the cycle's budget

@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from .config import Config, Secrets
-from .errors import BadResponse, ServiceError, TradecycleError
-from .models import AnalysisInput, Quote
-from .parallel import gather
-from .redact import redact
+from tradecycle.config import Config, Secrets
+from tradecycle.infra.errors import BadResponse, ServiceError, TradecycleError
+from tradecycle.models import AnalysisInput, Quote
+from tradecycle.infra.parallel import gather
+from tradecycle.infra.redact import redact
 
 PROBE_BUDGET_SECONDS = 5.0
 NEWS_LOOKBACK_DAYS = 3
@@ -55,7 +55,7 @@ class ProbeFailed(TradecycleError):
 def probe_services(config: Config, secrets: Secrets, budget_seconds: float = PROBE_BUDGET_SECONDS) -> list[Probe]:
     """One ``Probe`` per service, in a fixed order: broker, market data
     (stocks, crypto), news, ai. Call only when ``check_environment`` passes."""
-    from .wiring import probe_factory
+    from tradecycle.commands.wiring import probe_factory
 
     live = probe_factory(config, secrets, budget_seconds)
     checks: list[tuple[str, str, Callable[[], str] | None, str]] = [

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from .config import Config, Secrets
-from .cycle import CycleSettings
-from .lock import FileLock, lock_path_for
-from .models import Deadline
-from .ports import Clock, EventLog, Services
-from .store import Database, SimLedger
+from tradecycle.config import Config, Secrets
+from tradecycle.cycle.run import CycleSettings
+from tradecycle.infra.lock import FileLock, lock_path_for
+from tradecycle.models import Deadline
+from tradecycle.ports import Clock, EventLog, Services
+from tradecycle.store import Database, SimLedger
 
 
 class SystemClock:
@@ -49,14 +49,14 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
     def market():
         nonlocal sim_market
         if sim_market is None:
-            from .connectors.sim import SimMarket
+            from tradecycle.connectors.sim import SimMarket
 
             sim_market = SimMarket(ledger, clock, seed=config.market_data.sim.seed)
         return sim_market
 
     live = _LiveFactory(config, secrets, deadline, log)
     if config.broker.provider == "sim":
-        from .connectors.sim import SimBroker
+        from tradecycle.connectors.sim import SimBroker
 
         broker = SimBroker(ledger, market(), clock, config.broker.sim.starting_cash)
     else:
@@ -70,13 +70,13 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
         stock_quotes, crypto_quotes = live.finnhub_quotes(), _within_quota(live.coingecko(), config, db, clock, log)
     news = {"sim": market, "finnhub": live.finnhub_news, "none": lambda: None}[config.news.provider]()
     if config.ai.provider == "rules":
-        from .ai.rules import RulesAnalyst
+        from tradecycle.ai.rules import RulesAnalyst
 
         analyst = RulesAnalyst()
     else:
         analyst = live.openai()
     if config.ai.shadow:
-        from .ai.shadow import ShadowedAnalyst
+        from tradecycle.ai.shadow import ShadowedAnalyst
 
         analyst = ShadowedAnalyst(analyst, [live.shadow(s) for s in config.ai.shadow])
     lock = FileLock(lock_path_for(db.path))
@@ -89,15 +89,15 @@ def alert_sender(secrets: Secrets):
     urls = secrets.alert_urls()
     if not urls:
         return None
-    from .connectors.apprise_sender import AppriseSender
+    from tradecycle.connectors.apprise_sender import AppriseSender
 
     return AppriseSender(urls, secrets.values())
 
 
 def _within_quota(coingecko, config: Config, db: Database, clock: Clock, log: EventLog):
     """CoinGecko at most every ``market_data.coingecko.refresh_seconds``, stored prices in between."""
-    from .store import Store
-    from .throttle import ThrottledQuotes
+    from tradecycle.store import Store
+    from tradecycle.connectors.throttle import ThrottledQuotes
 
     refresh = config.market_data.coingecko.refresh_seconds
     return ThrottledQuotes(coingecko, Store(db), clock, refresh, log, config_key="market_data.coingecko.refresh_seconds")
@@ -107,7 +107,7 @@ def replay_analyst(config: Config, secrets: Secrets, target):
     """The analyst ``replay`` asks: ``target`` (a ``ShadowConfig``: server, model, key
     variable) with the cycle's timeouts and retries. Its log goes nowhere: a replay
     is not a cycle, and what it answers is printed and recorded."""
-    from .logs import MemoryLog
+    from tradecycle.infra.logs import MemoryLog
 
     return _LiveFactory(config, secrets, Deadline(config.cycle.analysis_timeout_seconds), MemoryLog()).shadow(target)
 
@@ -116,7 +116,7 @@ def probe_factory(config: Config, secrets: Secrets, budget_seconds: float) -> "_
     """Builders of the live services for ``check --online``: each request is
     sent once (no retries: a check reports what it sees) and every request
     ends inside one shared budget of ``budget_seconds``."""
-    from .logs import MemoryLog
+    from tradecycle.infra.logs import MemoryLog
 
     once = config.model_copy(update={"cycle": config.cycle.model_copy(update={"max_retries": 0})})
     return _LiveFactory(once, secrets, Deadline(budget_seconds), MemoryLog())
@@ -129,14 +129,14 @@ class _LiveFactory:
         self.config, self.secrets, self.deadline, self.log = config, secrets, deadline, log
 
     def _http(self, timeout_seconds: float):
-        from .connectors.http import HttpSettings
+        from tradecycle.connectors.http import HttpSettings
 
         return HttpSettings.from_cycle_config(
             self.config.cycle, timeout_seconds=timeout_seconds, deadline=self.deadline, secrets=self.secrets.values()
         )
 
     def alpaca(self):
-        from .connectors.alpaca import AlpacaBroker
+        from tradecycle.connectors.alpaca import AlpacaBroker
 
         return AlpacaBroker(
             self.config.broker.alpaca.base_url,
@@ -147,7 +147,7 @@ class _LiveFactory:
         )
 
     def alpaca_data(self):
-        from .connectors.alpaca_data import AlpacaMarketData
+        from tradecycle.connectors.alpaca_data import AlpacaMarketData
 
         return AlpacaMarketData(
             self.config.market_data.alpaca.data_url,
@@ -157,17 +157,17 @@ class _LiveFactory:
         )
 
     def finnhub_quotes(self):
-        from .connectors.finnhub import FinnhubQuotes
+        from tradecycle.connectors.finnhub import FinnhubQuotes
 
         return FinnhubQuotes(self.config.market_data.finnhub.base_url, self.secrets.get("FINNHUB_API_KEY"), self._http(10))
 
     def finnhub_news(self):
-        from .connectors.finnhub import FinnhubNews
+        from tradecycle.connectors.finnhub import FinnhubNews
 
         return FinnhubNews(self.config.market_data.finnhub.base_url, self.secrets.get("FINNHUB_API_KEY"), self._http(10))
 
     def coingecko(self):
-        from .connectors.coingecko import CoinGeckoQuotes
+        from tradecycle.connectors.coingecko import CoinGeckoQuotes
 
         cg = self.config.market_data.coingecko
         return CoinGeckoQuotes(cg.base_url, cg.ids, self.secrets.get("COINGECKO_API_KEY"), self._http(10))
@@ -176,7 +176,7 @@ class _LiveFactory:
                key_env: str | None = "OPENAI_API_KEY"):
         """The OpenAI-compatible analyst of ``[ai]``, or of the given server and model
         (a shadow, a replay) with the key from ``key_env`` (None: no key)."""
-        from .ai.openai_compat import OpenAICompatAnalyst
+        from tradecycle.ai.openai_compat import OpenAICompatAnalyst
 
         ai = self.config.ai
         same = base_url is None
@@ -190,7 +190,7 @@ class _LiveFactory:
     def shadow(self, shadow):
         """A ``[[ai.shadow]]`` analyst; its failures are its own (see ai/shadow.py)."""
         if shadow.provider == "rules":
-            from .ai.rules import RulesAnalyst
+            from tradecycle.ai.rules import RulesAnalyst
 
             return RulesAnalyst()
         return self.openai(shadow.base_url or self.config.ai.base_url, shadow.model, shadow.temperature,

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from .errors import ServiceError
-from .models import Quote
-from .ports import Clock, EventLog, QuoteSource
-from .times import iso
+from tradecycle.infra.errors import ServiceError
+from tradecycle.models import Quote
+from tradecycle.ports import Clock, EventLog, QuoteSource
+from tradecycle.infra.times import iso
 
 # Cron does not start cycles exactly a minute apart, and a fetch is stamped when
 # the whole fetch step ends: a fetch this much early still counts as on time,

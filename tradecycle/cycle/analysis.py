@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from . import context, reuse, risk
-from .cycle_state import Cycle, CycleSettings, Outcome
-from .models import AnalysisInput, Decision, Quote, is_crypto
-from .orders import client_order_id
-from .portfolio import current_portfolio
+from tradecycle.cycle import context
+from tradecycle.rules import reuse
+from tradecycle.rules import risk
+from tradecycle.cycle.state import Cycle, CycleSettings, Outcome
+from tradecycle.models import AnalysisInput, Decision, Quote, is_crypto
+from tradecycle.cycle.orders import client_order_id
+from tradecycle.cycle.portfolio import current_portfolio
 
 MAX_CLOCK_SKEW = timedelta(seconds=60)  # a quote dated further ahead than this is not trusted
 NOT_IN_UNIVERSE = ("not_in_universe", "held but no longer in the universe: sell or hold only")

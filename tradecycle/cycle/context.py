@@ -21,11 +21,12 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Callable
 
-from . import indicators, risk  # indicators imports numpy/talib only when it computes
-from .models import MarketContext, PortfolioView, Quote, is_crypto
+from tradecycle.rules import risk  # indicators imports numpy/talib only when it computes
+from tradecycle.rules import indicators
+from tradecycle.models import MarketContext, PortfolioView, Quote, is_crypto
 
 if TYPE_CHECKING:
-    from .cycle_state import Cycle
+    from tradecycle.cycle.state import Cycle
 
 HISTORY_DAYS = 60  # daily bars kept in view: enough for SMA 50 and a 20-day window
 RETRY_FAILED_BARS = timedelta(minutes=30)
@@ -105,7 +106,7 @@ def market_context(cycle: "Cycle", symbol: str, quote: Quote) -> MarketContext:
 
 def _portfolio(cycle: "Cycle") -> risk.Portfolio:
     """The portfolio exactly as the risk step will see it (open orders counted)."""
-    from .portfolio import current_portfolio
+    from tradecycle.cycle.portfolio import current_portfolio
 
     return current_portfolio(cycle)
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from . import risk
-from .cycle_state import Cycle, CycleSettings
-from .errors import ServiceError
-from .models import Quote
+from tradecycle.rules import risk
+from tradecycle.cycle.state import Cycle, CycleSettings
+from tradecycle.infra.errors import ServiceError
+from tradecycle.models import Quote
 
 if TYPE_CHECKING:
-    from .store import Store
+    from tradecycle.store import Store
 
 NEWS_LOOKBACK = timedelta(hours=24)
 

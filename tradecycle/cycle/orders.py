@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .cycle_state import Cycle, Outcome, trade_row
-from .errors import OrderNotReceived, OrderRejected, OrderUncertain, ServiceError
-from .models import OrderResult, is_crypto
-from .times import parse_iso
+from tradecycle.cycle.state import Cycle, Outcome, trade_row
+from tradecycle.infra.errors import OrderNotReceived, OrderRejected, OrderUncertain, ServiceError
+from tradecycle.models import OrderResult, is_crypto
+from tradecycle.infra.times import parse_iso
 
 
 def client_order_id(cycle_id: str, symbol: str, prefix: str = "tc") -> str:

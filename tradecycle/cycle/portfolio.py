@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from . import risk
-from .cycle_state import Cycle
-from .models import Decision
-from .parallel import gather
+from tradecycle.rules import risk
+from tradecycle.cycle.state import Cycle
+from tradecycle.models import Decision
+from tradecycle.infra.parallel import gather
 
 
 def current_portfolio(cycle: Cycle) -> risk.Portfolio:

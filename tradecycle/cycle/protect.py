@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from . import exits
-from .cycle_state import Cycle
-from .models import Decision, Quote
+from tradecycle.rules import exits
+from tradecycle.cycle.state import Cycle
+from tradecycle.models import Decision, Quote
 
 EXIT_MODEL = "protective-exit"  # ai_decisions.model of a sell the tool decided on its own
 

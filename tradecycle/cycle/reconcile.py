@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from .cycle_state import Cycle
-from .errors import ServiceError, Unreconcilable
-from .models import OrderResult
-from .parallel import gather
-from .times import parse_iso
+from tradecycle.cycle.state import Cycle
+from tradecycle.infra.errors import ServiceError, Unreconcilable
+from tradecycle.models import OrderResult
+from tradecycle.infra.parallel import gather
+from tradecycle.infra.times import parse_iso
 
 # An order the broker does not show this long after it was sent never arrived;
 # younger, it may still land, so it stays `unknown` (and counts as bought).

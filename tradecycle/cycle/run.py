@@ -18,18 +18,25 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from . import analysis, context, market, orders, protect, reconcile, risk, winddown
-from .cycle_state import Cycle, CycleAborted, CycleReport, CycleSettings, Outcome, trade_row
-from .errors import BadResponse, ServiceError, TradecycleError
-from .models import Decision, FetchResult
-from .orders import client_order_id
-from .parallel import gather
-from .portfolio import current_portfolio, order_minimums
-from .ports import EventLog, Services
-from .reconcile import reconcile_unconfirmed_orders
+from tradecycle.cycle import analysis
+from tradecycle.cycle import context
+from tradecycle.cycle import market
+from tradecycle.cycle import orders
+from tradecycle.cycle import protect
+from tradecycle.cycle import reconcile
+from tradecycle.rules import risk
+from tradecycle.cycle import winddown
+from tradecycle.cycle.state import Cycle, CycleAborted, CycleReport, CycleSettings, Outcome, trade_row
+from tradecycle.infra.errors import BadResponse, ServiceError, TradecycleError
+from tradecycle.models import Decision, FetchResult
+from tradecycle.cycle.orders import client_order_id
+from tradecycle.infra.parallel import gather
+from tradecycle.cycle.portfolio import current_portfolio, order_minimums
+from tradecycle.ports import EventLog, Services
+from tradecycle.cycle.reconcile import reconcile_unconfirmed_orders
 
 if TYPE_CHECKING:
-    from .store import Store
+    from tradecycle.store import Store
 
 ABORTS_THAT_TRIP_KILL_SWITCH = 3
 

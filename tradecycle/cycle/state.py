@@ -8,15 +8,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from . import risk
-from .ai.prompt import prompt_inputs_summary
-from .errors import TradecycleError
-from .models import AnalysisInput, Decision, ExitRules, FetchResult, OrderIntent, Quote, RiskLimits, analyst_identity, to_qty
-from .ports import EventLog, Services
-from .times import iso
+from tradecycle.rules import risk
+from tradecycle.ai.prompt import prompt_inputs_summary
+from tradecycle.infra.errors import TradecycleError
+from tradecycle.models import AnalysisInput, Decision, ExitRules, FetchResult, OrderIntent, Quote, RiskLimits, analyst_identity, to_qty
+from tradecycle.ports import EventLog, Services
+from tradecycle.infra.times import iso
 
 if TYPE_CHECKING:
-    from .store import KillSwitch, Store
+    from tradecycle.store import KillSwitch, Store
 
 
 @dataclass(frozen=True)

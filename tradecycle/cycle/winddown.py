@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from . import orders, risk
-from .cycle_state import Cycle, CycleAborted, Outcome
-from .errors import OrderRejected
-from .models import Decision, FetchResult, OrderIntent, Quote, is_crypto
-from .parallel import gather
+from tradecycle.cycle import orders
+from tradecycle.rules import risk
+from tradecycle.cycle.state import Cycle, CycleAborted, Outcome
+from tradecycle.infra.errors import OrderRejected
+from tradecycle.models import Decision, FetchResult, OrderIntent, Quote, is_crypto
+from tradecycle.infra.parallel import gather
 
 FLATTEN_PREFIX = "tk"  # client order ids of the kill switch's own sells: never cancelled by it
 FLATTEN_MODEL = "kill-switch"

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .redact import redact
+from tradecycle.infra.redact import redact
 
 
 def event_line(event: str, level: str, fields: dict, context: dict | None = None, secrets: Iterable[str] = ()) -> str:

@@ -8,7 +8,7 @@ import logging
 import logging.handlers
 from pathlib import Path
 
-from .logline import LEVELS, event_line
+from tradecycle.infra.logline import LEVELS, event_line
 MAX_BYTES = 5_000_000
 BACKUPS = 5
 

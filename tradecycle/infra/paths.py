@@ -11,7 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from .errors import ConfigError
+from tradecycle.infra.errors import ConfigError
 
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "TRADECYCLE_CONFIG"

@@ -22,7 +22,7 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from . import scorecard
+from tradecycle.rules import scorecard
 
 MAX_CHART_POINTS = 2000  # a year of minute cycles is thinned to this many points per line
 LAST_TRADES = 25

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .models import ExitRules
+from tradecycle.models import ExitRules
 
 HUNDRED = Decimal(100)
 

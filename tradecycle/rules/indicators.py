@@ -26,7 +26,7 @@ import math
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from .models import DailyBar, Indicators
+from tradecycle.models import DailyBar, Indicators
 
 HUNDRED = Decimal(100)
 

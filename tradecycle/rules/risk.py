@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from .models import Account, Decision, OrderIntent, RiskLimits, to_cents
+from tradecycle.models import Account, Decision, OrderIntent, RiskLimits, to_cents
 
 HUNDRED = Decimal(100)
 
