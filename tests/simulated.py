@@ -6,7 +6,7 @@ loaded and validated, ``wiring.build_services`` builds the real connectors
 (pointed at the fake) around a clock the caller moves, ``run_cycle``
 runs one cycle, and ``commands.run.after_cycle`` logs and alerts what it did. The fake serves quote times from the same clock, so a price
 is exactly as old as the simulation says. Used by the quota tests and by
-``benchmarks/run.py`` (calls per 30 days). ``OfflineCycles`` runs the shipped
+``benchmarks/b6_quota.py`` (calls per 30 days). ``OfflineCycles`` runs the shipped
 offline config the same way, with no server at all (the report's week of cycles).
 """
 
