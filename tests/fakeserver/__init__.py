@@ -28,7 +28,6 @@ State lives in plain attributes (``account``, ``clock``, ``positions``,
 or inspect them from the test; hold ``fake.lock`` while mutating them in place
 when requests may be in flight.
 
-
 The package holds one module per faked service, each a mixin of ``FakeServices``
 (``core``): ``alpaca``/``alpaca_orders`` (paper trading), ``alpaca_data`` (market
 data), ``finnhub``, ``coingecko``, ``llm`` (OpenAI-compatible servers), ``alerts``
