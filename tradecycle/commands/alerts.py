@@ -11,6 +11,10 @@ Events (each a *kind*; at most one alert per kind per ``RATE_LIMIT``):
 - ``order_rejected``: the broker rejected an order while the cycle ran.
 - ``protective_exit``: a stop-loss, take-profit, trailing stop or kill switch
   ``--flatten`` sell went out.
+- ``orders_adopted``: orders of this tool at the broker that the database had
+  lost, adopted by the cycle (``cycle/adopt.py``).
+- ``new_database``: a cycle's new database met a broker account that already
+  holds positions or orders of this tool.
 - ``daily_summary``: once a day, by the first cycle after 16:00 New York time
   on a weekday (the US close; holidays are not known, so a holiday gets one too).
 
@@ -50,7 +54,10 @@ CYCLE_RECOVERED = "cycle_recovered"
 ORDER_REJECTED = "order_rejected"
 PROTECTIVE_EXIT = "protective_exit"
 DAILY_SUMMARY = "daily_summary"
-KINDS = (KILL_SWITCH_ON, KILL_SWITCH_OFF, CYCLE_ABORTED, CYCLE_RECOVERED, ORDER_REJECTED, PROTECTIVE_EXIT, DAILY_SUMMARY)
+ORDERS_ADOPTED = "orders_adopted"
+NEW_DATABASE = "new_database"
+KINDS = (KILL_SWITCH_ON, KILL_SWITCH_OFF, CYCLE_ABORTED, CYCLE_RECOVERED, ORDER_REJECTED, PROTECTIVE_EXIT, DAILY_SUMMARY,
+         ORDERS_ADOPTED, NEW_DATABASE)
 
 HEALTH = "cycle_health"  # mark: "down" once an abort was announced, "up" once its recovery was
 EXIT_OUTCOMES = ("stop_loss", "take_profit", "trailing_stop", "flatten")
@@ -103,6 +110,15 @@ def cycle_alerts(report: "CycleReport", marks: dict[str, str | None], rejected: 
         symbols = ", ".join(dict.fromkeys(r["symbol"] for r in rejected))
         lines = [f"{r['side']} {r['symbol']} (cycle {r['cycle_id']}): {r['notes'] or 'no reason given'}" for r in rejected]
         found.append(Alert(ORDER_REJECTED, f"tradecycle: order rejected ({symbols})", "\n".join(lines), "warning"))
+    if report.inherited:
+        found.append(Alert(NEW_DATABASE, "tradecycle: new database, existing broker account",
+                           f"Cycle {report.cycle_id}: {report.inherited}.\nWas the database deleted or replaced? "
+                           "Orders of this tool still at the broker are adopted and counted against the limits.", "warning"))
+    if report.adopted:
+        found.append(Alert(ORDERS_ADOPTED, f"tradecycle: {len(report.adopted)} order(s) missing from the database",
+                           f"Cycle {report.cycle_id} found orders of this tool at the broker that the database had no row for "
+                           "(restored from a backup? its WAL file lost?). They are now in trades (notes: adopted) and count "
+                           "against the limits:\n" + "\n".join(report.adopted), "warning"))
     if exits:
         symbols = ", ".join(d["symbol"] for d in exits)
         lines = [f"{d['symbol']}: {d['reasoning']} ({d['detail']})" for d in exits]

@@ -29,22 +29,34 @@ def kill_switch(config_option: str | None, db_option: str | None, active: bool |
     kill switch. Reads only ``database.path`` (and, to log a change,
     ``log.path``). ``flatten`` asks the next cycles to cancel every open
     order and close every position (``winddown.py``). A change is a row in
-    ``kill_switch_changes`` and a ``killswitch.changed`` log event.
+    ``kill_switch_changes`` and a ``killswitch.changed`` log event. ``on``
+    also writes ``<database>.killswitch`` (first, and even when the database
+    cannot be opened), ``off`` removes it (``store/switchfile.py``).
 
     Raises DatabaseUnusable (exit 1) when the flag cannot be read or recorded.
     """
-    from tradecycle.store import KillSwitch, kill_switch_changes, read_kill_switch, write_kill_switch
+    from tradecycle.infra.errors import DatabaseUnusable
+    from tradecycle.store import KillSwitch, iso, kill_switch_changes, read_kill_switch, write_kill_switch
+    from tradecycle.store.switchfile import combined, read_switch_file, switch_file, write_switch_file
 
     path = database_path(config_option, db_option)
-    if active is None:
+    if active is None:  # on when the database or the file beside it says so
+        on_file = read_switch_file(path)
         with reading(path) as db:
             if db is None:
-                return KillSwitchView(KillSwitch(False, None, None), path)
-            return KillSwitchView(read_kill_switch(db), path, kill_switch_changes(db, KILL_SWITCH_CHANGES_SHOWN))
-    db = open_db(path)  # an emergency stop before the first cycle must still be recorded
+                return KillSwitchView(on_file or KillSwitch(False, None, None), path)
+            return KillSwitchView(combined(read_kill_switch(db), on_file), path, kill_switch_changes(db, KILL_SWITCH_CHANGES_SHOWN))
+    if active and not reason:
+        reason = "turned on by hand"
     try:
-        if active and not reason:
-            reason = "turned on by hand"
+        db = open_db(path)  # an emergency stop before the first cycle must still be recorded
+    except DatabaseUnusable as exc:
+        if not active:
+            raise
+        # The database is unusable: the file beside it still stops every cycle.
+        write_switch_file(path, KillSwitch(True, reason, iso(now()), flatten))
+        raise DatabaseUnusable(f"{exc}; the kill switch file {switch_file(path)} says on all the same: no cycle trades") from None
+    try:
         switch = write_kill_switch(db, active, reason if active else None, now(), flatten=flatten, changed_by="person")
     finally:
         db.close()

@@ -35,7 +35,7 @@ def prepare(cycle: Cycle, symbol: str, now: datetime) -> AnalysisInput | None:
     held symbol outside the universe)."""
     market = cycle.market
     quote, held = market.quotes.get(symbol), market.positions.get(symbol)
-    sell_only = None if symbol in cycle.settings.symbols else NOT_IN_UNIVERSE
+    sell_only = (None if symbol in cycle.settings.symbols else NOT_IN_UNIVERSE) or cycle.buy_block
     if cycle.halt_reason:
         cycle.settle(Outcome(symbol, "kill_switch", quote=quote, detail=cycle.halt_reason))
         return None

@@ -1,5 +1,6 @@
 """The fetch step's helpers: quotes with their fallback to a stored price,
-headlines when due, and the account checks that may trip the kill switch."""
+headlines when due, the account checks that may trip the kill switch, and
+the positions check that may stop the cycle's buys."""
 
 from __future__ import annotations
 
@@ -45,6 +46,17 @@ def collect_quotes(cycle: Cycle, fetched: dict[str, Quote | Exception]) -> None:
         else:
             cycle.note(f"{symbol}: no quote ({quote})", symbol=symbol)
     store.record_quotes(cycle.cycle_id, fresh, now)
+
+
+def check_positions(cycle: Cycle) -> None:
+    """Positions whose quantity, price and market value disagree (a long one
+    worth less than nothing, say) are a bad reply: the exposure they show
+    cannot be trusted, so nothing is bought this cycle (outcome
+    ``bad_response``, each contradiction named). Sells and protective exits
+    go on: they need only the quantity held."""
+    problems = [p for p in (risk.position_problem(pos) for pos in cycle.market.positions.values()) if p]
+    if problems:
+        cycle.block_buys("bad_response", "the broker's positions contradict themselves: " + "; ".join(problems))
 
 
 def check_account_safety(cycle: Cycle) -> None:

@@ -33,7 +33,7 @@ def gate(cycle: Cycle, item: Outcome, *, closing: bool = False) -> tuple[str, st
     """
     if cycle.services.deadline.expired:
         return "time_budget", "cycle.max_cycle_seconds passed: no new orders"
-    if not closing and (switch := cycle.store.kill_switch()).active:
+    if not closing and (switch := cycle.store.kill_switch(cycle.services.clock.now())).active:
         return "kill_switch", switch.reason or "kill switch turned on"
     now = cycle.services.clock.now()
     age = item.quote.age_seconds(now)

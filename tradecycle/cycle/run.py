@@ -18,6 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from tradecycle.cycle import adopt
 from tradecycle.cycle import analysis
 from tradecycle.cycle import context
 from tradecycle.cycle import market
@@ -88,7 +89,7 @@ def initialize(services: Services, store: "Store", settings: CycleSettings, log:
     store.start_cycle(cycle_id, now, settings.dry_run)
     cycle = Cycle(services, store, settings, log, cycle_id, now)
     log("cycle.started", dry_run=settings.dry_run, symbols=len(settings.symbols))
-    cycle.switch = switch = store.kill_switch()
+    cycle.switch = switch = store.kill_switch(now)
     if switch.active:
         cycle.status, cycle.error = "skipped", f"kill switch is on ({switch.reason or 'no reason given'})"
         return cycle
@@ -110,8 +111,13 @@ def fetch_market_data(cycle: Cycle) -> None:
     younger than ``max_quote_age_seconds``. News failing leaves no news;
     daily bars failing leave the bars already stored (``context.py``).
     Orders still open from earlier cycles are refreshed in the same round
-    trip, so that risk counts what they may still buy. After the fetch, the
-    daily loss limit and the account's state may trip the kill switch.
+    trip, so that risk counts what they may still buy; so is the list of the
+    account's recent orders, and orders of ours the database lost are adopted
+    (``adopt.py``; a list that fails means no buy this cycle). A fill seen in
+    this round trip has the positions read again (``reconcile.count_every_fill``).
+    Positions that contradict themselves mean no buy this cycle
+    (``market.check_positions``). After the fetch, the daily loss limit and
+    the account's state may trip the kill switch.
     """
     services, settings, store = cycle.services, cycle.settings, cycle.store
     now = services.clock.now()
@@ -119,7 +125,7 @@ def fetch_market_data(cycle: Cycle) -> None:
     due_news = [s for s in settings.symbols if news and news.covers(s) and market.news_due(store, s, now, settings)]
     open_orders = store.open_orders()
     bars = context.DailyBarRefresh(cycle)  # due once a day per symbol, fetched in this same round trip
-    tasks = reconcile.order_lookups(services.broker, open_orders) | bars.tasks() | {
+    tasks = reconcile.order_lookups(services.broker, open_orders) | adopt.listing(cycle) | bars.tasks() | {
         "account": services.broker.get_account,
         "clock": services.broker.get_clock,
         "positions": services.broker.get_positions,
@@ -143,9 +149,12 @@ def fetch_market_data(cycle: Cycle) -> None:
         fetched_at=services.clock.now(),
     )
     cycle.market = fetched
-    filled = reconcile.apply_order_updates(cycle, open_orders, results)
-    reconcile.count_every_fill(cycle, filled)  # a fill the positions reply may predate: read them again
     market.collect_quotes(cycle, {**market.per_symbol(results["stocks"], settings.stocks), **market.per_symbol(results["crypto"], settings.crypto)})
+    filled = reconcile.apply_order_updates(cycle, open_orders, results)
+    filled += adopt.adopt_lost_orders(cycle, results[adopt.LISTING])  # ours at the broker, lost by the database
+    reconcile.count_every_fill(cycle, filled)  # a fill the positions reply may predate: read them again
+    adopt.check_new_database(cycle, results[adopt.LISTING])
+    market.check_positions(cycle)  # positions that contradict themselves: no buy this cycle
     bars.record(results)
     for symbol in due_news:
         items = results[f"news:{symbol}"]
@@ -344,6 +353,8 @@ def complete(cycle: Cycle) -> CycleReport:
             for o in cycle.outcomes.values()
         ),
         cycle.halt_reason,
+        tuple(cycle.adopted),
+        cycle.inherited,
     )
 
 

@@ -82,6 +82,16 @@ class Cycle:
     submitted: int = 0  # orders that went to the broker, whatever it answered
     notes: list[str] = field(default_factory=list)
     exception: BaseException | None = None
+    # (outcome, why) when no symbol may be bought this cycle (the broker's state is in doubt); sells go on
+    buy_block: tuple[str, str] | None = None
+    adopted: list[str] = field(default_factory=list)  # orders of this tool the database had lost, found this cycle
+    inherited: str | None = None  # a new database met a broker account with positions or orders of ours
+
+    def block_buys(self, outcome: str, why: str) -> None:
+        """No buy this cycle (the first reason stands); sells and protective exits go on."""
+        if self.buy_block is None:
+            self.buy_block = (outcome, why)
+        self.note(f"no buy this cycle: {why}")
 
     def note(self, text: str, **fields) -> None:
         self.notes.append(text)
@@ -108,6 +118,8 @@ class CycleReport:
     exception: BaseException | None = None
     decisions: tuple[dict, ...] = ()  # per symbol: action, confidence, outcome, detail
     halt_reason: str | None = None  # why this cycle turned the kill switch on
+    adopted: tuple[str, ...] = ()  # orders of this tool the database had lost, adopted by this cycle
+    inherited: str | None = None  # this cycle's new database met broker state from before it
 
     def summary_line(self) -> str:
         if self.status == "locked":

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from tradecycle.models import Account, Decision, OrderIntent, RiskLimits, to_cents
+from tradecycle.models import CENT, Account, Decision, OrderIntent, Position, RiskLimits, to_cents
 
 HUNDRED = Decimal(100)
 
@@ -204,6 +204,28 @@ def check_order(intent: OrderIntent, portfolio: Portfolio, limits: RiskLimits) -
         return ("position_too_large", f"{intent.symbol} would exceed {limits.max_position_size_percent}% of equity")
     if after.exposure > limit_usd(portfolio.equity, limits.max_total_exposure_percent):
         return ("exposure_limit_exceeded", f"exposure would exceed {limits.max_total_exposure_percent}% of equity")
+    return None
+
+
+# Alpaca's market value is quantity times current price, rounded: 1 % (and a cent) allows
+# for rounding and a price that moved between the two, never for a wrong sign or size.
+POSITION_TOLERANCE = Decimal("0.01")
+
+
+def position_problem(position: Position) -> str | None:
+    """Why a position's quantity, price and market value contradict each other
+    (a bad reply: the exposure it shows cannot be trusted); None when they agree."""
+    symbol, qty, price, value = position.symbol, position.qty, position.current_price, position.market_value
+    if price <= 0:
+        return f"{symbol}: current_price {price} is not positive"
+    if qty == 0:
+        return f"{symbol}: a position of quantity 0 worth {value}"
+    side, sign = ("long", "positive") if qty > 0 else ("short", "negative")
+    if value == 0 or (value > 0) != (qty > 0):
+        return f"{symbol}: a {side} position (qty {qty}) with market_value {value}, which must be {sign}"
+    expected = qty * price
+    if abs(value - expected) > abs(expected) * POSITION_TOLERANCE + CENT:
+        return f"{symbol}: qty {qty} x current_price {price} = {to_cents(expected)}, but market_value is {value}"
     return None
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from tradecycle.models import FINAL_TRADE_STATUSES, Account, NewsItem, OrderResult, Position, Quote
 from tradecycle.rules.reuse import REFUSALS, StandingHold
-from tradecycle.store import flags, retention
+from tradecycle.store import flags, retention, switchfile
 from tradecycle.store.bars import DailyBarCache
 from tradecycle.store.spans import Spans
 from tradecycle.store.db import Database
@@ -53,8 +53,14 @@ class Store(DailyBarCache, RequestLog):
 
     # -- kill switch ---------------------------------------------------------
 
-    def kill_switch(self) -> KillSwitch:
-        return flags.read_kill_switch(self.db)
+    def kill_switch(self, now: datetime | None = None) -> KillSwitch:
+        """On when the database or the file beside it (``switchfile.py``) says so.
+        A switch only the file has is recorded in the database first, as the
+        tool's change, so that its clean-up and history follow."""
+        switch = flags.read_kill_switch(self.db)
+        if switch.active or (on_file := switchfile.read_switch_file(self.db.path)) is None:
+            return switch
+        return flags.restore_from_file(self.db, on_file, now or datetime.now(UTC), self.cycle_id)
 
     def set_kill_switch(self, active: bool, reason: str | None, now: datetime) -> KillSwitch:
         """The tool's own change (a tripped limit): recorded as ``tool``, with this store's cycle."""
@@ -294,6 +300,29 @@ class Store(DailyBarCache, RequestLog):
     def open_orders(self) -> list[dict[str, Any]]:
         """Orders the broker accepted that may still fill: any state not final, ours excepted."""
         return [t for t in self.pending_trades() if t["status"] not in UNCONFIRMED_TRADE_STATUSES]
+
+    def newest_trade_at(self) -> datetime | None:
+        """When the newest trades row was written (None: no row at all)."""
+        row = self.db.one("SELECT MAX(created_at) AS newest FROM trades")
+        return parse_iso(row["newest"]) if row and row["newest"] else None
+
+    def known_client_order_ids(self, client_order_ids: Sequence[str]) -> set[str]:
+        """Those of ``client_order_ids`` that have a trades row."""
+        if not client_order_ids:
+            return set()
+        marks = ", ".join("?" for _ in client_order_ids)
+        rows = self.db.query(f"SELECT client_order_id FROM trades WHERE client_order_id IN ({marks})", tuple(client_order_ids))
+        return {r["client_order_id"] for r in rows}
+
+    def broker_first_checked(self) -> bool:
+        """Whether a cycle already compared the broker's state with this database's (the first fetch does)."""
+        row = self.db.one("SELECT broker_first_seen_at FROM agent_status WHERE id = 1")
+        return bool(row and row["broker_first_seen_at"])
+
+    def mark_broker_checked(self, now: datetime, found: str | None) -> None:
+        """Record the first comparison: when, and what the broker already held (None: nothing of ours)."""
+        self.db.execute("UPDATE agent_status SET broker_first_seen_at = ?, broker_state_at_start = ? WHERE id = 1",
+                        (iso(now), found))
 
     # -- synced broker state -------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The kill switch flag.
+"""The kill switch flag (and, in ``switchfile.py``, its copy beside the database).
 
 Kept apart from the audit trail so that ``tradecycle killswitch`` imports only
 this, the connection and the schema: an emergency stop starts fast.
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tradecycle.infra.times import iso, parse_iso  # noqa: F401  (re-exported for the store)
+from tradecycle.infra.errors import DatabaseUnusable
 from tradecycle.store.db import Database
 
 
@@ -47,19 +48,47 @@ def write_kill_switch(db: Database, active: bool, reason: str | None, now: datet
     timeout. ``changed_by`` is ``person`` (the CLI) or ``tool`` (a cycle, named
     by ``cycle_id``). Every change starts the clean-up afresh (the next cycle
     cancels open buys, or with ``flatten`` every open order and every position)."""
+    from tradecycle.store import switchfile  # the file beside the database (it imports this module)
+
     flatten = active and flatten
+    # The file first when turning on (a stop the database cannot record still holds), last
+    # when turning off (a cycle never sees the database off while the file still says on).
+    if active:
+        switchfile.write_switch_file(db.path, KillSwitch(True, reason, iso(now), flatten))
+    else:
+        switchfile.remove_switch_file(db.path)
+    try:
+        _record(db, active, reason, iso(now), flatten, changed_by, cycle_id)
+    except DatabaseUnusable as exc:
+        if not active:
+            raise
+        raise DatabaseUnusable(f"{exc}; the kill switch file {switchfile.switch_file(db.path)} says on all the same: "
+                               "no cycle trades") from None
+    return read_kill_switch(db)
+
+
+def restore_from_file(db: Database, on_file: KillSwitch, now: datetime, cycle_id: str | None) -> KillSwitch:
+    """Record in the database a switch only the file beside it says is on (the
+    database was deleted or replaced, or a person made the file), as the
+    tool's change: its clean-up and its history then follow as for any switch."""
+    reason = f"{on_file.reason or 'no reason given'} (from the kill switch file: the database did not have it)"
+    _record(db, True, reason, on_file.changed_at or iso(now), on_file.flatten, "tool", cycle_id)
+    return read_kill_switch(db)
+
+
+def _record(db: Database, active: bool, reason: str | None, changed_at: str, flatten: bool, changed_by: str,
+            cycle_id: str | None) -> None:
     with db.transaction():
         db.execute(
             "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ?,"
             " kill_switch_flatten = ?, kill_switch_cleanup_at = NULL WHERE id = 1",
-            (int(active), reason, iso(now), int(flatten)),
+            (int(active), reason, changed_at, int(flatten)),
         )
         db.execute(
             "INSERT INTO kill_switch_changes (changed_at, active, changed_by, reason, flatten, cycle_id)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (iso(now), int(active), changed_by, reason, int(flatten), cycle_id),
+            (changed_at, int(active), changed_by, reason, int(flatten), cycle_id),
         )
-    return read_kill_switch(db)
 
 
 def kill_switch_changes(db: Database, limit: int = 5) -> list[dict]:

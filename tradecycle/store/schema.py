@@ -374,6 +374,17 @@ def _m9_kill_switch_history_and_alert_state(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m10_broker_state_at_start(db: sqlite_utils.Database) -> None:
+    """Version 10: when a cycle first compared the broker's state with this
+    database (``agent_status.broker_first_seen_at``) and what the broker already
+    held then (``broker_state_at_start``: positions and orders of this tool from
+    before the database, or NULL). A database that has cycles already was
+    compared long ago: it is marked with its first cycle's time."""
+    db["agent_status"].add_column("broker_first_seen_at", str)
+    db["agent_status"].add_column("broker_state_at_start", str)
+    db.execute("UPDATE agent_status SET broker_first_seen_at = (SELECT MIN(started_at) FROM cycles) WHERE id = 1")
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
@@ -384,6 +395,7 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m7_spans_and_history_indexes,
     _m8_analyst_scorecard,
     _m9_kill_switch_history_and_alert_state,
+    _m10_broker_state_at_start,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
