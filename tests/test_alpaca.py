@@ -414,6 +414,20 @@ def test_get_order_reads_fill_details(server, broker):
     assert result.filled_at == ALPACA_ORDER_FILLED["filled_at"]
 
 
+def test_recent_orders_lists_every_state_after_a_time_newest_first(server, broker):
+    from datetime import UTC, datetime
+
+    server.get(ORDERS, json=[ALPACA_ORDER_CRYPTO_NEW, ALPACA_ORDER_FILLED], match=[matchers.query_param_matcher(
+        {"status": "all", "after": "2025-01-15T14:20:30Z", "limit": "500", "direction": "desc"})])
+
+    found = broker.recent_orders(datetime(2025, 1, 15, 14, 20, 30, tzinfo=UTC))
+
+    assert [(o.client_order_id, o.status, o.symbol, o.notional) for o in found] == [
+        ("c1-BTC-USD", ALPACA_ORDER_CRYPTO_NEW["status"], "BTC/USD", Decimal("250")),
+        (ALPACA_ORDER_FILLED["client_order_id"], "filled", "AAPL", Decimal(ALPACA_ORDER_FILLED["notional"])),
+    ]
+
+
 # -- minimums ---------------------------------------------------------------------------------
 
 

@@ -151,6 +151,31 @@ def test_order_lookup_by_client_order_id_and_id(fake, http):
     assert alpaca(fake, http, "GET", "/v2/orders/00000000-0000-0000-0000-000000000000").status_code == 404
 
 
+def test_orders_listed_in_any_state_submitted_after_a_time(fake, http):
+    first = alpaca(fake, http, "POST", "/v2/orders", json=order_body()).json()
+    time.sleep(0.01)
+    second = alpaca(fake, http, "POST", "/v2/orders", json=order_body(client_order_id="cyc2-AAPL")).json()
+    fake.fill("cyc1-AAPL")
+    listed = alpaca(fake, http, "GET", "/v2/orders", params={"status": "all", "limit": 500, "direction": "desc"}).json()
+    assert [o["client_order_id"] for o in listed] == ["cyc2-AAPL", "cyc1-AAPL"] and listed[1]["status"] == "filled"
+    assert [o["id"] for o in alpaca(fake, http, "GET", "/v2/orders").json()] == [second["id"]]  # open only, by default
+    after = alpaca(fake, http, "GET", "/v2/orders", params={"status": "all", "after": first["submitted_at"]}).json()
+    assert [o["client_order_id"] for o in after] == ["cyc2-AAPL"]  # strictly after
+    day = alpaca(fake, http, "GET", "/v2/orders", params={"status": "all", "after": "2001-01-01T00:00:00Z"}).json()
+    assert len(day) == 2
+    bad = alpaca(fake, http, "GET", "/v2/orders", params={"status": "all", "after": "yesterday"})
+    assert bad.status_code == 422
+
+
+def test_a_hook_runs_the_tests_code_between_making_a_reply_and_sending_it(fake, http):
+    alpaca(fake, http, "POST", "/v2/orders", json=order_body())
+    seen = []
+    fake.fail("/v2/positions", "hook", times=1, before=lambda req: seen.append(req.subpath),
+              after=lambda req, reply: fake.fill("cyc1-AAPL"))  # the fill lands after this reply was made
+    assert alpaca(fake, http, "GET", "/v2/positions").json() == [] and seen == ["/v2/positions"]
+    assert [p["symbol"] for p in alpaca(fake, http, "GET", "/v2/positions").json()] == ["AAPL"]
+
+
 @pytest.mark.parametrize(
     "overrides, status",
     [

@@ -76,6 +76,20 @@ def test_broker_refuses_what_cash_cannot_pay_and_a_reused_client_order_id(world)
         broker.submit_order(OrderIntent("AAPL", "buy", "cid-2", price, notional_usd=Decimal("100")))
 
 
+def test_broker_lists_the_orders_submitted_after_a_time_newest_first(world):
+    clock, market, broker = world
+    price = market.get_quotes(["AAPL"])["AAPL"].price
+    broker.submit_order(OrderIntent("AAPL", "buy", "cid-old", price, notional_usd=Decimal("100")))
+    clock.advance(60)
+    start = clock.now()
+    clock.advance(60)
+    broker.submit_order(OrderIntent("AAPL", "buy", "cid-1", price, notional_usd=Decimal("200")))
+    broker.submit_order(OrderIntent("AAPL", "sell", "cid-2", price, qty=Decimal("0.1")))
+    listed = broker.recent_orders(start)
+    assert [(o.client_order_id, o.side, o.status, o.notional) for o in listed] == [
+        ("cid-2", "sell", "filled", None), ("cid-1", "buy", "filled", Decimal("200"))]
+
+
 def test_sell_closes_the_position_and_returns_cash(world):
     _, market, broker = world
     price = market.get_quotes(["ETH/USD"])["ETH/USD"].price

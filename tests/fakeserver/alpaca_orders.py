@@ -9,7 +9,9 @@ import uuid
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
-from .common import QTY_PLACES, RecordedRequest, Reply, _dec, _is_crypto, _money, _qty, _rfc3339, _usd, position_symbol
+from .common import (
+    QTY_PLACES, RecordedRequest, Reply, _dec, _is_crypto, _money, _parse_rfc3339, _qty, _rfc3339, _usd, position_symbol,
+)
 
 
 class AlpacaOrdersMixin:
@@ -44,6 +46,13 @@ class AlpacaOrdersMixin:
         if req.query.get("symbols"):
             wanted = {s.strip().upper() for s in req.query["symbols"].split(",")}
             orders = [o for o in orders if o["symbol"] in wanted or position_symbol(o["symbol"]) in wanted]
+        for bound, keep in (("after", lambda at, t: at > t), ("until", lambda at, t: at < t)):  # submitted_at, exclusive
+            if req.query.get(bound):
+                try:
+                    moment = _parse_rfc3339(req.query[bound])
+                except ValueError:
+                    return self._alpaca_error(422, f"invalid {bound} timestamp", 42210000)
+                orders = [o for o in orders if keep(_parse_rfc3339(o["submitted_at"]), moment)]
         orders.sort(key=lambda o: o["submitted_at"], reverse=req.query.get("direction", "desc") != "asc")
         try:
             limit = min(int(req.query.get("limit", "50")), 500)

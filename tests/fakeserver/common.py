@@ -24,7 +24,7 @@ SERVICES = ("alpaca", "alpaca_data", "finnhub", "coingecko", "openai", "alerts")
 PREFIXES = {"alpaca": "/alpaca", "alpaca_data": "/alpaca-data", "finnhub": "/finnhub", "coingecko": "/coingecko",
             "openai": "/openai/v1", "alerts": "/alerts"}
 
-FAULT_KINDS = ("status", "delay", "drop", "late_accept", "garbage")
+FAULT_KINDS = ("status", "delay", "drop", "late_accept", "garbage", "hook")
 
 DEFAULT_STOCKS = ["AAPL", "MSFT", "NVDA"]
 DEFAULT_CRYPTO = ["BTC/USD", "ETH/USD"]
@@ -49,6 +49,22 @@ def _rfc3339(moment: datetime | None = None) -> str:
     moment = (moment or datetime.now(timezone.utc)).astimezone(timezone.utc)
     fraction = f"{moment.microsecond:06d}".rstrip("0")
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
+def _parse_rfc3339(text: str) -> datetime:
+    """An RFC 3339 time as Alpaca takes and writes it (``Z`` or an offset, up to
+    nanoseconds), or a bare date (midnight UTC). Raises ValueError."""
+    text = text.strip().replace("z", "Z").replace("Z", "+00:00")
+    if len(text) == 10:
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    head, dot, rest = text.partition(".")
+    if dot:  # Python reads at most microseconds: keep 6 digits of the fraction
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+        text = f"{head}.{digits[:6]:0<6}{rest[len(digits):]}"
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"no time zone in {text!r}")
+    return moment.astimezone(timezone.utc)
 
 
 def _dec(value: Any) -> Decimal:

@@ -282,6 +282,9 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaDataMixin, FinnhubMixin
                        (e.g. records the order at the broker)
           late_accept  seconds=1.0: do the work (record the order), wait, then reply
           garbage      200 with a non-JSON body; body=..., content_type="application/json"
+          hook         before=fn(req) runs before the reply is made, after=fn(req, reply) once it
+                       is made and before it is sent (outside ``lock``): the test decides what
+                       happens between two replies (a fill, a file removed, a process killed)
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; one of {FAULT_KINDS}")

@@ -135,6 +135,13 @@ class _Handler(BaseHTTPRequestHandler):
             reply = fake._dispatch(req)  # the broker has the order now...
             fake._sleep(float(params.get("seconds", 1.0)))  # ...but the client hears of it late
             self._send(reply)
+        elif fault.kind == "hook":  # the test's own code around the reply: reorder, fill, kill
+            if params.get("before"):
+                params["before"](req)
+            reply = fake._dispatch(req)
+            if params.get("after"):
+                params["after"](req, reply)
+            self._send(reply)
         elif fault.kind == "garbage":
             self._send(Reply(200, params.get("body", "<html><body>502 Bad Gateway</body></html>"),
                              dict(params.get("headers") or {}), params.get("content_type", "application/json")))
