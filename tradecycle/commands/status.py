@@ -17,6 +17,7 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
 
     from tradecycle.config import load_config
     from tradecycle.store import reads
+    from tradecycle.store.switchfile import read_switch_file, switch_file
 
     config = load_config(paths.config_path(config_option))
     db_path = Path(db_option).expanduser() if db_option else config.database_path
@@ -44,14 +45,22 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
             "daily_pnl": str(pnl),
             "daily_pnl_percent": _pct(pnl, last_equity),
         }
+    switch = {
+        "active": bool(agent.get("kill_switch_active")),
+        "reason": agent.get("kill_switch_reason"),
+        "changed_at": agent.get("kill_switch_changed_at"),
+        "flatten": bool(agent.get("kill_switch_flatten")),
+        "cleanup_done_at": agent.get("kill_switch_cleanup_at"),  # open orders cancelled (and, with flatten, all sold)
+        "file": None,  # <database>.killswitch, when it exists: on, whatever the database says
+    }
+    if (on_file := read_switch_file(db_path)) is not None:
+        switch["file"] = str(switch_file(db_path))
+        if not switch["active"]:
+            switch.update(active=True, reason=on_file.reason, changed_at=on_file.changed_at, flatten=on_file.flatten)
     return {
-        "kill_switch": {
-            "active": bool(agent.get("kill_switch_active")),
-            "reason": agent.get("kill_switch_reason"),
-            "changed_at": agent.get("kill_switch_changed_at"),
-            "flatten": bool(agent.get("kill_switch_flatten")),
-            "cleanup_done_at": agent.get("kill_switch_cleanup_at"),  # open orders cancelled (and, with flatten, all sold)
-        },
+        "kill_switch": switch,
+        # What the broker already held when this database first met it (a deleted or replaced database), or null.
+        "broker_state_at_start": agent.get("broker_state_at_start"),
         "last_cycle": _cycle_view(last),
         "outage": outage,
         "account": account,

@@ -96,6 +96,8 @@ def status(data: dict[str, Any], console: Console | None = None) -> None:
     account = data.get("account")
     rows += _account(account) if account else [("account", Text("not synced yet (no cycle has reached the broker)"))]
     console.print(grid(rows))
+    if inherited := data.get("broker_state_at_start"):
+        say(console, f"database: {inherited}", "yellow")
     if outage := data.get("outage"):
         say(console, f"outage: {outage['cycles']} cycle(s) aborted since {outage['since']} ({outage['minutes']} min), "
                        f"each retried the next minute; last: {outage['error']}", "yellow")
