@@ -108,16 +108,17 @@ def test_a_listing_that_fails_means_no_buy_but_a_sell_still_goes(db, store, log)
 
 
 @pytest.mark.parametrize(
-    "newest_trade, expected",
+    "newest_trade, keep_days, expected",
     [
-        (None, NOW - LOOKBACK),  # no trades row at all: the last 24 hours
-        (NOW - timedelta(hours=1), NOW - timedelta(hours=1) - CLOCK_MARGIN),  # a little before the newest row
-        (NOW - timedelta(days=3), NOW - LOOKBACK),  # never further back than 24 hours
+        (None, 0, NOW - LOOKBACK),  # no trades row at all: the last 24 hours
+        (NOW - timedelta(hours=1), 90, NOW - timedelta(hours=1) - CLOCK_MARGIN),  # a little before the newest row
+        (NOW - timedelta(days=3), 0, NOW - LOOKBACK),  # never further back than 24 hours
+        (None, 1, NOW - timedelta(days=1) + CLOCK_MARGIN),  # nor where keep_days prunes: a pruned row is not lost
     ],
-    ids=["no-trades", "recent-trade", "old-trade"],
+    ids=["no-trades", "recent-trade", "old-trade", "pruned"],
 )
-def test_the_listing_starts_a_little_before_the_newest_trades_row(newest_trade, expected):
-    assert recent_since(newest_trade, NOW) == expected
+def test_the_listing_starts_a_little_before_the_newest_trades_row(newest_trade, keep_days, expected):
+    assert recent_since(newest_trade, NOW, keep_days) == expected
 
 
 def test_the_broker_is_asked_for_orders_since_the_newest_trades_row(db, store, log):

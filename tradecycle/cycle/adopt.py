@@ -14,7 +14,8 @@ note and an alert. Their client order id stays theirs, so no second order
 can ever go out for that cycle and symbol.
 
 "Recent" starts shortly before the newest ``trades`` row (rows are lost
-newest first), and never more than ``LOOKBACK`` ago: the list stays short.
+newest first), never more than ``LOOKBACK`` ago and never before what
+``database.keep_days`` prunes: the list stays short.
 A listing that fails leaves the cycle unsure what is open: it buys nothing
 (outcome ``unverified``); sells and protective exits go on.
 """
@@ -39,13 +40,17 @@ OURS = re.compile(rf"^(?:tc|{FLATTEN_PREFIX})-(\d{{4}})(\d{{2}})(\d{{2}})T(\d{{2
 
 def listing(cycle: Cycle) -> dict:
     """The fetch's task that lists the account's recent orders."""
-    since = recent_since(cycle.store.newest_trade_at(), cycle.services.clock.now())
+    since = recent_since(cycle.store.newest_trade_at(), cycle.services.clock.now(), cycle.settings.keep_days)
     return {LISTING: lambda: cycle.services.broker.recent_orders(since)}
 
 
-def recent_since(newest_trade_at: datetime | None, now: datetime) -> datetime:
-    """Where the listing starts: a little before the newest trades row, at most ``LOOKBACK`` ago."""
+def recent_since(newest_trade_at: datetime | None, now: datetime, keep_days: int = 0) -> datetime:
+    """Where the listing starts: a little before the newest trades row, at most
+    ``LOOKBACK`` ago, and never before what ``database.keep_days`` prunes (a
+    pruned row is not a lost one)."""
     floor = now - LOOKBACK
+    if keep_days:
+        floor = max(floor, now - timedelta(days=keep_days) + CLOCK_MARGIN)
     return floor if newest_trade_at is None else max(newest_trade_at - CLOCK_MARGIN, floor)
 
 
