@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..models import FINAL_TRADE_STATUSES, STOP_ORDER_TYPES
-from .db import Database
+from tradecycle.models import FINAL_TRADE_STATUSES, STOP_ORDER_TYPES
+from tradecycle.store.db import Database
 
 _STOP = f"order_type IN ({', '.join(repr(t) for t in STOP_ORDER_TYPES)})"
 _NOT_FINAL = f"status NOT IN ({', '.join(repr(s) for s in FINAL_TRADE_STATUSES)})"
