@@ -57,3 +57,6 @@ class BrokerStops:
 
     def last_stop(self, symbol: str) -> dict[str, Any] | None:
         return last_stop(self.db, symbol)
+
+    def trade(self, client_order_id: str) -> dict[str, Any] | None:
+        return self.db.one("SELECT * FROM trades WHERE client_order_id = ?", (client_order_id,))
