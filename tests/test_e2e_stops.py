@@ -134,3 +134,31 @@ def test_a_steady_cycle_with_15_stops_makes_no_more_broker_calls_than_one_withou
         without, _ = steady_broker_calls(E2E(other, tmp_path / "no-stops"), symbols, False)
     assert with_stops <= without, calls
     assert all(method == "GET" for method, _ in calls)  # nothing placed, raised or canceled in steady state
+
+
+def test_a_refused_stop_leaves_the_cycle_protecting_and_status_names_the_position(e2e):
+    e2e.configure(universe={"stocks": ["AAPL", "MSFT"], "crypto": []}, risk=STOPS_ON)
+    for symbol, price in (("AAPL", "200"), ("MSFT", "400")):
+        e2e.fake.set_price(symbol, price)
+        with e2e.fake.lock:
+            e2e.fake.add_position(symbol, "10", price)
+    e2e.fake.stop_refusals["MSFT"] = "asset MSFT takes no stop orders"
+    e2e.fake.llm_decide = {"AAPL": ("hold", 0.5, "wait"), "MSFT": ("hold", 0.5, "wait")}
+    e2e.run()
+    e2e.fake.set_price("MSFT", "401")
+    e2e.run()  # the refusal is not asked again the same day
+
+    assert [(o["symbol"], o["type"]) for o in e2e.posted_orders()] == [("AAPL", "stop"), ("MSFT", "stop")]
+    assert [(r["symbol"], r["status"], r["notes"]) for r in stop_rows(e2e)] == [
+        ("AAPL", "new", None), ("MSFT", "rejected", "asset MSFT takes no stop orders")]
+    data = json.loads(e2e.cli("status", "--json").stdout)
+    assert data["broker_held_stops"] == {"enabled": True, "missing": {
+        "MSFT": "the broker refused it: asset MSFT takes no stop orders"}}
+    assert {p["symbol"]: p["broker_stop"].get("stop_price") for p in data["positions"]} == {"AAPL": "184.00", "MSFT": None}
+    shown = e2e.cli("status")
+    assert "no stop at the broker for MSFT (the broker refused it: asset MSFT takes no stop orders)" in " ".join(shown.stdout.split())
+
+    e2e.fake.set_price("MSFT", "365")  # under its 8 % stop-loss: the cycle's own exit sells
+    e2e.run()
+    assert [(o["symbol"], o["type"], o["side"]) for o in e2e.posted_orders()][-1] == ("MSFT", "market", "sell")
+    assert e2e.decisions()["MSFT"]["outcome"] == "stop_loss"
