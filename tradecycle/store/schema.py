@@ -378,11 +378,14 @@ def _m_broker_held_stops(db: sqlite_utils.Database) -> None:
     """Broker-held stops (cycle/stops.py): each trade's order type (``market``,
     ``stop``, ``stop_limit``; older rows were all market orders), the stop's
     trigger price, a stop-limit's limit price and the order's time in force,
-    and an index to find a symbol's stop orders."""
+    an index to find a symbol's stop orders; the same for the simulator's orders."""
     db.execute("ALTER TABLE trades ADD COLUMN order_type TEXT NOT NULL DEFAULT 'market'")
     for column in ("stop_price", "limit_price", "time_in_force"):
         db["trades"].add_column(column, str)
     db["trades"].create_index(["order_type", "symbol"], index_name="idx_trades_order_type_symbol")
+    db.execute("ALTER TABLE sim_orders ADD COLUMN order_type TEXT NOT NULL DEFAULT 'market'")  # the simulator's stops
+    for column in ("stop_price", "limit_price", "time_in_force"):
+        db["sim_orders"].add_column(column, str)
     db.execute("DROP VIEW IF EXISTS trades_v")
     db.execute(f"CREATE VIEW trades_v AS {STOP_TRADES_VIEW}")
 
