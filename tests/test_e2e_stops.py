@@ -162,3 +162,24 @@ def test_a_refused_stop_leaves_the_cycle_protecting_and_status_names_the_positio
     e2e.run()
     assert [(o["symbol"], o["type"], o["side"]) for o in e2e.posted_orders()][-1] == ("MSFT", "market", "sell")
     assert e2e.decisions()["MSFT"]["outcome"] == "stop_loss"
+
+
+def test_a_day_stop_that_expired_with_the_session_is_placed_again_in_the_next(e2e):
+    e2e.configure(universe={"stocks": ["AAPL"], "crypto": []}, risk=STOPS_ON)
+    e2e.fake.set_price("AAPL", "200")
+    with e2e.fake.lock:
+        e2e.fake.add_position("AAPL", "2.5", "200")
+    e2e.fake.llm_decide = {"AAPL": ("hold", 0.5, "wait")}
+    e2e.run()
+    [first] = e2e.posted_orders()
+    assert (first["qty"], first["time_in_force"]) == ("2.5", "day")
+
+    e2e.fake.set_market_open(False)
+    e2e.fake.set_order_status(first["client_order_id"], "expired")  # the session closed
+    e2e.run()
+    assert len(e2e.posted_orders()) == 1  # no stock stop is placed while the market is closed
+    e2e.fake.set_market_open(True)
+    e2e.run()
+    first_row, second_row = stop_rows(e2e)
+    assert (first_row["status"], second_row["status"], second_row["time_in_force"]) == ("expired", "new", "day")
+    assert second_row["client_order_id"] != first_row["client_order_id"]
