@@ -92,3 +92,33 @@ def test_without_broker_held_stops_a_filled_buy_gets_no_stop(db, store, log):
     analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
     run_cycle(services(broker=broker, quotes=market, analyst=analyst, clock=clock), store, settings(exits=EXITS), log)
     assert broker.get_positions() and stop_rows(db) == [] and broker.open_orders() == []
+
+
+def test_the_stop_follows_the_position_quantity_by_replacing_it(db, store, log):
+    clock, market, broker, price = sim_world(db)
+    price("200")
+    broker.submit_order(OrderIntent("AAPL", "buy", "tc-0", D(200), qty=D(10)))
+    cycle = settings(exits=EXITS, broker_held_stops=True)
+    run_cycle(services(broker=broker, quotes=market, clock=clock), store, cycle, log)
+    broker.submit_order(OrderIntent("AAPL", "buy", "manual-1", D(200), qty=D(5)))  # bought by hand meanwhile
+    clock.advance(60)
+    price("200")
+    run_cycle(services(broker=broker, quotes=market, clock=clock), store, cycle, log)
+
+    first, second = stop_rows(db)
+    assert (first["status"], first["quantity"]) == ("replaced", "10")
+    assert (second["status"], second["quantity"], second["stop_price"]) == ("new", "15", "184.00")
+    assert [(o.qty, o.status) for o in broker.open_orders()] == [(D(15), "new")]
+
+
+def test_a_crypto_position_gets_a_stop_limit(db, store, log):
+    clock, market, broker, _ = sim_world(db)
+    ledger = broker.ledger
+    ledger.save_price_state(SimPrice("BTC/USD", D(60000), D(60000), clock.now().date().isoformat(), iso(clock.now())))
+    broker.submit_order(OrderIntent("BTC/USD", "buy", "tc-0", D(60000), qty=D("0.05")))
+    run_cycle(services(broker=broker, quotes=market, clock=clock), store,
+              settings(stocks=(), crypto=("BTC/USD",), exits=EXITS, broker_held_stops=True), log)
+
+    [row] = stop_rows(db)
+    assert (row["order_type"], row["quantity"], row["stop_price"], row["limit_price"], row["time_in_force"]) == (
+        "stop_limit", "0.05", "55200.00", "54648.00", "gtc")
