@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from .e2e_helpers import E2E, describe, e2e, fake  # noqa: F401  (fixtures)
+from .e2e_helpers import E2E, e2e, fake  # noqa: F401  (fixtures)
 from .fakeserver import FakeServices
 
 STOPS_ON = {"broker_held_stops": True, "stop_loss_percent": 8}
