@@ -204,6 +204,10 @@ class TimelineBroker(FakeBroker):
         _, _, orders = self._state(self._moment("listing"))
         return list(orders.values())[::-1]
 
+    def open_orders(self):
+        _, _, orders = self._state(self._moment("open_orders"))
+        return [o for o in orders.values() if o.status not in ("filled", "canceled", "expired", "rejected")]
+
     def submit_order(self, intent):
         result = super().submit_order(intent)
         with self.lock:
@@ -226,11 +230,11 @@ moments = st.floats(min_value=0, max_value=0.99, allow_nan=False)
     first_buys=st.lists(st.booleans(), min_size=3, max_size=3),
     fill_at=st.lists(st.one_of(st.none(), st.floats(min_value=0, max_value=1.5, allow_nan=False)), min_size=3, max_size=3),
     fraction=st.lists(st.sampled_from([Decimal("0.25"), Decimal("0.5"), Decimal(1)]), min_size=3, max_size=3),
-    read_positions=moments, read_account=moments, read_listing=moments,
+    read_positions=moments, read_account=moments, read_listing=moments, read_open=moments,
     read_orders=st.lists(moments, min_size=3, max_size=3),
 )
 def test_no_reply_order_or_fill_time_takes_a_position_or_the_exposure_past_its_limit(
-    held, first_buys, fill_at, fraction, read_positions, read_account, read_listing, read_orders,
+    held, first_buys, fill_at, fraction, read_positions, read_account, read_listing, read_open, read_orders,
 ):
     with tempfile.TemporaryDirectory() as folder:
         db = open_database(Path(folder) / "tradecycle.db")
@@ -250,7 +254,7 @@ def test_no_reply_order_or_fill_time_takes_a_position_or_the_exposure_past_its_l
             # Cycle 2: they fill at drawn moments; the fetch's replies are made at drawn moments.
             clock.advance(60)
             fills = [Fill(o.client_order_id, at, f) for o, at, f in zip(opened, fill_at, fraction) if at is not None]
-            read_at = {"positions": read_positions, "account": read_account, "listing": read_listing}
+            read_at = {"positions": read_positions, "account": read_account, "listing": read_listing, "open_orders": read_open}
             read_at |= {f"order:{o.broker_order_id}": t for o, t in zip(opened, read_orders)}
             broker.start_cycle(read_at, fills)
             buy_all = ScriptedAnalyst({s: ("buy", 0.9) for s in SYMBOLS})

@@ -5,8 +5,9 @@ A database can lose rows (restored from a backup, its WAL file removed, a
 disk swapped) while the broker keeps the orders this tool sent. Every fetch
 also asks for the account's recent orders (``GET /v2/orders?status=all&after=``,
 one request in the same round trip, so it costs no waiting): those whose
-``client_order_id`` has this tool's form (``tc-<cycle>-<symbol>``, or ``tk-``
-for the kill switch's own sells) and that have no ``trades`` row are
+``client_order_id`` has this tool's form (``tc-<cycle>-<symbol>``, ``tk-``
+for the kill switch's own sells, ``ts-`` for the stops held at the broker)
+and that have no ``trades`` row are
 *adopted*: written to ``trades`` with the broker's state and a note saying
 so, so that they count against the limits like any order of ours (an open
 one as open, a filled one through the positions), with a log event, a cycle
@@ -27,6 +28,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from tradecycle.cycle.state import Cycle
+from tradecycle.cycle.stops import STOP_PREFIX
 from tradecycle.cycle.winddown import FLATTEN_PREFIX
 from tradecycle.infra.times import iso
 from tradecycle.models import OrderResult, to_qty
@@ -35,7 +37,7 @@ LISTING = "recent_orders"
 LOOKBACK = timedelta(hours=24)
 CLOCK_MARGIN = timedelta(minutes=10)  # our clock against the broker's submission times
 # What orders.client_order_id makes of a cycle id "2026-11-25T15:00Z-ab12": "tc-20261125T1500Zab12-AAPL".
-OURS = re.compile(rf"^(?:tc|{FLATTEN_PREFIX})-(\d{{4}})(\d{{2}})(\d{{2}})T(\d{{2}})(\d{{2}})Z([0-9a-f]{{4}})-")
+OURS = re.compile(rf"^(?:tc|{FLATTEN_PREFIX}|{STOP_PREFIX})-(\d{{4}})(\d{{2}})(\d{{2}})T(\d{{2}})(\d{{2}})Z([0-9a-f]{{4}})-")
 
 
 def listing(cycle: Cycle) -> dict:
@@ -136,6 +138,10 @@ def _adopted_row(cycle: Cycle, order: OrderResult) -> dict:
         "filled_qty": str(order.filled_qty) if order.filled_qty is not None else None,
         "filled_avg_price": str(order.filled_avg_price) if order.filled_avg_price is not None else None,
         "executed_at": order.filled_at,
+        "order_type": order.order_type or "market",
+        "stop_price": str(order.stop_price) if order.stop_price is not None else None,
+        "limit_price": str(order.limit_price) if order.limit_price is not None else None,
+        "time_in_force": order.time_in_force or None,
         "notes": f"adopted by cycle {cycle.cycle_id}: at the broker (submitted {order.submitted_at or 'at an unknown time'}) "
                  "but missing from the database",
         "dry_run": 0,

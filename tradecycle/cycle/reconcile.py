@@ -63,6 +63,23 @@ def order_lookups(broker, trades: list[dict]) -> dict:
     }
 
 
+def lookups_beyond_list(broker, trades: list[dict], listed) -> dict:
+    """The broker's view of each trade, from ``listed`` (its open orders, fetched in
+    the same round trip as the account) where the order is there, else one lookup
+    each, all at once: only orders that stopped being open since cost a call.
+    ``listed`` an exception (the list failed): one lookup per trade, as before."""
+    open_ids = {} if isinstance(listed, Exception) else {o.broker_order_id: o for o in listed}
+    open_cids = {} if isinstance(listed, Exception) else {o.client_order_id: o for o in listed}
+    found, missing = {}, []
+    for trade in trades:
+        hit = open_ids.get(trade["broker_order_id"]) if trade["broker_order_id"] else open_cids.get(trade["client_order_id"])
+        if hit is not None:
+            found[f"order:{trade['client_order_id']}"] = hit
+        else:
+            missing.append(trade)
+    return found | gather(order_lookups(broker, missing))
+
+
 def apply_order_updates(cycle: Cycle, trades: list[dict], results: dict) -> list[dict]:
     """Write what the broker said of each order; a failed lookup is noted and
     retried later. Returns the trades, as they stood before, whose filled
@@ -88,7 +105,7 @@ def apply_order_updates(cycle: Cycle, trades: list[dict], results: dict) -> list
     return filled
 
 
-def count_every_fill(cycle: Cycle, before_fill: list[dict]) -> None:
+def count_every_fill(cycle: Cycle, before_fill: list[dict], still_open: list[dict]) -> None:
     """Holdings that include every fill the cycle knows of, and the orders that may still fill.
 
     The fetch asks for the positions and the orders at once, so an order can
@@ -100,8 +117,9 @@ def count_every_fill(cycle: Cycle, before_fill: list[dict]) -> None:
     One more round trip, only in a cycle that saw a fill. If that read fails,
     those orders count as they stood before the fill (what a buy may still
     buy, what a sell may still sell), as the positions read before it show them.
+    ``still_open``: the orders that count as open (``cycle.open_orders``).
     """
-    cycle.open_orders = cycle.store.pending_trades()  # open, and any whose fate is still unknown
+    cycle.open_orders = still_open
     if not before_fill:
         return
     broker = cycle.services.broker
