@@ -37,10 +37,11 @@ def test_an_order_filling_between_the_positions_and_the_lookup_replies_is_not_bo
     [order] = e2e.broker_orders()
     assert order["status"] in ("new", "accepted")
 
-    # Next cycle: the positions reply is made, then the order fills, then the lookup reply is made.
+    # Next cycle: the positions reply is made, then the order fills, then every order reply
+    # (the open-orders list, the recent-orders list, the lookup) is made.
     filled = threading.Event()
     e2e.fake.fail("/v2/positions", "hook", times=1, after=lambda req, reply: (e2e.fake.fill(order["client_order_id"]), filled.set()))
-    e2e.fake.fail("/v2/orders/", "hook", times=1, method="GET", before=lambda req: filled.wait(10))
+    e2e.fake.fail("/v2/orders", "hook", method="GET", before=lambda req: filled.wait(10))
     e2e.fake.clear_requests()
     result = e2e.run()
 
