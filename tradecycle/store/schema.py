@@ -401,11 +401,9 @@ STOP_TRADES_VIEW = """SELECT id, cycle_id, created_at, symbol, side, order_type,
 
 
 def _m_broker_state_at_start(db: sqlite_utils.Database) -> None:
-    """When a cycle first compared the broker's state with this
-    database (``agent_status.broker_first_seen_at``) and what the broker already
-    held then (``broker_state_at_start``: positions and orders of this tool from
-    before the database, or NULL). A database that has cycles already was
-    compared long ago: it is marked with its first cycle's time."""
+    """When a cycle first compared the broker with this database (``agent_status.broker_first_seen_at``)
+    and what the broker already held then (``broker_state_at_start``, or NULL: cycle/adopt.py).
+    A database with cycles already was compared long ago: marked with its first cycle's time."""
     db["agent_status"].add_column("broker_first_seen_at", str)
     db["agent_status"].add_column("broker_state_at_start", str)
     db.execute("UPDATE agent_status SET broker_first_seen_at = (SELECT MIN(started_at) FROM cycles) WHERE id = 1")
