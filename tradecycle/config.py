@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -239,12 +240,18 @@ class SimMarketConfig(_Section):
     seed: int = 42  # extension: the simulator's random walk is reproducible per seed
 
 
+class CsvMarketConfig(_Section):
+    # A folder of OHLCV files, one a symbol (AAPL.csv, BTC-USD.csv): history for `tradecycle backtest`.
+    path: str = "data"
+
+
 class MarketDataConfig(_Section):
-    provider: Literal["sim", "live", "alpaca"] = "sim"
+    provider: Literal["sim", "live", "alpaca", "csv"] = "sim"  # "csv": backtests only
     alpaca: AlpacaDataConfig = AlpacaDataConfig()
     finnhub: FinnhubConfig = FinnhubConfig()
     coingecko: CoinGeckoConfig = CoinGeckoConfig()
     sim: SimMarketConfig = SimMarketConfig()
+    csv: CsvMarketConfig = CsvMarketConfig()
 
 
 class NewsConfig(_Section):
@@ -268,6 +275,8 @@ class ShadowConfig(_Section):
     # The environment variable that holds this server's key. Unset: OPENAI_API_KEY
     # when the shadow uses ai.base_url (the same server), otherwise no key.
     api_key_env: str | None = None
+    # The last day the model may have learned from: a backtest never asks it about a day on or before it.
+    training_cutoff: date | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -302,6 +311,8 @@ class AIConfig(_Section):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     reanalyze_move_percent: Percent = Decimal("0.5")
     max_decision_age_minutes: Annotated[float, Field(gt=0)] = 15
+    # The last day the model may have learned from (YYYY-MM-DD): a backtest never asks it about a day on or before it.
+    training_cutoff: date | None = None
     shadow: list[ShadowConfig] = []  # [[ai.shadow]] challengers (see ai/shadow.py)
 
     @field_validator("base_url")
@@ -316,6 +327,12 @@ class AIConfig(_Section):
         return "OPENAI_API_KEY" if (shadow.base_url or self.base_url) == self.base_url else None
 
 
+class BacktestConfig(_Section):
+    # Against the order at every fill (a buy pays more, a sell gets less), in basis points of the price.
+    slippage_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(5)
+    fee_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(0)  # of each fill's value, taken from cash
+
+
 class Config(_Section):
     cycle: CycleConfig = CycleConfig()
     risk: RiskConfig = RiskConfig()
@@ -326,6 +343,7 @@ class Config(_Section):
     market_data: MarketDataConfig = MarketDataConfig()
     news: NewsConfig = NewsConfig()
     ai: AIConfig = AIConfig()
+    backtest: BacktestConfig = BacktestConfig()
 
     # Set by load_config, not by the file: where relative paths resolve.
     _base_dir: Path = PrivateAttr(default=Path("."))
@@ -352,6 +370,10 @@ class Config(_Section):
     @property
     def log_path(self) -> Path:
         return resolve_path(self.base_dir, self.log.path)
+
+    @property
+    def csv_path(self) -> Path:
+        return resolve_path(self.base_dir, self.market_data.csv.path)
 
 
 def shadow_key_names(config: "Config") -> tuple[str, ...]:
@@ -382,6 +404,10 @@ _MESSAGES = {
     "literal_error": "must be one of {expected}",
     "finite_number": "must be a finite number",
     "decimal_type": "must be a finite number",
+    "date_from_datetime_parsing": "must be a date like 2024-06-30",
+    "date_parsing": "must be a date like 2024-06-30",
+    "date_type": "must be a date like 2024-06-30",
+    "date_from_datetime_inexact": "must be a date like 2024-06-30, without a time",
 }
 
 

@@ -1,0 +1,254 @@
+"""The backtest's paper broker: cash and positions as the simulator keeps them,
+fills from history, never from the bar the decision saw.
+
+- A market order sent at ``t`` fills at the **open of the next bar** of its
+  symbol (the first bar that opens at or after ``t``), moved
+  ``backtest.slippage_bps`` against the order (a buy pays more, a sell gets
+  less), and pays ``backtest.fee_bps`` of its value from cash.
+- A stop order triggers when a bar trades through its stop: a sell stop when the
+  bar's low reaches it, filling at the stop, or at the bar's open when the bar
+  opened past it (a gap); then the same slippage and fee.
+- The broker learns of a bar only once it has closed (``pit.py``): ``advance``
+  runs before each cycle and books the fills of the bars closed since the last
+  one, so the cycle at ``t`` reads them as any live cycle reads a fill
+  (``new`` → ``filled``).
+- Buying power is cash less what open buys may still cost; a buy beyond it is
+  refused like Alpaca's 403, a sell beyond the free quantity too.
+
+The books are kept in memory and saved by the runner after every cycle
+(``snapshot`` / ``restore``), in the same transaction as the run's progress.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from decimal import Decimal
+
+from tradecycle.backtest.pit import PointInTime
+from tradecycle.errors import DuplicateOrder, OrderRejected
+from tradecycle.times import iso
+from tradecycle.models import CENT, Account, MarketClock, OrderIntent, OrderResult, Position, to_qty
+
+BPS = Decimal(10_000)
+PRICE_STEP = Decimal("0.0001")
+NAME = "backtest"
+
+
+class BacktestBroker:
+    name = NAME
+
+    def __init__(self, pit: PointInTime, starting_cash: Decimal, slippage_bps: Decimal, fee_bps: Decimal):
+        self.pit = pit
+        self.slippage = slippage_bps / BPS
+        self.fee_rate = fee_bps / BPS
+        self.cash = Decimal(starting_cash)
+        self.holdings: dict[str, list[Decimal]] = {}  # symbol -> [qty, avg entry price]
+        self.orders: dict[str, dict] = {}
+        self.by_client: dict[str, str] = {}
+        self.day: str | None = None
+        self.last_equity = Decimal(starting_cash)  # equity at the end of the previous day
+        self.equity_seen = Decimal(starting_cash)  # equity at the last cycle
+        self.fees_usd = Decimal(0)
+        self.slippage_usd = Decimal(0)
+        self.new_fees: list[tuple[str, str]] = []  # (client order id, fee) booked since the last save
+        self._ids = itertools.count(1)
+
+    # -- the runner's side -----------------------------------------------------
+
+    def advance(self) -> None:
+        """Book what the bars closed by now did to the open orders, oldest first; roll the day."""
+        today = self.pit.t.date().isoformat()
+        if self.day is not None and today != self.day:
+            self.last_equity = self.equity_seen
+        self.day = today
+        for order in [o for o in self.orders.values() if o["status"] == "new"]:
+            for bar in self.pit.bars_since(order["symbol"], order["submitted"]):
+                price = self._trigger(order, bar)
+                if price is not None:
+                    self._fill(order, price, bar.opens_at)
+                    break
+
+    def take_fees(self) -> list[tuple[str, str]]:
+        fees, self.new_fees = self.new_fees, []
+        return fees
+
+    def snapshot(self) -> dict:
+        return {
+            "cash": str(self.cash), "day": self.day, "last_equity": str(self.last_equity),
+            "equity_seen": str(self.equity_seen), "fees_usd": str(self.fees_usd), "slippage_usd": str(self.slippage_usd),
+            "holdings": {s: [str(q), str(a)] for s, (q, a) in self.holdings.items()},
+            "orders": [_stored(o) for o in self.orders.values() if o["status"] == "new"],
+            "next_id": next(self._ids),
+        }
+
+    def restore(self, books: dict) -> None:
+        self.cash, self.day = Decimal(books["cash"]), books["day"]
+        self.last_equity, self.equity_seen = Decimal(books["last_equity"]), Decimal(books["equity_seen"])
+        self.fees_usd, self.slippage_usd = Decimal(books["fees_usd"]), Decimal(books["slippage_usd"])
+        self.holdings = {s: [Decimal(q), Decimal(a)] for s, (q, a) in books["holdings"].items()}
+        for stored in books["orders"]:
+            order = _loaded(stored)
+            self.orders[order["id"]] = order
+            self.by_client[order["client_order_id"]] = order["id"]
+        self._ids = itertools.count(books["next_id"])
+
+    def equity(self) -> Decimal:
+        return self.cash + sum((self._value(s, q) for s, (q, _) in self.holdings.items()), Decimal(0))
+
+    # -- the Broker port ---------------------------------------------------------
+
+    def get_account(self) -> Account:
+        equity = self.equity()
+        self.equity_seen = equity
+        reserved = sum((self._cost(o) for o in self.orders.values() if o["status"] == "new" and o["side"] == "buy"), Decimal(0))
+        return Account(equity=equity.quantize(CENT), last_equity=self.last_equity.quantize(CENT), cash=self.cash.quantize(CENT),
+                       buying_power=max(self.cash - reserved, Decimal(0)).quantize(CENT))
+
+    def get_clock(self) -> MarketClock:
+        next_open = self.pit.next_open()
+        return MarketClock(is_open=self.pit.sessions is None or self.pit.sessions.is_open(self.pit.t),
+                           next_open=iso(next_open) if next_open else None)
+
+    def get_positions(self) -> list[Position]:
+        positions = []
+        for symbol, (qty, avg) in sorted(self.holdings.items()):
+            price = self.pit.price(symbol) or avg
+            value = (qty * price).quantize(CENT)
+            positions.append(Position(symbol, qty, avg, value, price, (value - qty * avg).quantize(CENT)))
+        return positions
+
+    def submit_order(self, intent: OrderIntent) -> OrderResult:
+        if intent.client_order_id in self.by_client:
+            raise DuplicateOrder(NAME, "client_order_id must be unique", 422)
+        stop = getattr(intent, "stop_price", None)
+        order = {
+            "id": f"bt-{next(self._ids)}", "client_order_id": intent.client_order_id, "symbol": intent.symbol,
+            "side": intent.side, "type": "stop" if stop is not None else "market", "stop_price": stop,
+            "qty": intent.qty, "notional": intent.notional_usd, "price": intent.price, "submitted": self.pit.t,
+            "status": "new", "filled_qty": None, "filled_price": None, "filled_at": None,
+        }
+        if intent.side == "buy":
+            if (intent.qty if intent.qty is not None else intent.notional_usd or 0) <= 0:
+                raise OrderRejected(NAME, "order quantity is zero", 422)
+            buying_power = self.get_account().buying_power
+            if self._cost(order) > buying_power:
+                raise OrderRejected(NAME, f"insufficient buying power (need {self._cost(order):.2f}, have {buying_power})", 403)
+        else:
+            held = self.holdings.get(intent.symbol, [Decimal(0)])[0]
+            selling = sum((o["qty"] or 0 for o in self.orders.values()
+                           if o["status"] == "new" and o["side"] == "sell" and o["symbol"] == intent.symbol), Decimal(0))
+            qty = intent.qty if intent.qty is not None else to_qty(intent.notional_usd / intent.price)
+            if qty <= 0 or qty > held - selling:
+                raise OrderRejected(NAME, f"insufficient qty available for order (requested: {qty}, available: {held - selling})", 403)
+            order["qty"] = qty
+        self.orders[order["id"]] = order
+        self.by_client[order["client_order_id"]] = order["id"]
+        return _result(order)
+
+    def get_order_by_client_id(self, client_order_id: str) -> OrderResult | None:
+        order_id = self.by_client.get(client_order_id)
+        return _result(self.orders[order_id]) if order_id else None
+
+    def get_order(self, broker_order_id: str) -> OrderResult:
+        order = self.orders.get(broker_order_id)
+        if order is None:
+            raise OrderRejected(NAME, f"order {broker_order_id} not found", 404)
+        return _result(order)
+
+    def load_order_minimums(self, symbols) -> None:
+        """Nothing to read ahead: the minimum is $1 for every symbol."""
+
+    def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
+        return Decimal(1)
+
+    def open_orders(self) -> list[OrderResult]:
+        return [_result(o) for o in self.orders.values() if o["status"] == "new"]
+
+    def cancel_order(self, broker_order_id: str) -> None:
+        order = self.orders.get(broker_order_id)
+        if order is None:
+            raise OrderRejected(NAME, f"order {broker_order_id} not found", 404)
+        if order["status"] != "new":
+            raise OrderRejected(NAME, f"order is already in \"{order['status']}\" state", 422)
+        order["status"] = "canceled"
+
+    # -- fills -------------------------------------------------------------------
+
+    def _trigger(self, order: dict, bar) -> Decimal | None:
+        """The price this bar fills the order at, before slippage (None: not this bar)."""
+        if order["type"] == "market":
+            return bar.open
+        stop = Decimal(order["stop_price"])
+        if order["side"] == "sell" and bar.low <= stop:
+            return min(bar.open, stop)  # opened below the stop: the gap is the seller's loss
+        if order["side"] == "buy" and bar.high >= stop:
+            return max(bar.open, stop)
+        return None
+
+    def _fill(self, order: dict, reference: Decimal, at: datetime) -> None:
+        sign = 1 if order["side"] == "buy" else -1
+        price = (reference * (1 + sign * self.slippage)).quantize(PRICE_STEP)
+        symbol = order["symbol"]
+        qty, avg = self.holdings.get(symbol, [Decimal(0), Decimal(0)])
+        if order["side"] == "buy":
+            filled = order["qty"] if order["qty"] is not None else to_qty(order["notional"] / price)
+            value = (filled * price).quantize(CENT)
+            fee = (value * self.fee_rate).quantize(CENT)
+            if value + fee > self.cash:  # the open moved against us: buy what the cash pays for
+                filled = to_qty((self.cash / (1 + self.fee_rate)) / price)
+                value = (filled * price).quantize(CENT)
+                fee = (value * self.fee_rate).quantize(CENT)
+            self.cash -= value + fee
+            new_qty = qty + filled
+            self.holdings[symbol] = [new_qty, ((qty * avg + filled * price) / new_qty).quantize(PRICE_STEP)]
+        else:
+            filled = min(order["qty"], qty)
+            value = (filled * price).quantize(CENT)
+            fee = (value * self.fee_rate).quantize(CENT)
+            self.cash += value - fee
+            if qty - filled > 0:
+                self.holdings[symbol] = [qty - filled, avg]
+            else:
+                self.holdings.pop(symbol, None)
+        self.fees_usd += fee
+        self.slippage_usd += (filled * abs(price - reference)).quantize(CENT)
+        order.update(status="filled", filled_qty=filled, filled_price=price, filled_at=at)
+        self.new_fees.append((order["client_order_id"], str(fee)))
+
+    def _value(self, symbol: str, qty: Decimal) -> Decimal:
+        price = self.pit.price(symbol) or self.holdings[symbol][1]
+        return (qty * price).quantize(CENT)
+
+    def _cost(self, order: dict) -> Decimal:
+        """What a buy may take from cash at most: its value at the price it was sized at, and the fee."""
+        value = order["notional"] if order["notional"] is not None else order["qty"] * order["price"]
+        return value * (1 + self.slippage) * (1 + self.fee_rate)
+
+
+def _result(order: dict) -> OrderResult:
+    filled = order["filled_qty"]
+    return OrderResult(
+        client_order_id=order["client_order_id"], broker_order_id=order["id"], status=order["status"],
+        symbol=order["symbol"], side=order["side"], filled_qty=filled,
+        filled_avg_price=order["filled_price"], qty=order["qty"], submitted_at=iso(order["submitted"]),
+        filled_at=iso(order["filled_at"]) if order["filled_at"] else None,
+    )
+
+
+def _stored(order: dict) -> dict:
+    return {k: (iso(v) if isinstance(v, datetime) else str(v) if isinstance(v, Decimal) else v) for k, v in order.items()}
+
+
+def _loaded(stored: dict) -> dict:
+    from tradecycle.times import parse_iso
+
+    order = dict(stored)
+    for key in ("qty", "notional", "price", "stop_price", "filled_qty", "filled_price"):
+        order[key] = Decimal(order[key]) if order[key] is not None else None
+    for key in ("submitted", "filled_at"):
+        order[key] = parse_iso(order[key]) if order[key] else None
+    return order
+
+
+__all__ = ["BacktestBroker"]
