@@ -26,8 +26,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from tradecycle.backtest.pit import PointInTime
-from tradecycle.errors import DuplicateOrder, OrderRejected
-from tradecycle.times import iso
+from tradecycle.infra.errors import DuplicateOrder, OrderRejected
+from tradecycle.infra.times import iso
 from tradecycle.models import CENT, Account, MarketClock, OrderIntent, OrderResult, Position, to_qty
 
 BPS = Decimal(10_000)
@@ -241,7 +241,7 @@ def _stored(order: dict) -> dict:
 
 
 def _loaded(stored: dict) -> dict:
-    from tradecycle.times import parse_iso
+    from tradecycle.infra.times import parse_iso
 
     order = dict(stored)
     for key in ("qty", "notional", "price", "stop_price", "filled_qty", "filled_price"):

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tradecycle.errors import ServiceError
-from tradecycle.times import iso
+from tradecycle.infra.errors import ServiceError
+from tradecycle.infra.times import iso
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from tradecycle.backtest.history import Bar, Dataset
 from tradecycle.backtest.sessions import Sessions
-from tradecycle.errors import BadResponse
+from tradecycle.infra.errors import BadResponse
 from tradecycle.models import DailyBar, NewsItem, Quote, is_crypto
 
 

@@ -26,12 +26,12 @@ from tradecycle.backtest.history import Dataset
 from tradecycle.backtest.llm import ReplyCache
 from tradecycle.backtest.pit import HistoricalClock, PitBars, PitNews, PitQuotes, PointInTime
 from tradecycle.backtest.sessions import Sessions
-from tradecycle.cycle import CycleSettings, run_cycle
+from tradecycle.cycle.run import CycleSettings, run_cycle
 from tradecycle.models import Deadline, is_crypto
 from tradecycle.ports import Analyst, EventLog, Services
 from tradecycle.store import write_kill_switch
 from tradecycle.store.backtests import BacktestBook
-from tradecycle.times import iso
+from tradecycle.infra.times import iso
 
 RESUME_NOTE = "turned off by the backtest at the next day's first cycle (live, only a person turns it off)"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tradecycle.backtest.history import Bar, Dataset, SymbolHistory, day_of
 from tradecycle.backtest.sessions import Sessions
-from tradecycle.errors import UsageError
+from tradecycle.infra.errors import UsageError
 from tradecycle.models import is_crypto
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
