@@ -18,6 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated, Any, Optional
 
 import typer
@@ -388,6 +389,48 @@ def vacuum(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
     else:
         print(f"{result['database']}: {result['bytes_before'] / 1e6:.1f} MB -> {result['bytes_after'] / 1e6:.1f} MB"
               f" in {result['seconds']} s; from now on it shrinks as history is pruned")
+
+
+@cli.command()
+def backtest(
+    start: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="first day (UTC), e.g. 2026-01-05")],
+    end: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="the day after the last (UTC): [from, to)")],
+    interval: Annotated[str, typer.Option("--interval", help="one cycle at each bar's close: 1d, 1h, 15m or 1m")] = "1d",
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="the backtest's database (default: backtest.db beside the config; never the live one)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the unfinished backtest in --out")] = False,
+    max_llm_calls: Annotated[Optional[int], typer.Option("--max-llm-calls", min=0, help="stop before a cycle that could send more model requests than this")] = None,
+    allow_contaminated: Annotated[bool, typer.Option("--allow-contaminated", help="ask models about days on or before their training cutoff; the run is marked contaminated")] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Run the same cycle over history, in one process: the analyst, risk limits and exits
+    at every bar's close from --from to --to, fills at the next bar's open. Writes its own
+    database; report, score, trades, decisions and explain read it with --db."""
+    from tradecycle.render import backtest as view
+
+    bars: list = []
+
+    def progress(total: int, done: int):
+        if sys.stderr.isatty() and not as_json:
+            bars.append(view.ProgressBar(total, done))
+            return bars[-1]
+        return view.log_lines(total, done)
+
+    request = _command("backtest").Request(start.date(), end.date(), interval, out, resume, max_llm_calls, allow_contaminated)
+    try:
+        with _guard(show_traceback, config=config):
+            result = _command("backtest").backtest(config, request, view.announce, progress)
+    finally:
+        for bar in bars:
+            bar.stop()
+    if as_json:
+        _print_json(result)
+    else:
+        print(view.closing_line(result))
+        print(view.next_step(result))
+    if result["status"] != "completed":
+        raise typer.Exit(int(ExitCode.ABORTED))
 
 
 def main() -> None:

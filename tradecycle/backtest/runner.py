@@ -64,6 +64,8 @@ class Setup:
     fee_bps: Decimal
     max_cycle_seconds: float = 50
     llm_models: int = 0  # language models asked per symbol (main and shadows; 0 for the rules analyst)
+    # The cycle's budget, shared with the analyst's HTTP layer: reset in place before each cycle.
+    deadline: Deadline = field(default_factory=lambda: Deadline(50))
 
 
 @dataclass
@@ -101,7 +103,7 @@ def run(setup: Setup, times: Sequence[datetime], book: BacktestBook, run_id: int
         broker.restore(books)
     quotes = PitQuotes(pit)
     services = Services(broker, quotes, quotes, PitNews(pit) if setup.data.has_news else None, setup.analyst, clock,
-                        NoLock(), Deadline(setup.max_cycle_seconds), PitBars(pit))
+                        NoLock(), setup.deadline, PitBars(pit))
     store = Store(book.db)
     status, cycles = "completed", done
     trips = int((books or {}).get("kill_switch_trips", 0))

@@ -28,12 +28,8 @@ class Sessions:
         """Every NYSE session from ``start`` to ``end`` (inclusive), within the range the library knows."""
         import exchange_calendars  # pandas and all: only a backtest with stocks pays for it
 
-        calendar = exchange_calendars.get_calendar("XNYS")
-        first = max(start, calendar.first_session.date())
-        last = min(end, calendar.last_session.date())
-        if first > last:
-            return cls([])
-        schedule = calendar.schedule.loc[first.isoformat():last.isoformat()]
+        calendar = exchange_calendars.get_calendar("XNYS", start=start.isoformat(), end=end.isoformat())
+        schedule = calendar.schedule
         return cls([(o.to_pydatetime().astimezone(UTC), c.to_pydatetime().astimezone(UTC))
                     for o, c in zip(schedule["open"], schedule["close"])])
 

@@ -46,7 +46,7 @@ def load_csv(folder: Path, symbols: list[str], interval: timedelta, start: datet
             raise UsageError(f"{symbol}: no file {path.name} in {folder} (market_data.csv.path)")
         rows, daily_file = read_rows(path)
         bars, daily = _bars(symbol, path, rows, daily_file, interval, sessions)
-        if not any(start < b.closes_at <= end for b in bars):
+        if not any(start <= b.closes_at < end for b in bars):
             raise UsageError(f"{symbol}: {path.name} has no bar between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
         histories[symbol] = SymbolHistory(symbol, bars, daily)
     return Dataset("csv", interval, histories)

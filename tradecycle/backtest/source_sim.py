@@ -27,8 +27,11 @@ from tradecycle.backtest.sessions import Sessions
 from tradecycle.connectors.sim import BASE_PRICES, CRYPTO_DAILY_VOLATILITY, STOCK_DAILY_VOLATILITY
 from tradecycle.models import NewsItem, is_crypto
 
-EPOCH = date(2016, 1, 4)
+EPOCH = date(2020, 1, 2)
 DRIFT = 0.0003  # a little upward drift a day, like most markets over the years
+PULL = 0.005
+# Pulled back towards the simulator's base price a little every day, so that a walk of ten
+# years stays in the range the live simulator shows (about +-20 % for a stock).
 NEWS_PER_DAY = 2
 _UP = ["{name} climbs as analysts raise price targets", "{name} rallies on strong demand outlook"]
 _DOWN = ["{name} slides as investors take profits", "{name} falls after cautious guidance"]
@@ -68,24 +71,27 @@ def _days(symbol: str, first: date, last: date, sessions: Sessions | None) -> li
 
 def _walk(symbol: str, days, interval: timedelta, detail_from: datetime, seed: int) -> tuple[list[Bar], list[Bar]]:
     sigma = CRYPTO_DAILY_VOLATILITY if is_crypto(symbol) else STOCK_DAILY_VOLATILITY
-    close = float(BASE_PRICES.get(symbol) or _rng("base", symbol).randint(20, 500))
+    base = float(BASE_PRICES.get(symbol) or _rng("base", symbol).randint(20, 500))
+    close = base
     base_volume = _rng(seed, symbol, "volume").randint(2_000, 40_000) if is_crypto(symbol) else \
         _rng(seed, symbol, "volume").randint(5, 80) * 1_000_000
     daily, bars = [], []
     intraday = interval < timedelta(days=1)
+    walk = _rng(seed, symbol, "walk")  # one stream from EPOCH on: day k's draws are the same in every run
     for opens, closes in days:
-        rng = _rng(seed, symbol, "day", opens.date().isoformat())
+        rng = walk
         open_ = close * math.exp(rng.gauss(0.0, sigma / 4))
-        close = open_ * math.exp(rng.gauss(DRIFT, sigma))
+        close = open_ * math.exp(rng.gauss(DRIFT, sigma) - PULL * math.log(open_ / base))
         volume = base_volume * rng.lognormvariate(0.0, 0.35)
+        wiggles = (abs(rng.gauss(0.0, 1.0)), abs(rng.gauss(0.0, 1.0)))
         if intraday and closes > detail_from:
-            day_bars = _bridge(rng, opens, closes, interval, open_, close, sigma, volume)
+            day_bars = _bridge(_rng(seed, symbol, "day", opens.date().isoformat()), opens, closes, interval, open_, close, sigma, volume)
             bars.extend(day_bars)
             high, low = max(b.high for b in day_bars), min(b.low for b in day_bars)
             daily.append(Bar(opens, closes, _cents(open_), high, low, _cents(close), sum(b.volume for b in day_bars)))
         else:
-            high = max(open_, close) * (1 + abs(rng.gauss(0.0, 1.0)) * sigma / 2)
-            low = min(open_, close) * (1 - abs(rng.gauss(0.0, 1.0)) * sigma / 2)
+            high = max(open_, close) * (1 + wiggles[0] * sigma / 2)
+            low = min(open_, close) * (1 - wiggles[1] * sigma / 2)
             daily.append(Bar(opens, closes, _cents(open_), _cents(high), _cents(low), _cents(close), Decimal(int(volume))))
     return daily, bars
 
