@@ -8,10 +8,11 @@ fills from history, never from the bar the decision saw.
 - A stop order triggers when a bar trades through its stop: a sell stop when the
   bar's low reaches it, filling at the stop, or at the bar's open when the bar
   opened past it (a gap); then the same slippage and fee.
-- The broker learns of a bar only once it has closed (``pit.py``): ``advance``
-  runs before each cycle and books the fills of the bars closed since the last
-  one, so the cycle at ``t`` reads them as any live cycle reads a fill
-  (``new`` → ``filled``).
+- The broker reads history through ``pit.py`` like everyone else: a market
+  order needs only the next bar's open (known once that bar has opened), a
+  stop the bars' lows and highs (known once they have closed). ``advance``
+  runs before each cycle and books what became known since the last one, so
+  the cycle at ``t`` reads the fills as any live cycle does (``new`` → ``filled``).
 - Buying power is cash less what open buys may still cost; a buy beyond it is
   refused like Alpaca's 403, a sell beyond the free quantity too.
 
@@ -63,7 +64,8 @@ class BacktestBroker:
             self.last_equity = self.equity_seen
         self.day = today
         for order in [o for o in self.orders.values() if o["status"] == "new"]:
-            for bar in self.pit.bars_since(order["symbol"], order["submitted"]):
+            seen = self.pit.opens_since if order["type"] == "market" else self.pit.bars_since
+            for bar in seen(order["symbol"], order["submitted"]):
                 price = self._trigger(order, bar)
                 if price is not None:
                     self._fill(order, price, bar.opens_at)

@@ -90,6 +90,15 @@ class PointInTime:
         first, last = history.first_opening_at_or_after(since), history.last_closed(self.t)
         return history.bars[first:last + 1]
 
+    def opens_since(self, symbol: str, since: datetime) -> list[Bar]:
+        """Bars that opened at or after ``since`` and by ``t``: a market order's fill needs only
+        the open, known from the moment the bar opens (their high, low and close are not read)."""
+        history = self.data.histories.get(symbol)
+        if history is None:
+            return []
+        first = history.first_opening_at_or_after(since)
+        return [b for b in history.bars[first:first + 2] if b.opens_at <= self.t][:1]
+
     def is_open(self, symbol: str) -> bool:
         if is_crypto(symbol) or self.sessions is None:
             return True
