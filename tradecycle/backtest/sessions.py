@@ -26,12 +26,17 @@ class Sessions:
     @classmethod
     def nyse(cls, start: date, end: date) -> "Sessions":
         """Every NYSE session from ``start`` to ``end`` (inclusive), within the range the library knows."""
+        import warnings
+
         import exchange_calendars  # pandas and all: only a backtest with stocks pays for it
 
-        calendar = exchange_calendars.get_calendar("XNYS", start=start.isoformat(), end=end.isoformat())
-        schedule = calendar.schedule
-        return cls([(o.to_pydatetime().astimezone(UTC), c.to_pydatetime().astimezone(UTC))
-                    for o, c in zip(schedule["open"], schedule["close"])])
+        with warnings.catch_warnings():  # the library's own deprecation notices are not the user's business
+            warnings.simplefilter("ignore")
+            calendar = exchange_calendars.get_calendar("XNYS", start=start.isoformat(), end=end.isoformat())
+            schedule = calendar.schedule
+            spans = [(o.to_pydatetime().astimezone(UTC), c.to_pydatetime().astimezone(UTC))
+                     for o, c in zip(schedule["open"], schedule["close"])]
+        return cls(spans)
 
     def session_of(self, day: date) -> tuple[datetime, datetime] | None:
         return self.by_day.get(day)
