@@ -241,8 +241,7 @@ class SimMarketConfig(_Section):
 
 
 class CsvMarketConfig(_Section):
-    # A folder of OHLCV files, one a symbol (AAPL.csv, BTC-USD.csv): history for `tradecycle backtest`.
-    path: str = "data"
+    path: str = "data"  # a folder of OHLCV files, one a symbol (AAPL.csv, BTC-USD.csv): history for backtests
 
 
 class MarketDataConfig(_Section):
@@ -275,8 +274,7 @@ class ShadowConfig(_Section):
     # The environment variable that holds this server's key. Unset: OPENAI_API_KEY
     # when the shadow uses ai.base_url (the same server), otherwise no key.
     api_key_env: str | None = None
-    # The last day the model may have learned from: a backtest never asks it about a day on or before it.
-    training_cutoff: date | None = None
+    training_cutoff: date | None = None  # as ai.training_cutoff, for this model
 
     @field_validator("base_url")
     @classmethod
@@ -328,8 +326,7 @@ class AIConfig(_Section):
 
 
 class BacktestConfig(_Section):
-    # Against the order at every fill (a buy pays more, a sell gets less), in basis points of the price.
-    slippage_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(5)
+    slippage_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(5)  # against the order at every fill
     fee_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(0)  # of each fill's value, taken from cash
 
 

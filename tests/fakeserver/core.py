@@ -88,6 +88,11 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaDataMixin, FinnhubMixin
         self.daily_bars: dict[str, list[dict[str, Any]]] = {}  # symbol -> Alpaca-shaped bars, oldest first
         self.day_volumes: dict[str, float] = {}  # symbol -> today's volume so far (the snapshot's dailyBar.v)
         self.bars_page_size: int | None = None  # page the bars replies at fewer bars than `limit` asks
+        # Historical bars at any timeframe, (symbol, "1Hour") -> Alpaca-shaped bars (1Day falls back to
+        # daily_bars), and Alpaca's news (GET /v1beta1/news): set with set_history_bars / add_alpaca_news.
+        self.history_bars: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.alpaca_news: list[dict[str, Any]] = []
+        self.news_page_size: int | None = None  # page the news replies at fewer items than `limit` asks
         for symbol in DEFAULT_STOCKS + DEFAULT_CRYPTO:
             self.set_daily_bars(symbol, _default_bars(symbol, DEFAULT_PRICES[symbol]))
 

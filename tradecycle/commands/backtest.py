@@ -72,8 +72,9 @@ def backtest(config_option: str | None, request: Request, announce: Callable[[di
             from tradecycle.backtest.source_alpaca import load_alpaca
             from tradecycle.commands.wiring import backtest_history_client
 
-            data = load_alpaca(backtest_history_client(config, secrets), book, symbols, span, sessions,
-                               news=config.news.provider != "none")
+            # Alpaca's news needs the keys (its crypto bars do not): without them, no headlines.
+            news = config.news.provider != "none" and secrets.is_set("APCA_API_KEY_ID")
+            data = load_alpaca(backtest_history_client(config, secrets), book, symbols, span, sessions, news=news)
             sources.check_coverage(data, span)
             if problems and not request.allow_contaminated:  # the first cycle is known only now
                 raise UsageError(problems[0])

@@ -100,6 +100,17 @@ def backtest_analyst(config: Config, secrets: Secrets, deadline: Deadline, log: 
     return build_analyst(_LiveFactory(config, secrets, deadline, log, replies))
 
 
+def backtest_history_client(config: Config, secrets: Secrets):
+    """Alpaca's historical bars and news for ``tradecycle backtest`` (fetched once per run, before
+    the first cycle: each request has its own timeout and the cycle's retries, no cycle budget)."""
+    from tradecycle.connectors.alpaca_history import AlpacaHistory
+    from tradecycle.connectors.http import HttpSettings
+
+    http = HttpSettings.from_cycle_config(config.cycle, timeout_seconds=30, deadline=None, secrets=secrets.values())
+    return AlpacaHistory(config.market_data.alpaca.data_url, secrets.get("APCA_API_KEY_ID"),
+                         secrets.get("APCA_API_SECRET_KEY"), http)
+
+
 def alert_sender(secrets: Secrets):
     """The apprise sender for ``TRADECYCLE_ALERT_URLS``, or None when it is not
     set (then apprise is never imported)."""
