@@ -124,14 +124,27 @@ class PitQuotes:
 
 
 class PitBars:
-    """The cycle's ``BarSource`` in a backtest: daily bars closed by the backtest's ``t``."""
+    """The cycle's ``BarSource`` in a backtest: daily bars closed by the backtest's ``t``.
+
+    The cycle stores what it is given (an upsert by day) and reads its last 60 days
+    back from its database; so after the first call of a run each symbol is given only
+    the bars that closed since the last call (the stored set is the same, and a year of
+    daily cycles does not write 60 bars per symbol every day)."""
 
     def __init__(self, pit: PointInTime):
         self.pit = pit
         self.name = pit.data.source
+        self.given: dict[str, str] = {}  # symbol -> the last day handed over
 
     def get_daily_bars(self, symbols: Sequence[str], days: int, now: datetime) -> dict[str, list[DailyBar]]:
-        return {symbol: self.pit.daily_bars(symbol, days) for symbol in symbols}
+        found = {}
+        for symbol in symbols:
+            bars = self.pit.daily_bars(symbol, days)
+            last = self.given.get(symbol)
+            found[symbol] = [b for b in bars if b.day > last] if last else bars
+            if bars:
+                self.given[symbol] = bars[-1].day
+        return found
 
 
 class PitNews:
