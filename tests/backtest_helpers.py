@@ -65,10 +65,10 @@ class Recording:
 
 def run_dataset(tmp_path: Path, data: Dataset, analyst, *, symbols: tuple[str, ...], start: datetime, end: datetime,
                 fee_bps: str = "0", slippage_bps: str = "0", stop=None, books=None, done: int = 0, db_name: str = "bt.db",
-                times=None):
+                times=None, risk: dict | None = None):
     """The backtest loop on ``data`` into a real database; returns (result, db)."""
     config = Config.model_validate({"universe": {"stocks": [s for s in symbols if "/" not in s],
-                                                 "crypto": [s for s in symbols if "/" in s]}})
+                                                 "crypto": [s for s in symbols if "/" in s]}, "risk": risk or {}})
     import dataclasses
 
     settings = dataclasses.replace(cycle_settings(config, dry_run=False), keep_days=0)

@@ -223,3 +223,25 @@ def test_every_cycle_records_its_time_in_history_not_the_wall_clock(tmp_path):
     assert result.cycles == 5
     db.close()
 
+
+
+def test_a_daily_loss_trips_the_kill_switch_and_the_backtest_turns_it_off_the_next_day(tmp_path):
+    closes = trending(120, step=0.5, wobble=3)
+    risk = {"max_position_size_percent": 60, "max_total_exposure_percent": 60, "stop_loss_percent": 0}
+    window = {"symbols": ("BTC/USD",), "start": utc(FIRST + DAY * 62), "end": utc(FIRST + DAY * 120), "risk": risk}
+    calm, db = run_dataset(tmp_path, coin_dataset(closes, FIRST), Recording(), db_name="calm.db", **window)
+    first_fill = db.query("SELECT executed_at FROM trades WHERE status = 'filled' ORDER BY executed_at LIMIT 1")[0]
+    db.close()
+    crash = (date.fromisoformat(first_fill["executed_at"][:10]) - FIRST).days  # the day the first buy was filled
+    crashed = closes[:crash] + [round(c * 0.7, 2) for c in closes[crash:]]  # that day closes 30 % lower
+    result, db = run_dataset(tmp_path, coin_dataset(crashed, FIRST), Recording(), **window)
+    assert calm.results["kill_switch_trips"] == 0
+    changes = db.query("SELECT changed_at, active, changed_by, reason FROM kill_switch_changes ORDER BY id")
+    assert [(c["active"], c["changed_by"]) for c in changes] == [(1, "tool"), (0, "tool")]
+    assert "daily loss" in changes[0]["reason"] and "next day's first cycle" in changes[1]["reason"]
+    tripped, cleared = changes[0]["changed_at"], changes[1]["changed_at"]
+    assert cleared[:10] > tripped[:10]  # the next day
+    after = db.query("SELECT status FROM cycles WHERE started_at >= ? ORDER BY started_at", (cleared,))
+    assert after and all(r["status"] == "completed" for r in after)
+    assert result.results["kill_switch_trips"] == 1
+    db.close()
