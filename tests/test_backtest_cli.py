@@ -307,3 +307,37 @@ def test_json_prints_the_run_for_scripts(tmp_path):
     stored = rows(tmp_path / "backtest.db", "SELECT results, parameters FROM backtests")[0]
     assert json.loads(stored["results"]) == shown["results"]
     assert json.loads(stored["parameters"])["fee_bps"] == "10"
+
+
+def test_ctrl_c_finishes_the_cycle_under_way_and_resume_completes_the_run(tmp_path):
+    import signal
+    import time
+
+    config = write_config(tmp_path)  # the simulator's history, one coin
+    args = [sys.executable, "-m", "tradecycle.cli", "backtest", "--from", "2025-02-01", "--to", "2025-02-04",
+            "--interval", "15m", "--config", str(config)]
+    proc = subprocess.Popen(args, cwd=tmp_path, env=clean_env({}), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    out = tmp_path / "backtest.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            if out.exists() and rows(out, "SELECT cycles FROM backtests")[0]["cycles"] >= 10:
+                break
+        except (sqlite3.Error, IndexError):
+            continue
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1, stderr
+    assert stdout.startswith("backtest interrupted: ") and "--resume" in stdout
+    run = rows(out, "SELECT status, cycles, total_cycles FROM backtests")[0]
+    assert run["status"] == "interrupted" and 10 <= run["cycles"] < run["total_cycles"] == 288
+    # Consistent: every cycle begun was finished, and the run's count is the table's.
+    assert rows(out, "SELECT COUNT(*) AS n FROM cycles WHERE status != 'completed'")[0]["n"] == 0
+    assert rows(out, "SELECT COUNT(*) AS n FROM cycles")[0]["n"] == run["cycles"]
+    resumed = subprocess.run([*args, "--resume"], cwd=tmp_path, env=clean_env({}), capture_output=True, text=True,
+                             timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith("backtest completed: 288/288 cycles")
+    assert rows(out, "SELECT COUNT(*) AS n FROM cycles")[0]["n"] == 288
