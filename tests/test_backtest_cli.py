@@ -122,6 +122,11 @@ def test_allow_contaminated_runs_and_marks_the_run(tmp_path, fake):
     assert result.stdout.splitlines()[0].endswith("[CONTAMINATED]")
     run = rows(tmp_path / "backtest.db", "SELECT contaminated, llm_calls FROM backtests")[0]
     assert run["contaminated"] == 1 and run["llm_calls"] == llm_calls(fake) > 0
+    drawn = invoke("report", "--db", tmp_path / "backtest.db", "--out", tmp_path / "r.html", "--config", config)
+    assert drawn.exit_code == 0, drawn.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert "Backtest of 2025-02-10 to 2025-02-14 at 1d on sim history (completed)" in page
+    assert '<span class="on">CONTAMINATED</span>' in page
 
 
 def test_running_the_same_backtest_again_asks_the_model_nothing(tmp_path, fake):

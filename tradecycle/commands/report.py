@@ -31,9 +31,12 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
     since = since_utc(since) if since else None
     state = status(config_option, db_option)
     card = score(config_option, db_option, since)
-    equity, start, benchmark_at, trades = [], {}, {}, []
+    equity, start, benchmark_at, trades, backtest = [], {}, {}, [], None
     with reading(Path(state["database"])) as db:
         if db is not None:
+            from tradecycle.store.backtests import BacktestBook
+
+            backtest = BacktestBook(db).last_run()  # a backtest's database says so (and if it is contaminated)
             equity = scores.equity_by_cycle(db, since)
             start, _ = scores.benchmark_prices(db, since, None)
             points = html_report.chart_points(equity)
@@ -44,6 +47,7 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
         "generated_at": iso_now(), "since": since, "database": state["database"],
         "database_exists": state["database_exists"], "status": state, "score": card, "equity": equity,
         "benchmark": {"start": start, "at": benchmark_at}, "trades": trades, "min_count": scorecard.MIN_COUNT,
+        "backtest": backtest,
     }
     target.write_text(html_report.build_html(data), encoding="utf-8")
     return {"path": str(target.resolve()), "cycles": len(equity), "first": equity[0]["started_at"] if equity else None,
