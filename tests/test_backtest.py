@@ -245,3 +245,14 @@ def test_a_daily_loss_trips_the_kill_switch_and_the_backtest_turns_it_off_the_ne
     assert after and all(r["status"] == "completed" for r in after)
     assert result.results["kill_switch_trips"] == 1
     db.close()
+
+
+def test_without_a_terminal_progress_is_a_line_every_250_cycles_and_at_the_end():
+    from tradecycle.render.backtest import log_lines
+
+    lines: list[str] = []
+    step = log_lines(600, 0, lines.append)
+    for n in range(1, 601):
+        step(n, utc(FIRST) + DAY * n, Decimal("100123.456"))
+    assert [line.split(" cycles")[0] for line in lines] == ["backtest: 250/600", "backtest: 500/600", "backtest: 600/600"]
+    assert lines[0] == "backtest: 250/600 cycles (41%), at 2025-09-08 00:00Z, equity 100,123.46"

@@ -12,7 +12,7 @@ in New York, a coin's UTC date.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -123,9 +123,3 @@ class Dataset:
             moments.update(history.closes[lo:hi])
         return sorted(moments)
 
-
-def merge_news(items: Iterable[NewsItem]) -> dict[str, list[NewsItem]]:
-    by_symbol: dict[str, list[NewsItem]] = {}
-    for item in items:
-        by_symbol.setdefault(item.symbol, []).append(item)
-    return by_symbol

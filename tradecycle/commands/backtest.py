@@ -109,8 +109,12 @@ def backtest(config_option: str | None, request: Request, announce: Callable[[di
             run_id = run_row["id"]
             book.resumed(run_id, "running")
         books = json.loads(run_row["books"]) if run_row and run_row["books"] else None
-        with _ctrl_c() as stop:
-            result = runner.run(setup, times, book, run_id, log, replies, progress(len(times), done), stop, books, done)
+        try:
+            with _ctrl_c() as stop:
+                result = runner.run(setup, times, book, run_id, log, replies, progress(len(times), done), stop, books, done)
+        except BaseException:  # a second Ctrl-C, a bug: the cycles saved so far stand, --resume goes on from them
+            book.finish(run_id, "aborted", iso_now(), None)
+            raise
         book.finish(run_id, result.status, iso_now(), result.results)
         return {"id": run_id, "status": result.status, "out": str(out), "source": source, "from": str(request.start),
                 "to": str(request.end), "interval": request.interval, "cycles": result.cycles, "total_cycles": len(times),
