@@ -97,11 +97,14 @@ def test_alpaca_history_paged_bars_and_news_then_kept_for_the_next_run(tmp_path,
 
 
 def test_alpaca_unreachable_stops_the_backtest_with_exit_1_and_one_line(tmp_path, fake):
-    config = _config(tmp_path, fake)
+    config = write_config(tmp_path, universe={"stocks": ["AAPL", "MSFT"], "crypto": ["BTC/USD"]},
+                          market_data={"provider": "alpaca", "alpaca": {"data_url": fake.alpaca_data_url}},
+                          cycle={"max_retries": 1, "retry_base_delay_seconds": 0.01, "retry_max_delay_seconds": 0.05})
     fake.fail("alpaca_data", "status", status=500)
     result = invoke("backtest", "--from", "2024-03-04", "--to", "2024-03-09", "--config", config, env=KEYS)
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "alpaca-data" in result.stderr
+    assert not rows(tmp_path / "backtest.db", "SELECT cycle_id FROM cycles")  # not one cycle on missing history
 
 
 def test_alpaca_intraday_bars_close_an_interval_after_their_stamp(tmp_path, fake):
