@@ -346,3 +346,11 @@ def test_ctrl_c_finishes_the_cycle_under_way_and_resume_completes_the_run(tmp_pa
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.startswith("backtest completed: 288/288 cycles")
     assert rows(out, "SELECT COUNT(*) AS n FROM cycles")[0]["n"] == 288
+
+
+def test_history_ends_at_todays_midnight(tmp_path):
+    config = write_config(tmp_path)
+    today = datetime.now(UTC).date()
+    result = invoke("backtest", "--from", str(today - timedelta(days=3)), "--to", str(today + timedelta(days=1)),
+                    "--config", config)
+    assert result.exit_code == 2 and f"is after today ({today} UTC)" in result.stderr

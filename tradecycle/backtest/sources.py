@@ -34,8 +34,8 @@ def window(start: date, end: date, interval: str, today: date) -> Window:
         raise UsageError(f"--interval {interval}: use one of {', '.join(INTERVALS)}")
     if start >= end:
         raise UsageError(f"--from {start} must be before --to {end}")
-    if end > today + timedelta(days=1):
-        raise UsageError(f"--to {end} is in the future (today is {today} UTC)")
+    if end > today:  # a bar of today may not have closed yet: history ends at today's midnight (UTC)
+        raise UsageError(f"--to {end} is after today ({today} UTC): a backtest ends at today's midnight at the latest")
     return Window(datetime.combine(start, time(), UTC), datetime.combine(end, time(), UTC), INTERVALS[interval], interval)
 
 
