@@ -354,3 +354,16 @@ def test_history_ends_at_todays_midnight(tmp_path):
     result = invoke("backtest", "--from", str(today - timedelta(days=3)), "--to", str(today + timedelta(days=1)),
                     "--config", config)
     assert result.exit_code == 2 and f"is after today ({today} UTC)" in result.stderr
+
+
+def test_the_backtest_keys_are_checked_and_named(tmp_path):
+    for sections, message in (
+        ({"ai": {"training_cutoff": "2024-13-01"}}, "ai.training_cutoff: must be a date like 2024-06-30"),
+        ({"backtest": {"slippage_bps": -1}}, "backtest.slippage_bps: must be >= 0"),
+        ({"backtest": {"fee_bps": 2000}}, "backtest.fee_bps: must be <= 1000"),
+        ({"backtest": {"spread_bps": 1}}, "backtest.spread_bps: unknown key"),
+    ):
+        config = write_config(tmp_path, **sections)
+        result = invoke("backtest", "--from", "2025-01-01", "--to", "2025-01-10", "--config", config)
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+        assert not (tmp_path / "backtest.db").exists()

@@ -401,10 +401,8 @@ _MESSAGES = {
     "literal_error": "must be one of {expected}",
     "finite_number": "must be a finite number",
     "decimal_type": "must be a finite number",
-    "date_from_datetime_parsing": "must be a date like 2024-06-30",
-    "date_parsing": "must be a date like 2024-06-30",
-    "date_type": "must be a date like 2024-06-30",
-    "date_from_datetime_inexact": "must be a date like 2024-06-30, without a time",
+    **dict.fromkeys(("date_from_datetime_parsing", "date_parsing", "date_type", "date_from_datetime_inexact"),
+                    "must be a date like 2024-06-30"),
 }
 
 
