@@ -367,3 +367,20 @@ def test_the_backtest_keys_are_checked_and_named(tmp_path):
         result = invoke("backtest", "--from", "2025-01-01", "--to", "2025-01-10", "--config", config)
         assert result.exit_code == 2 and message in result.stderr, result.stderr
         assert not (tmp_path / "backtest.db").exists()
+
+
+def test_out_never_takes_a_live_agents_database_and_resume_only_continues_the_same_backtest(tmp_path):
+    config = write_config(tmp_path)
+    assert invoke("run", "--config", config).exit_code == 0  # the live agent's database: live.db
+    copy = tmp_path / "copy.db"
+    shutil.copy(tmp_path / "live.db", copy)
+    before = copy.read_bytes()
+    result = invoke("backtest", "--from", "2025-01-01", "--to", "2025-01-05", "--out", copy, "--config", config)
+    assert result.exit_code == 2 and "holds cycles that are not a backtest's" in result.stderr
+    assert copy.read_bytes() == before
+
+    assert invoke("backtest", "--from", "2025-01-01", "--to", "2025-01-05", "--config", config).exit_code == 0
+    again = invoke("backtest", "--from", "2025-01-01", "--to", "2025-01-05", "--resume", "--config", config)
+    assert again.exit_code == 2 and "holds a completed backtest" in again.stderr
+    other = invoke("backtest", "--from", "2025-01-01", "--to", "2025-01-08", "--resume", "--config", config)
+    assert other.exit_code == 2 and "--resume:" in other.stderr

@@ -160,7 +160,7 @@ def _open_output(out: Path, request: Request, parameters: dict):
     A new run into an existing file starts its trading tables afresh and keeps
     the earlier runs' rows, fetched history and model replies."""
     from tradecycle.store import open_database
-    from tradecycle.store.backtests import BacktestBook, carry_over
+    from tradecycle.store.backtests import BacktestBook, carry_over, holds_foreign_cycles
 
     if request.resume:
         if not out.exists():
@@ -175,12 +175,9 @@ def _open_output(out: Path, request: Request, parameters: dict):
         return db, last
     if not out.exists():
         return open_database(out), None
-    old = open_database(out)
-    book = BacktestBook(old)
-    foreign = book.last_run() is None and book.has_cycles()
-    old.close()
-    if foreign:
+    if holds_foreign_cycles(out):
         raise UsageError(f"--out {out} holds cycles that are not a backtest's: choose another file")
+    open_database(out).close()  # brought up to this version's schema, so that its rows copy over
     previous = out.with_name(out.name + ".previous")
     for suffix in ("", "-wal", "-shm"):
         source = Path(str(out) + suffix)

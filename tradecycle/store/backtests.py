@@ -34,9 +34,6 @@ class BacktestBook:
     def last_run(self) -> dict[str, Any] | None:
         return self.db.one("SELECT * FROM backtests ORDER BY id DESC LIMIT 1")
 
-    def has_cycles(self) -> bool:
-        return self.db.one("SELECT 1 AS x FROM cycles LIMIT 1") is not None
-
     def save_progress(self, run_id: int, *, cycles: int, llm_calls: int, last_cycle_at: str, books: dict,
                       fees: Sequence[tuple[str, str]] = ()) -> None:
         """Where the run stands after a cycle, with the broker's books, in one transaction:
@@ -135,6 +132,26 @@ class BacktestBook:
             'INSERT OR REPLACE INTO backtest_coverage (source, kind, symbol, start, "end") VALUES (?, ?, ?, ?, ?)',
             (source, kind, symbol, start, end),
         )
+
+
+def holds_foreign_cycles(path: Path) -> bool:
+    """Whether the database at ``path`` has cycles but no backtest run (a live agent's, say).
+    Read-only: the file is left exactly as it was, whatever the answer."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        has_cycles = "cycles" in tables and conn.execute("SELECT 1 FROM cycles LIMIT 1").fetchone() is not None
+        has_runs = "backtests" in tables and conn.execute("SELECT 1 FROM backtests LIMIT 1").fetchone() is not None
+        return has_cycles and not has_runs
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def carry_over(db: Database, old: Path) -> None:
