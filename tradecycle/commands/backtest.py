@@ -76,8 +76,6 @@ def backtest(config_option: str | None, request: Request, announce: Callable[[di
             news = config.news.provider != "none" and secrets.is_set("APCA_API_KEY_ID")
             data = load_alpaca(backtest_history_client(config, secrets), book, symbols, span, sessions, news=news)
             sources.check_coverage(data, span)
-            if problems and not request.allow_contaminated:  # the first cycle is known only now
-                raise UsageError(problems[0])
         if config.news.provider == "none":
             data.has_news = False
         times = data.cycle_times(span.start, span.end)
@@ -136,6 +134,7 @@ def _output_path(config, out_option: str | None) -> Path:
 
 
 def _first_cycle_day(data, span) -> date:
+    """The first cycle's day; before Alpaca's history is fetched, ``--from`` (the earliest it can be)."""
     if data is None:
         return span.start.date()
     times = data.cycle_times(span.start, span.end)
