@@ -393,8 +393,8 @@ def vacuum(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
 
 @cli.command()
 def backtest(
-    start: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="first day (UTC), e.g. 2026-01-05")],
-    end: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="the day after the last (UTC): [from, to)")],
+    start: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], metavar="DATE", help="first day (UTC), e.g. 2026-01-05")],
+    end: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], metavar="DATE", help="the day after the last (UTC): [from, to)")],
     interval: Annotated[str, typer.Option("--interval", help="one cycle at each bar's close: 1d, 1h, 15m or 1m")] = "1d",
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="the backtest's database (default: backtest.db beside the config; never the live one)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue the unfinished backtest in --out")] = False,
