@@ -384,3 +384,29 @@ def test_out_never_takes_a_live_agents_database_and_resume_only_continues_the_sa
     assert again.exit_code == 2 and "holds a completed backtest" in again.stderr
     other = invoke("backtest", "--from", "2025-01-01", "--to", "2025-01-08", "--resume", "--config", config)
     assert other.exit_code == 2 and "--resume:" in other.stderr
+
+
+def test_a_stock_csv_trades_at_the_session_close_and_leaves_out_bars_outside_the_sessions(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    daily_csv(data / "AAPL.csv", date(2024, 1, 1), 200)  # every calendar day, weekends and holidays included
+    lines = ["timestamp,open,high,low,close,volume"]
+    for k in range(24 * 4):  # 2024-07-03 from midnight UTC, 15-minute bars around the clock
+        t = datetime(2024, 7, 3, tzinfo=UTC) + timedelta(minutes=15 * k)
+        lines.append(f"{t:%Y-%m-%dT%H:%M:%SZ},{50 + k},{51 + k},{49 + k},{50.5 + k},10")
+    (data / "MSFT.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = write_config(tmp_path, universe={"stocks": ["AAPL"], "crypto": []},
+                          market_data={"provider": "csv", "csv": {"path": "data"}})
+    result = invoke("backtest", "--from", "2024-06-28", "--to", "2024-07-09", "--config", config)
+    assert result.exit_code == 0, result.stderr
+    times = [r["started_at"] for r in rows(tmp_path / "backtest.db", "SELECT started_at FROM cycles ORDER BY started_at")]
+    # Sessions only (not the weekend, not the 4th of July), each at its close: 16:00 New York is 20:00Z in summer,
+    # 13:00 on the half day of the 3rd.
+    assert times == ["2024-06-28T20:00:00Z", "2024-07-01T20:00:00Z", "2024-07-02T20:00:00Z", "2024-07-03T17:00:00Z",
+                     "2024-07-05T20:00:00Z", "2024-07-08T20:00:00Z"]
+    intraday = write_config(tmp_path, universe={"stocks": ["MSFT"], "crypto": []},
+                            market_data={"provider": "csv", "csv": {"path": "data"}})
+    result = invoke("backtest", "--from", "2024-07-03", "--to", "2024-07-04", "--interval", "15m", "--config", intraday)
+    assert result.exit_code == 0, result.stderr
+    times = [r["started_at"] for r in rows(tmp_path / "backtest.db", "SELECT started_at FROM cycles ORDER BY started_at")]
+    assert times[0] == "2024-07-03T13:45:00Z" and times[-1] == "2024-07-03T17:00:00Z" and len(times) == 14
