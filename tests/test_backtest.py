@@ -11,6 +11,9 @@ from tradecycle.backtest.broker import BacktestBroker
 from tradecycle.backtest.history import Bar, Dataset, SymbolHistory
 from tradecycle.backtest.pit import HistoricalClock, PointInTime
 from tradecycle.backtest.runner import StopFlag
+import pytest
+
+from tradecycle.infra.errors import OrderRejected
 from tradecycle.models import NewsItem, OrderIntent
 
 from .backtest_helpers import DAY, Recording, coin_dataset, run_dataset, trending, utc
@@ -99,16 +102,16 @@ def test_a_market_order_fills_at_the_next_bars_open_with_slippage_against_it_and
 def test_a_stop_triggers_when_a_bar_trades_through_it_and_fills_at_the_open_after_a_gap():
     bars = [_bar(0, 100, 101, 99, 100), _bar(1, 100, 102, 96, 97), _bar(2, 97, 98, 94.5, 95), _bar(3, 90, 91, 88, 89)]
     broker, clock = _broker_on(bars, utc(FIRST + DAY), slippage="0", fee="0")
-    buy = broker.submit_order(OrderIntent("BTC/USD", "buy", "b-1", Decimal(100), qty=Decimal(10)))
+    buy = broker.submit_order(OrderIntent("BTC/USD", "buy", "b-1", Decimal(100), qty=Decimal(15)))
     broker.advance()
     assert broker.get_order(buy.broker_order_id).filled_avg_price == Decimal(100)
-
-    class Stop(OrderIntent):
-        pass
-
-    stop = Stop("BTC/USD", "sell", "s-1", Decimal(100), qty=Decimal(10))
-    object.__setattr__(stop, "stop_price", Decimal(95))
+    stop = OrderIntent("BTC/USD", "sell", "s-1", Decimal(95), qty=Decimal(10), order_type="stop", stop_price=Decimal(95))
     placed = broker.submit_order(stop)
+    assert placed.status == "new" and placed.order_type == "stop" and placed.stop_price == Decimal(95)
+    # The stop holds its quantity: a sell of more than what is left is refused, as at Alpaca.
+    refused = OrderIntent("BTC/USD", "sell", "m-1", Decimal(100), qty=Decimal(6))
+    with pytest.raises(OrderRejected, match="insufficient qty available"):
+        broker.submit_order(refused)
     clock.set(utc(FIRST + DAY * 2))  # day 1 closed: low 96, the stop at 95 holds
     broker.advance()
     assert broker.get_order(placed.broker_order_id).status == "new"
@@ -116,14 +119,31 @@ def test_a_stop_triggers_when_a_bar_trades_through_it_and_fills_at_the_open_afte
     broker.advance()
     assert broker.get_order(placed.broker_order_id).filled_avg_price == Decimal(95)
 
-    gap_stop = Stop("BTC/USD", "sell", "s-2", Decimal(95), qty=Decimal(5))
-    object.__setattr__(gap_stop, "stop_price", Decimal(93))
-    broker.submit_order(OrderIntent("BTC/USD", "buy", "b-2", Decimal(95), qty=Decimal(5)))
-    broker.advance()
-    gapped = broker.submit_order(gap_stop)
+    gap = broker.submit_order(OrderIntent("BTC/USD", "sell", "s-2", Decimal(93), qty=Decimal(5), order_type="stop",
+                                          stop_price=Decimal(93)))
     clock.set(utc(FIRST + DAY * 4))  # day 3 opened at 90, under the stop at 93: filled at the open
     broker.advance()
-    assert broker.get_order(gapped.broker_order_id).filled_avg_price == Decimal(90)
+    assert broker.get_order(gap.broker_order_id).filled_avg_price == Decimal(90)
+    assert broker.get_positions() == []
+
+
+def test_a_stop_limit_never_fills_under_its_limit_and_a_replaced_stop_is_a_new_order():
+    bars = [_bar(0, 100, 101, 99, 100), _bar(1, 100, 101, 98, 99), _bar(2, 90, 91, 88, 89), _bar(3, 89, 93, 88, 92)]
+    broker, clock = _broker_on(bars, utc(FIRST + DAY), slippage="0", fee="0")
+    broker.submit_order(OrderIntent("BTC/USD", "buy", "b-1", Decimal(100), qty=Decimal(10)))
+    broker.advance()
+    first = broker.submit_order(OrderIntent("BTC/USD", "sell", "s-1", Decimal(97), qty=Decimal(10),
+                                            order_type="stop_limit", stop_price=Decimal(97), limit_price=Decimal(96)))
+    raised = broker.replace_order(first.broker_order_id, OrderIntent(
+        "BTC/USD", "sell", "s-2", Decimal(95), qty=Decimal(10), order_type="stop_limit", stop_price=Decimal(95),
+        limit_price=Decimal(92)))
+    assert broker.get_order(first.broker_order_id).status == "replaced" and raised.broker_order_id != first.broker_order_id
+    clock.set(utc(FIRST + DAY * 3))  # day 2 gapped to 90, under the limit of 92 (high 91): triggered, not filled
+    broker.advance()
+    assert broker.get_order(raised.broker_order_id).status == "new"
+    clock.set(utc(FIRST + DAY * 4))  # day 3 traded up to 93: filled at its limit, 92
+    broker.advance()
+    assert broker.get_order(raised.broker_order_id).filled_avg_price == Decimal(92)
 
 
 def _replay_books(db, data: Dataset, start_cash: Decimal) -> list[tuple[str, Decimal, Decimal]]:

@@ -410,3 +410,20 @@ def test_a_stock_csv_trades_at_the_session_close_and_leaves_out_bars_outside_the
     assert result.exit_code == 0, result.stderr
     times = [r["started_at"] for r in rows(tmp_path / "backtest.db", "SELECT started_at FROM cycles ORDER BY started_at")]
     assert times[0] == "2024-07-03T13:45:00Z" and times[-1] == "2024-07-03T17:00:00Z" and len(times) == 14
+
+
+def test_broker_held_stops_are_placed_expire_with_their_session_and_fill_when_a_bar_goes_through(tmp_path):
+    config = write_config(tmp_path, universe={"stocks": ["AAPL", "MSFT", "NVDA"], "crypto": []},
+                          risk={"broker_held_stops": True})
+    result = invoke("backtest", "--from", "2026-09-01", "--to", "2026-12-01", "--config", config)
+    assert result.exit_code == 0, result.stderr
+    out = tmp_path / "backtest.db"
+    stops = rows(out, "SELECT status, COUNT(*) AS n FROM trades WHERE order_type = 'stop' GROUP BY status")
+    by_status = {r["status"]: r["n"] for r in stops}
+    assert by_status.get("expired", 0) > 5  # fractional shares: day stops, one a session
+    assert by_status.get("filled", 0) >= 1
+    filled = rows(out, "SELECT t.stop_price, t.filled_avg_price, t.executed_at FROM trades t"
+                       " WHERE t.order_type = 'stop' AND t.status = 'filled'")[0]
+    assert float(filled["filled_avg_price"]) <= float(filled["stop_price"])  # at the stop (less slippage) or a gap's open
+    exits = rows(out, "SELECT outcome, model FROM ai_decisions WHERE model = 'broker-stop'")
+    assert exits and all(e["outcome"] == "stop_loss" for e in exits)

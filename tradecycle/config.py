@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, ValidationError, field_validator, model_validator
 
 from tradecycle.infra.environment import Secrets  # noqa: F401  (re-exported: the config's companion)
+from tradecycle.config_errors import describe_errors  # noqa: F401  (re-exported: replay words its errors the same way)
 from tradecycle.infra.errors import ConfigError
 from tradecycle.models import ExitRules, RiskLimits
 from tradecycle.infra.paths import read_toml, resolve_path
@@ -28,6 +29,7 @@ ALPACA_DATA_URL = "https://data.alpaca.markets"
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
 ExitPercent = Annotated[Decimal, Field(ge=0, lt=100)]  # 0: this exit is off
 PositiveSeconds = Annotated[float, Field(gt=0)]
+SWITCHES = frozenset({"broker_held_stops"})  # the keys that take true/false (and only that)
 
 
 class _Section(BaseModel):
@@ -36,9 +38,9 @@ class _Section(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_booleans(cls, value):
-        # No key takes true/false; pydantic would read `true` as 1 (a 1-second quote age, say).
-        if isinstance(value, bool):
+    def _no_booleans(cls, value, info):
+        # No key takes true/false but the switches named below; pydantic would read `true` as 1 (a 1-second quote age, say).
+        if isinstance(value, bool) and info.field_name not in SWITCHES:
             raise ValueError("must be a number or text, not true/false")
         return value
 
@@ -75,6 +77,9 @@ class RiskConfig(_Section):
     stop_loss_percent: ExitPercent = Decimal(8)
     take_profit_percent: ExitPercent = Decimal(0)
     trailing_stop_percent: ExitPercent = Decimal(0)
+    # A sell stop at the broker for each held position (cycle/stops.py); unset: on for
+    # broker.provider = "alpaca", off for the simulator (see Config.broker_held_stops).
+    broker_held_stops: StrictBool | None = None
 
     def exits(self) -> ExitRules:
         return ExitRules(
@@ -361,6 +366,15 @@ class Config(_Section):
         return self
 
     @property
+    def broker_held_stops(self) -> bool:
+        """``risk.broker_held_stops``, or its default: on at Alpaca, where a stop at the broker
+        protects a position while no cycle runs; off for the simulator, whose prices move only
+        when a cycle asks (a stop there protects nothing the cycle's own check does not)."""
+        if self.risk.broker_held_stops is not None:
+            return self.risk.broker_held_stops
+        return self.broker.provider == "alpaca"
+
+    @property
     def database_path(self) -> Path:
         return resolve_path(self.base_dir, self.database.path)
 
@@ -390,36 +404,6 @@ def load_config(path: Path) -> Config:
         if not file.parent.is_dir():
             raise ConfigError(f"invalid configuration: {key}: folder does not exist: {file.parent}")
     return config
-
-
-_MESSAGES = {
-    "greater_than_equal": "must be >= {ge}",
-    "greater_than": "must be > {gt}",
-    "less_than_equal": "must be <= {le}",
-    "less_than": "must be < {lt}",
-    "extra_forbidden": "unknown key",
-    "literal_error": "must be one of {expected}",
-    "finite_number": "must be a finite number",
-    "decimal_type": "must be a finite number",
-    **dict.fromkeys(("date_from_datetime_parsing", "date_parsing", "date_type", "date_from_datetime_inexact"),
-                    "must be a date like 2024-06-30"),
-}
-
-
-def describe_errors(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        template = _MESSAGES.get(error["type"])
-        ctx = error.get("ctx") or {}
-        if template:
-            message = template.format(**{k: v for k, v in ctx.items()})
-        else:
-            message = str(ctx.get("error") or error["msg"])
-            message = message.removeprefix("Value error, ")
-        # A rule across keys names its keys itself.
-        lines.append(message if key and message.startswith(f"{key}.") or not key else f"{key}: {message}")
-    return "invalid configuration: " + "; ".join(lines)
 
 
 def required_environment(config: Config) -> dict[str, str]:

@@ -7,7 +7,10 @@ fills from history, never from the bar the decision saw.
   less), and pays ``backtest.fee_bps`` of its value from cash.
 - A stop order triggers when a bar trades through its stop: a sell stop when the
   bar's low reaches it, filling at the stop, or at the bar's open when the bar
-  opened past it (a gap); then the same slippage and fee.
+  opened past it (a gap); then the same slippage and fee. A stop-limit fills
+  only at its limit or better. Stops are replaced (a new order, the old one
+  ``replaced``) and canceled as at Alpaca; a stock's ``day`` stop expires at the
+  close of its session (``risk.broker_held_stops``, cycle/stops.py).
 - The broker reads history through ``pit.py`` like everyone else: a market
   order needs only the next bar's open (known once that bar has opened), a
   stop the bars' lows and highs (known once they have closed). ``advance``
@@ -29,7 +32,7 @@ from decimal import Decimal
 from tradecycle.backtest.pit import PointInTime
 from tradecycle.infra.errors import DuplicateOrder, OrderRejected
 from tradecycle.infra.times import iso
-from tradecycle.models import CENT, Account, MarketClock, OrderIntent, OrderResult, Position, to_qty
+from tradecycle.models import CENT, Account, MarketClock, OrderIntent, OrderResult, Position, is_crypto, to_qty
 
 BPS = Decimal(10_000)
 PRICE_STEP = Decimal("0.0001")
@@ -65,11 +68,16 @@ class BacktestBroker:
         self.day = today
         for order in [o for o in self.orders.values() if o["status"] == "new"]:
             seen = self.pit.opens_since if order["type"] == "market" else self.pit.bars_since
-            for bar in seen(order["symbol"], order["submitted"]):
+            for bar in seen(order["symbol"], order["after"]):
+                if order["expires"] is not None and bar.opens_at >= order["expires"]:
+                    break
+                order["after"] = bar.closes_at  # each bar is looked at once
                 price = self._trigger(order, bar)
                 if price is not None:
                     self._fill(order, price, bar.opens_at)
                     break
+            if order["status"] == "new" and order["expires"] is not None and self.pit.t >= order["expires"]:
+                order["status"] = "expired"
 
     def take_fees(self) -> list[tuple[str, str]]:
         fees, self.new_fees = self.new_fees, []
@@ -123,30 +131,73 @@ class BacktestBroker:
     def submit_order(self, intent: OrderIntent) -> OrderResult:
         if intent.client_order_id in self.by_client:
             raise DuplicateOrder(NAME, "client_order_id must be unique", 422)
-        stop = getattr(intent, "stop_price", None)
-        order = {
-            "id": f"bt-{next(self._ids)}", "client_order_id": intent.client_order_id, "symbol": intent.symbol,
-            "side": intent.side, "type": "stop" if stop is not None else "market", "stop_price": stop,
-            "qty": intent.qty, "notional": intent.notional_usd, "price": intent.price, "submitted": self.pit.t,
-            "status": "new", "filled_qty": None, "filled_price": None, "filled_at": None,
-        }
-        if intent.side == "buy":
+        order = self._order(intent)
+        if order["type"] != "market":
+            self._check_stop(intent, freed=Decimal(0))
+        elif intent.side == "buy":
             if (intent.qty if intent.qty is not None else intent.notional_usd or 0) <= 0:
                 raise OrderRejected(NAME, "order quantity is zero", 422)
             buying_power = self.get_account().buying_power
             if self._cost(order) > buying_power:
                 raise OrderRejected(NAME, f"insufficient buying power (need {self._cost(order):.2f}, have {buying_power})", 403)
         else:
-            held = self.holdings.get(intent.symbol, [Decimal(0)])[0]
-            selling = sum((o["qty"] or 0 for o in self.orders.values()
-                           if o["status"] == "new" and o["side"] == "sell" and o["symbol"] == intent.symbol), Decimal(0))
             qty = intent.qty if intent.qty is not None else to_qty(intent.notional_usd / intent.price)
-            if qty <= 0 or qty > held - selling:
-                raise OrderRejected(NAME, f"insufficient qty available for order (requested: {qty}, available: {held - selling})", 403)
+            self._check_available(intent.symbol, qty, Decimal(0))
             order["qty"] = qty
         self.orders[order["id"]] = order
         self.by_client[order["client_order_id"]] = order["id"]
         return _result(order)
+
+    def replace_order(self, broker_order_id: str, intent: OrderIntent) -> OrderResult:
+        old = self.orders.get(broker_order_id)
+        if old is None:
+            raise OrderRejected(NAME, f"order {broker_order_id} not found", 404)
+        if old["status"] != "new":
+            raise OrderRejected(NAME, f"order is already in \"{old['status']}\" state", 422)
+        if intent.client_order_id in self.by_client:
+            raise DuplicateOrder(NAME, "client_order_id must be unique", 422)
+        self._check_stop(intent, freed=old["qty"] or Decimal(0))
+        new = self._order(intent)
+        old["status"] = "replaced"
+        self.orders[new["id"]] = new
+        self.by_client[new["client_order_id"]] = new["id"]
+        return _result(new)
+
+    def _order(self, intent: OrderIntent) -> dict:
+        kind = getattr(intent, "order_type", "market") or "market"
+        return {
+            "id": f"bt-{next(self._ids)}", "client_order_id": intent.client_order_id, "symbol": intent.symbol,
+            "side": intent.side, "type": kind, "stop_price": getattr(intent, "stop_price", None),
+            "limit_price": getattr(intent, "limit_price", None), "tif": getattr(intent, "time_in_force", None) or "",
+            "qty": intent.qty, "notional": intent.notional_usd, "price": intent.price, "submitted": self.pit.t,
+            "after": self.pit.t, "expires": self._expiry(intent), "triggered": False,
+            "status": "new", "filled_qty": None, "filled_price": None, "filled_at": None,
+        }
+
+    def _expiry(self, intent: OrderIntent):
+        """A stock's ``day`` stop lives until the close of the session it was placed in (or the next one)."""
+        if getattr(intent, "time_in_force", None) != "day" or is_crypto(intent.symbol) or self.pit.sessions is None:
+            return None
+        return self.pit.sessions.next_close(self.pit.t)
+
+    def _check_stop(self, intent: OrderIntent, freed: Decimal) -> None:
+        """Refuse a stop as Alpaca would (422), or one beyond the free quantity (403)."""
+        price = self.pit.price(intent.symbol)
+        if intent.side != "sell" or intent.stop_price is None or intent.stop_price <= 0:
+            raise OrderRejected(NAME, "a sell stop with a stop_price is required", 422)
+        if getattr(intent, "order_type", "") == "stop_limit" and not (intent.limit_price and intent.limit_price > 0):
+            raise OrderRejected(NAME, "limit_price is required", 422)
+        if price is not None and intent.stop_price >= price:
+            raise OrderRejected(NAME, f"stop price must not be greater than or equal to the base price ({price})", 422)
+        self._check_available(intent.symbol, intent.qty, freed)
+
+    def _check_available(self, symbol: str, qty: Decimal | None, freed: Decimal) -> None:
+        held = self.holdings.get(symbol, [Decimal(0)])[0]
+        selling = sum((o["qty"] or 0 for o in self.orders.values()
+                       if o["status"] == "new" and o["side"] == "sell" and o["symbol"] == symbol), Decimal(0))
+        available = held - selling + freed
+        if qty is None or qty <= 0 or qty > available:
+            raise OrderRejected(NAME, f"insufficient qty available for order (requested: {qty}, available: {available})", 403)
 
     def get_order_by_client_id(self, client_order_id: str) -> OrderResult | None:
         order_id = self.by_client.get(client_order_id)
@@ -181,12 +232,19 @@ class BacktestBroker:
         """The price this bar fills the order at, before slippage (None: not this bar)."""
         if order["type"] == "market":
             return bar.open
-        stop = Decimal(order["stop_price"])
-        if order["side"] == "sell" and bar.low <= stop:
-            return min(bar.open, stop)  # opened below the stop: the gap is the seller's loss
-        if order["side"] == "buy" and bar.high >= stop:
-            return max(bar.open, stop)
-        return None
+        stop, limit = Decimal(order["stop_price"]), order["limit_price"]
+        if not order["triggered"]:
+            if not (bar.low <= stop if order["side"] == "sell" else bar.high >= stop):
+                return None
+            order["triggered"] = True
+            price = min(bar.open, stop) if order["side"] == "sell" else max(bar.open, stop)  # a gap: the open
+        else:
+            price = bar.open
+        if limit is None or order["type"] != "stop_limit":
+            return price
+        if price >= limit:  # a sell stop-limit: at its limit or better, or not in this bar
+            return price
+        return Decimal(limit) if bar.high >= limit else None
 
     def _fill(self, order: dict, reference: Decimal, at: datetime) -> None:
         sign = 1 if order["side"] == "buy" else -1
@@ -234,7 +292,8 @@ def _result(order: dict) -> OrderResult:
         client_order_id=order["client_order_id"], broker_order_id=order["id"], status=order["status"],
         symbol=order["symbol"], side=order["side"], filled_qty=filled,
         filled_avg_price=order["filled_price"], qty=order["qty"], submitted_at=iso(order["submitted"]),
-        filled_at=iso(order["filled_at"]) if order["filled_at"] else None,
+        filled_at=iso(order["filled_at"]) if order["filled_at"] else None, order_type=order["type"],
+        stop_price=order["stop_price"], limit_price=order["limit_price"], time_in_force=order["tif"] or "",
     )
 
 
@@ -246,9 +305,9 @@ def _loaded(stored: dict) -> dict:
     from tradecycle.infra.times import parse_iso
 
     order = dict(stored)
-    for key in ("qty", "notional", "price", "stop_price", "filled_qty", "filled_price"):
+    for key in ("qty", "notional", "price", "stop_price", "limit_price", "filled_qty", "filled_price"):
         order[key] = Decimal(order[key]) if order[key] is not None else None
-    for key in ("submitted", "filled_at"):
+    for key in ("submitted", "after", "filled_at", "expires"):
         order[key] = parse_iso(order[key]) if order[key] else None
     return order
 

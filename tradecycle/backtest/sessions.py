@@ -10,7 +10,7 @@ at the next session's open).
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from datetime import UTC, date, datetime, timedelta
 
 INTERVALS = {"1d": timedelta(days=1), "1h": timedelta(hours=1), "15m": timedelta(minutes=15), "1m": timedelta(minutes=1)}
@@ -50,6 +50,11 @@ class Sessions:
 
     def is_open(self, t: datetime) -> bool:
         return self.containing(t) is not None
+
+    def next_close(self, t: datetime) -> datetime | None:
+        """The first session close after ``t`` (at a close itself: the next session's)."""
+        i = bisect_right(self.closes, t)
+        return self.closes[i] if i < len(self.closes) else None
 
     def next_open(self, t: datetime) -> datetime | None:
         i = bisect_left(self.opens, t)

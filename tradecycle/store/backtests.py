@@ -11,6 +11,41 @@ from typing import Any
 
 from .db import Database
 
+def create_tables(db) -> None:
+    """The tables of migration ``_m_backtests`` (schema.py), as shipped: never edit them
+    here; change them with a new migration. ``backtests``: one row per run (the contract's
+    columns, then where it stands: the last cycle's time, the simulated broker's books for
+    ``--resume``, the closing figures). The history a source fetched (``backtest_bars``,
+    ``backtest_news``, with what each covers) and the model servers' replies by exact
+    request (``backtest_replies``), kept for later runs."""
+    db["backtests"].create(
+        {
+            "id": int, "started_at": str, "finished_at": str, "status": str, "from": str, "to": str,
+            "interval": str, "source": str, "cycles": int, "llm_calls": int, "contaminated": int,
+            "parameters": str, "total_cycles": int, "last_cycle_at": str, "books": str, "results": str,
+        },
+        pk="id",
+        not_null={"cycles", "llm_calls", "contaminated"},
+        defaults={"cycles": 0, "llm_calls": 0, "contaminated": 0},
+    )
+    db["backtest_bars"].create(
+        {"source": str, "symbol": str, "timeframe": str, "opens_at": str, "open": str, "high": str, "low": str,
+         "close": str, "volume": str},
+        pk=("source", "symbol", "timeframe", "opens_at"),
+    )
+    db["backtest_news"].create(
+        {"source": str, "symbol": str, "news_id": str, "headline": str, "summary": str, "publisher": str, "url": str,
+         "published_at": str},
+        pk=("source", "symbol", "news_id"),
+    )
+    db["backtest_coverage"].create(
+        {"source": str, "kind": str, "symbol": str, "start": str, "end": str}, pk=("source", "kind", "symbol")
+    )
+    db["backtest_replies"].create(
+        {"key": str, "base_url": str, "model": str, "reply": str, "created_at": str}, pk="key"
+    )
+
+
 CARRIED_TABLES = ("backtests", "backtest_bars", "backtest_news", "backtest_coverage", "backtest_replies")
 
 

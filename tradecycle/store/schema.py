@@ -374,38 +374,38 @@ def _m9_kill_switch_history_and_alert_state(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m10_backtests(db: sqlite_utils.Database) -> None:
-    """Version 10: ``tradecycle backtest``. ``backtests``: one row per run (the contract's
-    columns, then where it stands: the last cycle's time, the simulated broker's books
-    for ``--resume``, the closing figures). The history a source fetched
-    (``backtest_bars``, ``backtest_news``, with what each covers) and the model
-    servers' replies by exact request (``backtest_replies``), kept for later runs."""
-    db["backtests"].create(
-        {
-            "id": int, "started_at": str, "finished_at": str, "status": str, "from": str, "to": str,
-            "interval": str, "source": str, "cycles": int, "llm_calls": int, "contaminated": int,
-            "parameters": str, "total_cycles": int, "last_cycle_at": str, "books": str, "results": str,
-        },
-        pk="id",
-        not_null={"cycles", "llm_calls", "contaminated"},
-        defaults={"cycles": 0, "llm_calls": 0, "contaminated": 0},
-    )
-    db["backtest_bars"].create(
-        {"source": str, "symbol": str, "timeframe": str, "opens_at": str, "open": str, "high": str, "low": str,
-         "close": str, "volume": str},
-        pk=("source", "symbol", "timeframe", "opens_at"),
-    )
-    db["backtest_news"].create(
-        {"source": str, "symbol": str, "news_id": str, "headline": str, "summary": str, "publisher": str, "url": str,
-         "published_at": str},
-        pk=("source", "symbol", "news_id"),
-    )
-    db["backtest_coverage"].create(
-        {"source": str, "kind": str, "symbol": str, "start": str, "end": str}, pk=("source", "kind", "symbol")
-    )
-    db["backtest_replies"].create(
-        {"key": str, "base_url": str, "model": str, "reply": str, "created_at": str}, pk="key"
-    )
+def _m_broker_held_stops(db: sqlite_utils.Database) -> None:
+    """Broker-held stops (cycle/stops.py): each trade's order type (``market``,
+    ``stop``, ``stop_limit``; older rows were all market orders), the stop's
+    trigger price, a stop-limit's limit price and the order's time in force,
+    an index to find a symbol's stop orders; the same for the simulator's orders."""
+    db.execute("ALTER TABLE trades ADD COLUMN order_type TEXT NOT NULL DEFAULT 'market'")
+    for column in ("stop_price", "limit_price", "time_in_force"):
+        db["trades"].add_column(column, str)
+    db["trades"].create_index(["order_type", "symbol"], index_name="idx_trades_order_type_symbol")
+    db.execute("ALTER TABLE sim_orders ADD COLUMN order_type TEXT NOT NULL DEFAULT 'market'")  # the simulator's stops
+    for column in ("stop_price", "limit_price", "time_in_force"):
+        db["sim_orders"].add_column(column, str)
+    db.execute("DROP VIEW IF EXISTS trades_v")
+    db.execute(f"CREATE VIEW trades_v AS {STOP_TRADES_VIEW}")
+
+
+# trades_v as migration 6 made it, plus the order type and a stop's prices.
+STOP_TRADES_VIEW = """SELECT id, cycle_id, created_at, symbol, side, order_type, status, dry_run,
+    CAST(quantity AS REAL) AS quantity, CAST(notional_usd AS REAL) AS notional_usd, CAST(price AS REAL) AS price,
+    CAST(stop_price AS REAL) AS stop_price, CAST(limit_price AS REAL) AS limit_price, time_in_force,
+    CAST(filled_qty AS REAL) AS filled_qty, CAST(filled_avg_price AS REAL) AS filled_avg_price,
+    CAST(filled_qty AS REAL) * CAST(filled_avg_price AS REAL) AS filled_value_usd,
+    client_order_id, broker_order_id, executed_at, updated_at, notes
+    FROM trades"""
+
+
+def _m_backtests(db: sqlite_utils.Database) -> None:
+    """``tradecycle backtest``: one row per run, the history its sources fetched and the
+    model replies by exact request (the tables as shipped: ``store/backtests.py``)."""
+    from .backtests import create_tables
+
+    create_tables(db)
 
 
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
@@ -418,7 +418,8 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m7_spans_and_history_indexes,
     _m8_analyst_scorecard,
     _m9_kill_switch_history_and_alert_state,
-    _m10_backtests,
+    _m_broker_held_stops,
+    _m_backtests,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
