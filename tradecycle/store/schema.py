@@ -374,6 +374,16 @@ def _m9_kill_switch_history_and_alert_state(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m10_every_money_column_in_the_views(db: sqlite_utils.Database) -> None:
+    """Version 10: the ``_v`` views made again with every money column of their
+    table as REAL (``cycles.equity``, ``trades.fee_usd`` were missing; see store/views.py)."""
+    from .views import VIEWS_V10
+
+    for name, select in VIEWS_V10.items():
+        db.execute(f"DROP VIEW IF EXISTS {name}")
+        db.execute(f"CREATE VIEW {name} AS {select}")
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
@@ -384,6 +394,7 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m7_spans_and_history_indexes,
     _m8_analyst_scorecard,
     _m9_kill_switch_history_and_alert_state,
+    _m10_every_money_column_in_the_views,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
