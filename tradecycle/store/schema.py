@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import DatabaseUnusable
-from .db import Database
+from tradecycle.infra.errors import DatabaseUnusable
+from tradecycle.store.db import Database
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -377,7 +377,7 @@ def _m9_kill_switch_history_and_alert_state(db: sqlite_utils.Database) -> None:
 def _m10_every_money_column_in_the_views(db: sqlite_utils.Database) -> None:
     """Version 10: the ``_v`` views made again with every money column of their
     table as REAL (``cycles.equity``, ``trades.fee_usd`` were missing; see store/views.py)."""
-    from .views import VIEWS_V10
+    from tradecycle.store.views import VIEWS_V10
 
     for name, select in VIEWS_V10.items():
         db.execute(f"DROP VIEW IF EXISTS {name}")
