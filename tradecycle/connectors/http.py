@@ -299,13 +299,19 @@ def _is_retryable(exc: BaseException) -> bool:
 
 
 def _error_fields(response: requests.Response, *names: str) -> tuple[str | None, ...]:
-    """The named string fields of an ``{"error": {...}}`` body (OpenAI and its imitators), else None each."""
+    """The named string fields of an ``{"error": {...}}`` body (OpenAI and its imitators), else None
+    each; ``code`` is also CoinGecko's numeric ``status.error_code``, as text."""
     try:
         body = response.json()
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
+        # CoinGecko's shape: {"status": {"error_code": 10010, "error_message": "..."}}
+        status = body.get("status") if isinstance(body, dict) else None
+        code = status.get("error_code") if isinstance(status, dict) else None
+        if isinstance(code, int) and not isinstance(code, bool):
+            return tuple(str(code) if name == "code" else None for name in names)
         return (None,) * len(names)
     return tuple(value if isinstance(value := error.get(name), str) else None for name in names)
 
