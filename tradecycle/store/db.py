@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -154,6 +153,8 @@ def can_write(path: Path) -> bool:
 def _cannot_write(path: Path) -> str | None:
     """Why SQLite could not open ``path``, when the cause is the file system: it
     writes the database and its ``-wal`` and ``-shm`` files, all in its folder."""
+    import tempfile  # only after a failure: `killswitch` never pays for it
+
     folder = path.parent
     try:
         with tempfile.TemporaryFile(dir=folder):
