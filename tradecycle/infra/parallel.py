@@ -71,8 +71,24 @@ def gather(tasks: dict[str, Callable[[], Any]], *, timeout: float | None = None,
 
 
 def call_within(seconds: float, task: Callable[[], Any]) -> Any:
-    """``task()``, or ``NotDone`` raised if it has not returned after ``seconds``."""
-    result = gather({"call": task}, timeout=seconds)["call"]
+    """``task()``, or ``NotDone`` raised if it has not returned after ``seconds``.
+
+    Every HTTP request goes through here (its hard time limit), so it is kept
+    lean: one daemon thread and one lock, no queue."""
+    finished = _thread.allocate_lock()
+    finished.acquire()
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(_call(task))
+        finally:
+            finished.release()
+
+    _thread.start_new_thread(run, ())
+    if not finished.acquire(timeout=min(max(seconds, 0.0), threading.TIMEOUT_MAX)):
+        raise NotDone(f"not finished within {seconds:g}s")
+    result = outcome[0]
     if isinstance(result, BaseException):
         raise result
     return result
