@@ -12,12 +12,14 @@ database.
 
 from __future__ import annotations
 
-# Version 10: every money column of each table, including those added after
-# version 6 (``cycles.equity``, ``trades.fee_usd``), and the span columns of
-# version 7 (a row that stands for several cycles: ``repeats``, ``last_seen_at``).
-VIEWS_V10 = {
-    "trades_v": """SELECT id, cycle_id, created_at, symbol, side, status, dry_run,
+# Every money column of each table, including those added after version 6
+# (``cycles.equity``, ``trades.fee_usd``; the broker-held stops' ``stop_price``
+# and ``limit_price``), and the span columns of version 7 (a row that stands for
+# several cycles: ``repeats``, ``last_seen_at``).
+EVERY_MONEY_COLUMN = {
+    "trades_v": """SELECT id, cycle_id, created_at, symbol, side, order_type, status, dry_run,
         CAST(quantity AS REAL) AS quantity, CAST(notional_usd AS REAL) AS notional_usd, CAST(price AS REAL) AS price,
+        CAST(stop_price AS REAL) AS stop_price, CAST(limit_price AS REAL) AS limit_price, time_in_force,
         CAST(filled_qty AS REAL) AS filled_qty, CAST(filled_avg_price AS REAL) AS filled_avg_price,
         CAST(filled_qty AS REAL) * CAST(filled_avg_price AS REAL) AS filled_value_usd, CAST(fee_usd AS REAL) AS fee_usd,
         client_order_id, broker_order_id, executed_at, updated_at, notes
