@@ -81,6 +81,8 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaStopsMixin, AlpacaDataM
         # --- CoinGecko (last_updated_at=None is served as "now"). It is the public
         # (demo) host: a Pro key header is refused as api.coingecko.com refuses it.
         self.coin_ids: dict[str, str] = dict(DEFAULT_COIN_IDS)
+        # Keys CoinGecko knows as Pro keys: sent to this (public) host, even in the demo header, refused (10010).
+        self.coingecko_pro_keys: set[str] = set()
         self.coins: dict[str, dict[str, Any]] = {
             self.coin_ids[s]: {"usd": float(DEFAULT_PRICES[s]), "usd_24h_change": 1.25, "last_updated_at": None}
             for s in DEFAULT_CRYPTO

@@ -408,6 +408,16 @@ def _m_backtests(db: sqlite_utils.Database) -> None:
     create_tables(db)
 
 
+def _m_every_money_column_in_the_views(db: sqlite_utils.Database) -> None:
+    """The ``_v`` views made again with every money column of their table as REAL
+    (``cycles.equity``, ``trades.fee_usd`` were missing; see store/views.py)."""
+    from tradecycle.store.views import EVERY_MONEY_COLUMN
+
+    for name, select in EVERY_MONEY_COLUMN.items():
+        db.execute(f"DROP VIEW IF EXISTS {name}")
+        db.execute(f"CREATE VIEW {name} AS {select}")
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
@@ -420,6 +430,7 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m9_kill_switch_history_and_alert_state,
     _m_broker_held_stops,
     _m_backtests,
+    _m_every_money_column_in_the_views,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
