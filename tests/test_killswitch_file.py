@@ -36,6 +36,13 @@ def test_on_writes_the_file_and_off_removes_it(db):
     assert not _file(db).exists()
 
 
+def test_on_while_on_keeps_the_files_reason_and_time_as_the_database_does(db):
+    write_kill_switch(db, True, "maintenance", NOW)
+    write_kill_switch(db, True, "still maintenance", NOW.replace(hour=16), flatten=True)
+    body = json.loads(_file(db).read_text())
+    assert (body["reason"], body["changed_at"], body["flatten"]) == ("maintenance", "2026-11-25T15:00:00Z", True)
+
+
 def test_a_trip_by_the_tool_writes_the_file_too(db, store):
     store.set_kill_switch(True, "daily loss limit: -6.0% (limit 5%)", NOW)
     assert "daily loss limit" in json.loads(_file(db).read_text())["reason"]

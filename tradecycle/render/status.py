@@ -153,10 +153,16 @@ def _last_cycle(last: dict[str, Any]) -> list[tuple[str, RenderableType]]:
     text.append_text(status_text(last))
     if last.get("dry_run"):
         text.append(" (dry run)")
-    text.append(f": {last.get('orders_count') or 0} order(s), {last.get('errors_count') or 0} error(s)"
-                f"\nstarted {last['started_at']}, took {duration(last.get('duration_ms'))}")
+    skipped = last.get("status") == "skipped"
+    if skipped:  # why it was skipped, once: it decided nothing, so no error count
+        orders = last.get("orders_count") or 0
+        text.append(f": {last.get('error') or 'no reason recorded'}"
+                    + (f"; {orders} closing order(s) sent" if orders else ""))
+    else:
+        text.append(f": {last.get('orders_count') or 0} order(s), {last.get('errors_count') or 0} error(s)")
+    text.append(f"\nstarted {last['started_at']}, took {duration(last.get('duration_ms'))}")
     rows: list[tuple[str, RenderableType]] = [("last cycle", text)]
-    if last.get("error"):
+    if last.get("error") and not skipped:
         rows.append(("error", Text(last["error"], style="red")))
     return rows
 

@@ -6,7 +6,7 @@ this, the connection and the schema: an emergency stop starts fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tradecycle.infra.times import iso, parse_iso  # noqa: F401  (re-exported for the store)
@@ -47,14 +47,23 @@ def write_kill_switch(db: Database, active: bool, reason: str | None, now: datet
     write transaction: never waits on a running cycle beyond SQLite's busy
     timeout. ``changed_by`` is ``person`` (the CLI) or ``tool`` (a cycle, named
     by ``cycle_id``). Every change starts the clean-up afresh (the next cycle
-    cancels open buys, or with ``flatten`` every open order and every position)."""
+    cancels open buys, or with ``flatten`` every open order and every position).
+
+    On while already on, the switch keeps the time and reason it was turned on
+    with (the new reason goes to the history only); ``flatten`` is never taken back.
+    The file beside the database (``switchfile.py``) says the same."""
     from tradecycle.store import switchfile  # the file beside the database (it imports this module)
 
     flatten = active and flatten
     # The file first when turning on (a stop the database cannot record still holds), last
     # when turning off (a cycle never sees the database off while the file still says on).
     if active:
-        switchfile.write_switch_file(db.path, KillSwitch(True, reason, iso(now), flatten))
+        try:
+            current = read_kill_switch(db)
+        except DatabaseUnusable:  # the file still stops every cycle
+            current = None
+        kept = current if current is not None and current.active else KillSwitch(True, reason, iso(now), flatten)
+        switchfile.write_switch_file(db.path, replace(kept, flatten=kept.flatten or flatten))
     else:
         switchfile.remove_switch_file(db.path)
     try:
@@ -79,11 +88,15 @@ def restore_from_file(db: Database, on_file: KillSwitch, now: datetime, cycle_id
 def _record(db: Database, active: bool, reason: str | None, changed_at: str, flatten: bool, changed_by: str,
             cycle_id: str | None) -> None:
     with db.transaction():
-        db.execute(
-            "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ?,"
-            " kill_switch_flatten = ?, kill_switch_cleanup_at = NULL WHERE id = 1",
-            (int(active), reason, changed_at, int(flatten)),
-        )
+        if active and read_kill_switch(db).active:
+            db.execute("UPDATE agent_status SET kill_switch_flatten = MAX(kill_switch_flatten, ?), kill_switch_cleanup_at = NULL"
+                       " WHERE id = 1", (int(flatten),))
+        else:
+            db.execute(
+                "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ?,"
+                " kill_switch_flatten = ?, kill_switch_cleanup_at = NULL WHERE id = 1",
+                (int(active), reason, changed_at, int(flatten)),
+            )
         db.execute(
             "INSERT INTO kill_switch_changes (changed_at, active, changed_by, reason, flatten, cycle_id)"
             " VALUES (?, ?, ?, ?, ?, ?)",
