@@ -99,6 +99,18 @@ def test_a_market_order_fills_at_the_next_bars_open_with_slippage_against_it_and
     assert broker.get_positions() == []
 
 
+def test_the_broker_lists_the_orders_submitted_after_a_time_newest_first():
+    bars = [_bar(0, 100, 101, 99, 100), _bar(1, 110, 130, 105, 120), _bar(2, 120, 121, 119, 120)]
+    broker, clock = _broker_on(bars, utc(FIRST + DAY))
+    broker.submit_order(OrderIntent("BTC/USD", "buy", "c-1", Decimal(100), notional_usd=Decimal(1000)))
+    broker.advance()
+    clock.set(utc(FIRST + DAY * 2))
+    broker.submit_order(OrderIntent("BTC/USD", "buy", "c-2", Decimal(120), notional_usd=Decimal(500)))
+    listed = broker.recent_orders(utc(FIRST))
+    assert [(o.client_order_id, o.status, o.notional) for o in listed] == [("c-2", "new", Decimal(500)), ("c-1", "filled", Decimal(1000))]
+    assert [o.client_order_id for o in broker.recent_orders(utc(FIRST + DAY))] == ["c-2"]  # strictly after
+
+
 def test_a_stop_triggers_when_a_bar_trades_through_it_and_fills_at_the_open_after_a_gap():
     bars = [_bar(0, 100, 101, 99, 100), _bar(1, 100, 102, 96, 97), _bar(2, 97, 98, 94.5, 95), _bar(3, 90, 91, 88, 89)]
     broker, clock = _broker_on(bars, utc(FIRST + DAY), slippage="0", fee="0")

@@ -218,6 +218,10 @@ class BacktestBroker:
     def open_orders(self) -> list[OrderResult]:
         return [_result(o) for o in self.orders.values() if o["status"] == "new"]
 
+    def recent_orders(self, after: datetime) -> list[OrderResult]:
+        """The newest 500 orders submitted after ``after``, as Alpaca's ``GET /v2/orders?status=all&after=...``."""
+        return [_result(o) for o in reversed(list(self.orders.values())) if o["submitted"] > after][:500]
+
     def cancel_order(self, broker_order_id: str) -> None:
         order = self.orders.get(broker_order_id)
         if order is None:
@@ -294,6 +298,7 @@ def _result(order: dict) -> OrderResult:
         filled_avg_price=order["filled_price"], qty=order["qty"], submitted_at=iso(order["submitted"]),
         filled_at=iso(order["filled_at"]) if order["filled_at"] else None, order_type=order["type"],
         stop_price=order["stop_price"], limit_price=order["limit_price"], time_in_force=order["tif"] or "",
+        notional=order["notional"],
     )
 
 
