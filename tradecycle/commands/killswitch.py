@@ -58,7 +58,10 @@ def kill_switch(config_option: str | None, db_option: str | None, active: bool |
         if not active:
             raise
         # The database is unusable: the file beside it still stops every cycle.
-        write_switch_file(path, KillSwitch(True, reason, iso(now()), flatten))
+        try:
+            write_switch_file(path, KillSwitch(True, reason, iso(now()), flatten))
+        except DatabaseUnusable:
+            raise exc from None  # neither can hold it (a folder nobody may write): the database's reason says why
         raise DatabaseUnusable(f"{exc}; the kill switch file {switch_file(path)} says on all the same: no cycle trades") from None
     try:
         already_on = bool(active and read_kill_switch(db).active)
