@@ -154,10 +154,10 @@ def fetch_market_data(cycle: Cycle) -> None:
         fetched_at=services.clock.now(),
     )
     cycle.market = fetched
-    market.collect_quotes(cycle, {**market.per_symbol(results["stocks"], settings.stocks), **market.per_symbol(results["crypto"], settings.crypto)})
     results |= reconcile.lookups_beyond_list(services.broker, open_orders, results["open_orders"])
     filled = reconcile.apply_order_updates(cycle, open_orders, results)
     stops.record_fills(cycle, open_orders)
+    market.collect_quotes(cycle, {**market.per_symbol(results["stocks"], settings.stocks), **market.per_symbol(results["crypto"], settings.crypto)})
     filled += adopt.adopt_lost_orders(cycle, results[adopt.LISTING])  # ours at the broker, lost by the database
     # Open, and any whose fate is still unknown; a stop held at the broker is no pending sale (stops.release).
     still_open = [t for t in store.pending_trades() if not stops.is_stop(t)]
