@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from tradecycle import baselines, significance
+from tradecycle.rules import baselines, significance
 
 
 def upper_tail(hits: int, n: int, p: float) -> float:

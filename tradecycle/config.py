@@ -27,6 +27,7 @@ ALPACA_DATA_URL = "https://data.alpaca.markets"
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
 ExitPercent = Annotated[Decimal, Field(ge=0, lt=100)]  # 0: this exit is off
 PositiveSeconds = Annotated[float, Field(gt=0)]
+UsdPerMillion = Annotated[Decimal, Field(ge=0)]  # a token price: USD per million tokens
 
 
 class _Section(BaseModel):
@@ -268,6 +269,9 @@ class ShadowConfig(_Section):
     # The environment variable that holds this server's key. Unset: OPENAI_API_KEY
     # when the shadow uses ai.base_url (the same server), otherwise no key.
     api_key_env: str | None = None
+    # What this model's tokens cost (USD per million): the verdict's costs (score, report). 0: free (a local model).
+    price_input_per_million_usd: UsdPerMillion = Decimal(0)
+    price_output_per_million_usd: UsdPerMillion = Decimal(0)
 
     @field_validator("base_url")
     @classmethod
@@ -303,6 +307,14 @@ class AIConfig(_Section):
     reanalyze_move_percent: Percent = Decimal("0.5")
     max_decision_age_minutes: Annotated[float, Field(gt=0)] = 15
     shadow: list[ShadowConfig] = []  # [[ai.shadow]] challengers (see ai/shadow.py)
+    # What the main model's tokens cost (USD per million): the verdict's costs (score, report). 0: free (a local model).
+    price_input_per_million_usd: UsdPerMillion = Decimal(0)
+    price_output_per_million_usd: UsdPerMillion = Decimal(0)
+
+    def token_prices(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """Model -> (input, output) USD per million tokens, the main model's and each shadow's."""
+        prices = {s.model or s.provider: (s.price_input_per_million_usd, s.price_output_per_million_usd) for s in self.shadow}
+        return prices | {self.model: (self.price_input_per_million_usd, self.price_output_per_million_usd)}
 
     @field_validator("base_url")
     @classmethod

@@ -1,7 +1,9 @@
-"""``tradecycle score``: is the analyst any good? The scorecard of the stored decisions."""
+"""``tradecycle score``: is the analyst any good? The scorecard of the stored
+decisions, and each analyst's verdict: baselines, costs, significance."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from tradecycle.commands.common import database_path, reading, since_utc
@@ -9,21 +11,46 @@ from tradecycle.commands.common import database_path, reading, since_utc
 
 def score(config_option: str | None, db_option: str | None, since: str | None = None, model: str | None = None,
           symbol: str | None = None) -> dict[str, Any]:
-    """The scorecard (``scorecard.py``) of the decisions at or after ``since``,
-    narrowed to one model and/or symbol. Before the first run: an empty scorecard."""
-    from tradecycle.rules import scorecard
+    """The scorecard (``rules/scorecard.py``) of the decisions at or after ``since``,
+    narrowed to one model and/or symbol, with each analyst's verdict
+    (``rules/verdict.py``). Before the first run: an empty scorecard."""
+    from tradecycle.rules import baselines, scorecard, verdict
     from tradecycle.store import scores
 
     since = since_utc(since) if since else None
     symbol = symbol.upper() if symbol else None
+    token_prices = _token_prices(config_option)
     with reading(database_path(config_option, db_option)) as db:
         if db is None:
             rows, fills, positions, equity, benchmark = [], [], [], [], ({}, {})
+            sampled, prices, account = [], {}, []
         else:
             rows = scores.scored_decisions(db, scorecard.HORIZONS, since, model, symbol)
             fills = scores.fills(db, symbol)
             positions = scores.position_rows(db, symbol)
             equity = scores.equity_by_cycle(db, since)
             benchmark = scores.benchmark_prices(db, since, None)
+            # One symbol's decisions are judged on their own returns: the account's equity is every symbol's.
+            sampled = [] if symbol else [equity[i] for i in baselines.sample_points(len(equity))]
+            prices = scores.prices_at(db, [r["finished_at"] or r["started_at"] for r in sampled]) if sampled else {}
+            account = scores.verdict_fills(db) if sampled else []
     card = scorecard.scorecard(rows, fills, positions, equity, benchmark, since)
+    pnl = card["pnl"]
+    judged = verdict.verdicts(rows, sampled, prices, account, token_prices,
+                              Decimal(pnl["realized_usd"]) + Decimal(pnl["unrealized_usd"]), since)
+    for analyst in card["analysts"]:
+        analyst.update(judged["analysts"].get((analyst["analyst"], analyst["role"]), {}))
+    card["multiple_models"] = judged["multiple_models"]
     return {"filters": {"since": since, "model": model, "symbol": symbol}, **card}
+
+
+def _token_prices(config_option: str | None) -> dict[str, tuple[Decimal, Decimal]]:
+    """Model -> token prices from the config (``ai.price_*_per_million_usd``, per shadow too);
+    none (0) without a config file. An invalid config: ConfigError (exit 2, naming the key)."""
+    from tradecycle.config import load_config
+    from tradecycle.infra import paths
+
+    path = paths.config_path(config_option)
+    if not path.exists():
+        return {}
+    return load_config(path).ai.token_prices()

@@ -157,3 +157,30 @@ def position_rows(db: Database, symbol: str | None = None) -> list[dict[str, Any
     if symbol:
         return db.query("SELECT symbol, unrealized_pl FROM positions WHERE symbol = ?", (symbol,))
     return db.query("SELECT symbol, unrealized_pl FROM positions ORDER BY symbol")
+
+
+def verdict_fills(db: Database) -> list[dict[str, Any]]:
+    """Every fill of the account (dry runs excluded), oldest first, with the quote the
+    order was sized at (``quote_price``: the price its decision saw) and its fee."""
+    return db.query(
+        "SELECT symbol, side, filled_qty, filled_avg_price, fee_usd, price AS quote_price,"
+        " COALESCE(executed_at, updated_at, created_at) AS filled_at"
+        " FROM trades WHERE COALESCE(dry_run, 0) = 0 AND CAST(COALESCE(filled_qty, '0') AS REAL) > 0"
+        " AND filled_avg_price IS NOT NULL ORDER BY COALESCE(executed_at, updated_at, created_at), id"
+    )
+
+
+def prices_at(db: Database, times: Sequence[str]) -> dict[str, list[float | None]]:
+    """Each quoted symbol's latest fetched price at or before each of ``times`` (None before
+    its first): one indexed look-up per symbol and time (``quotes (symbol, as_of)``)."""
+    symbols = [r["symbol"] for r in db.query("SELECT DISTINCT symbol FROM quotes ORDER BY symbol")]
+    statement = ("SELECT price FROM quotes WHERE symbol = ? AND as_of <= ? AND source != 'cache'"
+                 " ORDER BY as_of DESC LIMIT 1")
+    result = {}
+    for symbol in symbols:
+        column = []
+        for moment in times:
+            row = db.execute(statement, (symbol, moment)).fetchone()
+            column.append(None if row is None else float(row[0]))
+        result[symbol] = column
+    return result

@@ -85,23 +85,26 @@ def exposure_matched(universe: np.ndarray, share: np.ndarray) -> np.ndarray:
 
 
 def order_sizes(fills: Sequence[Mapping[str, Any]], times: Sequence[str], symbols: Sequence[str],
-                equity: np.ndarray) -> tuple[list[float], list[float]]:
-    """(buy shares, sell shares): each buy's notional as a share of equity at its
-    cycle; each sell's quantity as a share of the position it sold from. In time order."""
+                equity: np.ndarray, since: str = "") -> tuple[list[float], list[float]]:
+    """(buy shares, sell shares) of the fills at or after ``since``: each buy's notional
+    as a share of equity at its cycle; each sell's quantity as a share of the position
+    it sold from (earlier fills build the positions). In time order."""
     moments = np.asarray(times, dtype=str)
     held: dict[str, float] = {}
     buys, sells = [], []
     for fill in sorted(fills, key=lambda f: f["filled_at"] or ""):
         qty, price = float(fill["filled_qty"]), float(fill["filled_avg_price"])
+        counted = (fill["filled_at"] or "") >= since
         if fill["side"] == "buy":
             at = max(int(np.searchsorted(moments, fill["filled_at"] or "", side="right")) - 1, 0)
             base = float(equity[at]) if len(equity) else 0.0
-            if base > 0:
+            if base > 0 and counted:
                 buys.append(min(qty * price / base, 1.0))
             held[fill["symbol"]] = held.get(fill["symbol"], 0.0) + qty
         else:
             before = held.get(fill["symbol"], 0.0)
-            sells.append(min(qty / before, 1.0) if before > 0 else 1.0)
+            if counted:
+                sells.append(min(qty / before, 1.0) if before > 0 else 1.0)
             held[fill["symbol"]] = max(before - qty, 0.0)
     return buys, sells
 

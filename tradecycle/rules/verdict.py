@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from tradecycle import baselines, significance
-from tradecycle.scorecard import CALIBRATION_HORIZON, FAILURES, is_hit
+from tradecycle.rules import baselines, significance
+from tradecycle.rules.scorecard import CALIBRATION_HORIZON, FAILURES, is_hit
 
 CENT = Decimal("0.01")
 BASELINES = ("cash", "buy_and_hold", "exposure_matched_buy_and_hold", "random_entry")
@@ -72,31 +72,33 @@ def slippage(fills: Sequence[Mapping[str, Any]]) -> Decimal:
 def verdicts(rows: Sequence[Mapping[str, Any]], equity_rows: Sequence[Mapping[str, Any]],
              prices: Mapping[str, Sequence[float | None]], fills: Sequence[Mapping[str, Any]],
              token_prices: Mapping[str, tuple[Decimal, Decimal]], account_pnl: Decimal | None,
-             runs: int = baselines.RANDOM_RUNS) -> dict[str, Any]:
+             since: str | None = None, runs: int = baselines.RANDOM_RUNS) -> dict[str, Any]:
     """``{"analysts": {(analyst, role): {...}}, "multiple_models": {...}}``.
 
     ``rows``: the scored decisions; ``equity_rows``: the cycles measured (thinned
     by ``baselines.sample_points``), oldest first; ``prices``: symbol -> price at
     each of those cycles (None before its first quote); ``fills``: the main
-    analyst's fills with the quote its decision saw; ``token_prices``: model ->
-    (input, output) USD per million tokens; ``account_pnl``: the scorecard's
-    P&L, used when no equity was recorded."""
+    account's fills with the quote its order was sized at (all of them: the
+    holdings; those at or after ``since``: the costs and the random entry's
+    trades); ``token_prices``: model -> (input, output) USD per million tokens;
+    ``account_pnl``: the scorecard's P&L, used when no equity was recorded."""
     points = decision_points(rows)
     rates = significance.base_rates({(p["symbol"], p["created_at"]): p for p in points}.values())
     by_analyst: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for row in rows:
         by_analyst[(row["analyst"], row["role"])].append(row)
+    window = [f for f in fills if since is None or (f["filled_at"] or "") >= since]
     result = {}
     for key, members in by_analyst.items():
         mine = [p for p in points if (p["analyst"], p["role"]) == key]
         tokens = token_cost(members, token_prices.get(members[0]["model"], (Decimal(0), Decimal(0))))
         trades = key[1] == "main"
         if trades and len(equity_rows) >= 2:
-            entry = _equity_basis(equity_rows, prices, fills, tokens, runs)
+            entry = _equity_basis(equity_rows, prices, fills, window, tokens, runs)
         else:
             entry = _decision_basis(mine, runs)
-        costs = {"tokens_usd": tokens, "slippage_usd": slippage(fills) if trades else Decimal(0),
-                 "fees_usd": sum((Decimal(f.get("fee_usd") or 0) for f in fills), Decimal(0)) if trades else Decimal(0)}
+        costs = {"tokens_usd": tokens, "slippage_usd": slippage(window) if trades else Decimal(0),
+                 "fees_usd": _fees(window) if trades else Decimal(0)}
         net = None
         if trades:
             gross_equity = entry.pop("pnl_usd", None)
@@ -110,7 +112,11 @@ def verdicts(rows: Sequence[Mapping[str, Any]], equity_rows: Sequence[Mapping[st
     return {"analysts": result, "multiple_models": _multiple_models(points, sorted(by_analyst))}
 
 
-def _equity_basis(equity_rows, prices, fills, tokens: Decimal, runs: int) -> dict[str, Any]:
+def _fees(fills: Sequence[Mapping[str, Any]]) -> Decimal:
+    return sum((Decimal(f.get("fee_usd") or 0) for f in fills), Decimal(0))
+
+
+def _equity_basis(equity_rows, prices, fills, window, tokens: Decimal, runs: int) -> dict[str, Any]:
     times = [r["finished_at"] or r["started_at"] for r in equity_rows]
     equity = np.asarray([float(r["equity"]) for r in equity_rows])
     symbols = sorted(prices)
@@ -123,10 +129,9 @@ def _equity_basis(equity_rows, prices, fills, tokens: Decimal, runs: int) -> dic
     share = baselines.exposure(matrix, baselines.holdings(times, symbols, fills), equity)
     matched = baselines.exposure_matched(universe, share)
     net_return = (strategy[-1] - 1) * 100
-    buys, sells = baselines.order_sizes(fills, times, symbols, equity)
-    traded = sum(float(f["filled_qty"]) * float(f["filled_avg_price"]) for f in fills)
-    cost_rate = max(float(sum((Decimal(f.get("fee_usd") or 0) for f in fills), Decimal(0)) + slippage(fills)) / traded, 0.0) \
-        if traded else 0.0
+    buys, sells = baselines.order_sizes(fills, times, symbols, equity, since=times[0])
+    traded = sum(float(f["filled_qty"]) * float(f["filled_avg_price"]) for f in window)
+    cost_rate = max(float(_fees(window) + slippage(window)) / traded, 0.0) if traded else 0.0
     sample = baselines.random_entry(matrix, buys, sells, cost_rate, runs)
     return {
         "basis": "equity",
