@@ -120,7 +120,7 @@ def random_entry(prices: np.ndarray, buys: Sequence[float], sells: Sequence[floa
         return np.zeros(runs)
     rng = np.random.default_rng(seed)
     sizes = np.asarray([*buys, *sells], dtype=float)[:trades]
-    is_buy = np.asarray([True] * len(buys) + [False] * len(sells))[:trades]
+    is_buy = np.asarray([True] * len(buys) + [False] * len(sells), dtype=bool)[:trades]
     # Each run: distinct cycles, in time order; which of them buy and which sell is shuffled.
     when = np.sort(np.stack([rng.choice(cycles, trades, replace=False) for _ in range(runs)]), axis=1) if trades else \
         np.zeros((runs, 0), dtype=int)
