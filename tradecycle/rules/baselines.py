@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 RANDOM_RUNS = 1000
-MAX_POINTS = 2000  # a longer period is measured at this many evenly spaced cycles
+MAX_POINTS = 1000  # a longer period is measured at this many evenly spaced cycles
 SEED = 25  # every random figure is seeded: the same database gives the same verdict
 
 

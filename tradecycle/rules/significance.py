@@ -100,26 +100,40 @@ def block_size(length: int) -> int:
     return max(1, round(length ** (1 / 3)))
 
 
-def excess_interval(strategy: np.ndarray, baseline: np.ndarray, reps: int = BOOTSTRAP_REPS,
-                    seed: int = SEED) -> list[float] | None:
-    """95 % circular block bootstrap interval (percentile method) of the summed excess
-    of ``strategy`` over ``baseline`` per period, in percentage points; None under 2 periods."""
-    excess = (period_returns(strategy) - period_returns(baseline)) * 100
-    return sum_interval(excess, reps, seed)
+def excess_intervals(strategy: np.ndarray, against: Mapping[str, np.ndarray], reps: int = BOOTSTRAP_REPS,
+                     seed: int = SEED) -> dict[str, list[float] | None]:
+    """Per baseline, the 95 % circular block bootstrap interval (percentile method) of the
+    summed excess of ``strategy`` over it per period, in percentage points (one resampling
+    of the periods serves every baseline); None under 2 periods."""
+    mine = period_returns(strategy)
+    return sum_intervals({name: (mine - period_returns(values)) * 100 for name, values in against.items()}, reps, seed)
 
 
 def sum_interval(series: np.ndarray, reps: int = BOOTSTRAP_REPS, seed: int = SEED) -> list[float] | None:
     """95 % circular block bootstrap interval of ``series.sum()``; None under 2 points."""
-    if len(series) < 2:
-        return None
-    if np.all(series == series[0]):  # every resample is the same series
-        total = float(series.sum())
-        return [round(total, 4), round(total, 4)]
+    return sum_intervals({"x": series}, reps, seed)["x"]
+
+
+def sum_intervals(columns: Mapping[str, np.ndarray], reps: int = BOOTSTRAP_REPS,
+                  seed: int = SEED) -> dict[str, list[float] | None]:
+    """``sum_interval`` of each series (all of one length), from the same resampled blocks."""
+    names = list(columns)
+    length = len(columns[names[0]]) if names else 0
+    if length < 2:
+        return dict.fromkeys(names)
+    matrix = np.column_stack([columns[n] for n in names])
     from arch.bootstrap import CircularBlockBootstrap
 
-    bootstrap = CircularBlockBootstrap(block_size(len(series)), series, seed=np.random.default_rng(seed))
-    low, high = bootstrap.conf_int(lambda x: np.array([x.sum()]), reps=reps, method="percentile", size=0.95)[:, 0]
-    return [round(float(low), 4), round(float(high), 4)]
+    bootstrap = CircularBlockBootstrap(block_size(length), matrix, seed=np.random.default_rng(seed))
+    bounds = bootstrap.conf_int(lambda x: x.sum(axis=0), reps=reps, method="percentile", size=0.95)
+    result = {}
+    for i, name in enumerate(names):
+        if np.all(matrix[:, i] == matrix[0, i]):  # every resample is the same series
+            total = round(float(matrix[:, i].sum()), 4)
+            result[name] = [total, total]
+        else:
+            result[name] = [round(float(bounds[0, i]), 4), round(float(bounds[1, i]), 4)]
+    return result
 
 
 def spa_p_value(losses: Mapping[str, np.ndarray], reps: int = BOOTSTRAP_REPS, seed: int = SEED) -> float | None:

@@ -133,15 +133,16 @@ def _equity_basis(equity_rows, prices, fills, window, tokens: Decimal, runs: int
     traded = sum(float(f["filled_qty"]) * float(f["filled_avg_price"]) for f in window)
     cost_rate = max(float(_fees(window) + slippage(window)) / traded, 0.0) if traded else 0.0
     sample = baselines.random_entry(matrix, buys, sells, cost_rate, runs)
+    intervals = significance.excess_intervals(strategy, {"cash": np.ones(len(strategy)), "buy_and_hold": universe,
+                                                         "matched": matched})
     return {
         "basis": "equity",
         "return_percent": _pct(net_return),
         "pnl_usd": Decimal(str(equity[-1] - start)).quantize(CENT),
         "baselines": {
-            "cash": _baseline(0.0, net_return, significance.excess_interval(strategy, np.ones(len(strategy)))),
-            "buy_and_hold": _baseline((universe[-1] - 1) * 100, net_return, significance.excess_interval(strategy, universe)),
-            "exposure_matched_buy_and_hold": _baseline((matched[-1] - 1) * 100, net_return,
-                                                       significance.excess_interval(strategy, matched))
+            "cash": _baseline(0.0, net_return, intervals["cash"]),
+            "buy_and_hold": _baseline((universe[-1] - 1) * 100, net_return, intervals["buy_and_hold"]),
+            "exposure_matched_buy_and_hold": _baseline((matched[-1] - 1) * 100, net_return, intervals["matched"])
             | {"mean_exposure_percent": _pct(float(np.mean(share)) * 100)},
             "random_entry": _random(net_return, sample, len(buys), len(sells)),
         },
@@ -158,12 +159,13 @@ def _decision_basis(points: Sequence[Mapping[str, Any]], runs: int) -> dict[str,
     every_move = np.asarray([(p["later"] / p["price"] - 1) * 100 for p in ordered])
     rng = np.random.default_rng(baselines.SEED)
     sample = rng.permuted(np.tile(actions, (runs, 1)), axis=1) @ every_move if len(ordered) else np.zeros(0)
+    intervals = significance.sum_intervals({"cash": signed, "buy_and_hold": signed - moves})
     return {
         "basis": "decisions",
         "return_percent": _pct(total),
         "baselines": {
-            "cash": _baseline(0.0, total, significance.sum_interval(signed)),
-            "buy_and_hold": _baseline(float(moves.sum()), total, significance.sum_interval(signed - moves)),
+            "cash": _baseline(0.0, total, intervals["cash"]),
+            "buy_and_hold": _baseline(float(moves.sum()), total, intervals["buy_and_hold"]),
             "exposure_matched_buy_and_hold": None,
             "random_entry": _random(total, sample, sum(p["action"] == "buy" for p in staked),
                                     sum(p["action"] == "sell" for p in staked)),
