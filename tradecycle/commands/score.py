@@ -10,10 +10,11 @@ from tradecycle.commands.common import database_path, reading, since_utc
 
 
 def score(config_option: str | None, db_option: str | None, since: str | None = None, model: str | None = None,
-          symbol: str | None = None) -> dict[str, Any]:
+          symbol: str | None = None, paths: bool = False) -> dict[str, Any]:
     """The scorecard (``rules/scorecard.py``) of the decisions at or after ``since``,
     narrowed to one model and/or symbol, with each analyst's verdict
-    (``rules/verdict.py``). Before the first run: an empty scorecard."""
+    (``rules/verdict.py``; ``paths``: with the baselines' paths, for the report's
+    chart). Before the first run: an empty scorecard."""
     from tradecycle.rules import baselines, scorecard, verdict
     from tradecycle.store import scores
 
@@ -37,7 +38,7 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
     card = scorecard.scorecard(rows, fills, positions, equity, benchmark, since)
     pnl = card["pnl"]
     judged = verdict.verdicts(rows, sampled, prices, account, token_prices,
-                              Decimal(pnl["realized_usd"]) + Decimal(pnl["unrealized_usd"]), since)
+                              Decimal(pnl["realized_usd"]) + Decimal(pnl["unrealized_usd"]), since, paths=paths)
     for analyst in card["analysts"]:
         analyst.update(judged["analysts"].get((analyst["analyst"], analyst["role"]), {}))
     card["multiple_models"] = judged["multiple_models"]

@@ -72,7 +72,7 @@ def slippage(fills: Sequence[Mapping[str, Any]]) -> Decimal:
 def verdicts(rows: Sequence[Mapping[str, Any]], equity_rows: Sequence[Mapping[str, Any]],
              prices: Mapping[str, Sequence[float | None]], fills: Sequence[Mapping[str, Any]],
              token_prices: Mapping[str, tuple[Decimal, Decimal]], account_pnl: Decimal | None,
-             since: str | None = None, runs: int = baselines.RANDOM_RUNS) -> dict[str, Any]:
+             since: str | None = None, runs: int = baselines.RANDOM_RUNS, paths: bool = False) -> dict[str, Any]:
     """``{"analysts": {(analyst, role): {...}}, "multiple_models": {...}}``.
 
     ``rows``: the scored decisions; ``equity_rows``: the cycles measured (thinned
@@ -81,7 +81,9 @@ def verdicts(rows: Sequence[Mapping[str, Any]], equity_rows: Sequence[Mapping[st
     account's fills with the quote its order was sized at (all of them: the
     holdings; those at or after ``since``: the costs and the random entry's
     trades); ``token_prices``: model -> (input, output) USD per million tokens;
-    ``account_pnl``: the scorecard's P&L, used when no equity was recorded."""
+    ``account_pnl``: the scorecard's P&L, used when no equity was recorded.
+    ``paths``: the equity basis also gives ``paths`` (times, and each baseline's
+    value at them, starting at 1.0) for the report's chart."""
     points = decision_points(rows)
     rates = significance.base_rates({(p["symbol"], p["created_at"]): p for p in points}.values())
     by_analyst: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
@@ -95,6 +97,8 @@ def verdicts(rows: Sequence[Mapping[str, Any]], equity_rows: Sequence[Mapping[st
         trades = key[1] == "main"
         if trades and len(equity_rows) >= 2:
             entry = _equity_basis(equity_rows, prices, fills, window, tokens, runs)
+            if not paths:
+                entry.pop("paths")
         else:
             entry = _decision_basis(mine, runs)
         costs = {"tokens_usd": tokens, "slippage_usd": slippage(window) if trades else Decimal(0),
@@ -137,6 +141,8 @@ def _equity_basis(equity_rows, prices, fills, window, tokens: Decimal, runs: int
                                                          "matched": matched})
     return {
         "basis": "equity",
+        "paths": {"times": list(times), "buy_and_hold": [round(float(v), 6) for v in universe],
+                  "exposure_matched_buy_and_hold": [round(float(v), 6) for v in matched]},
         "return_percent": _pct(net_return),
         "pnl_usd": Decimal(str(equity[-1] - start)).quantize(CENT),
         "baselines": {
