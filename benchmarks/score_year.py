@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """`score` against `status` on the 90-day steady state of benchmarks/year.py (issue 25).
 
-    .venv/bin/python benchmarks/score_year.py            # seeds (or reuses) /tmp/tradecycle-score90-v1.db
+    .venv/bin/python benchmarks/score_year.py            # seeds (or reuses) /tmp/tradecycle-score90-v2.db
     .venv/bin/python benchmarks/score_year.py --runs 7 --reseed
 
 The database is what `keep_days = 90` leaves of year.py's year: its last 90 days,
 written by year.py's own seeder (one real 15-symbol cycle gives the shape of every
 row), so 129,600 cycles, a quote a minute per open symbol, a fresh LLM decision
 every 15 minutes, 10 fills a day. Two things a year.py cycle leaves out and the
-verdict needs are added as a cycle of this version writes them: each cycle's
-equity (cash plus the AAPL the fills bought, at its price), and the fresh LLM
-decisions say buy, sell or hold (a third each) rather than always hold, so the
-hit rates, the random entry and the SPA test have decisions to work on.
+verdict needs are set as a cycle of this version writes them: each cycle's
+equity (cash plus the AAPL the fills bought, at its price); ``analyst`` only on
+the decisions an analyst was asked for (year.py's seeder copies it from its
+template onto every row, ``market_closed`` and ``unchanged`` included, which
+``score`` would count as asked); and the fresh LLM decisions say buy, sell or
+hold (a third each) rather than always hold, so the hit rates, the random
+entry and the SPA test have decisions to work on.
 
 Then `status --json` and `score --json` (statistics included: bootstrap, random
 entry, SPA) run as CLI subprocesses, alternating, ``--runs`` times after a
@@ -36,7 +39,7 @@ sys.path.insert(0, str(HERE.parent))
 import common as bench  # noqa: E402
 import year  # noqa: E402  (the year's seeder)
 
-DB = Path(tempfile.gettempdir()) / "tradecycle-score90-v1.db"
+DB = Path(tempfile.gettempdir()) / "tradecycle-score90-v2.db"
 DAYS = 90
 TARGET = 10.0
 
@@ -55,6 +58,8 @@ def seed(db_path: Path, template: dict, now: datetime) -> None:
             bench.progress(f"seeding 90 days: day {day}/{DAYS}")
     bench.progress("equity per cycle, buy/sell/hold decisions")
     conn.execute("BEGIN")
+    conn.execute("UPDATE ai_decisions SET analyst = NULL, prompt_hash = NULL, prompt_tokens = NULL, completion_tokens = NULL"
+                 " WHERE outcome != 'hold'")
     conn.execute("UPDATE ai_decisions SET action = CASE id % 3 WHEN 0 THEN 'buy' WHEN 1 THEN 'sell' ELSE 'hold' END"
                  " WHERE outcome = 'hold' AND analyst IS NOT NULL")
     fills = conn.execute("SELECT executed_at, CAST(filled_qty AS REAL), CAST(filled_avg_price AS REAL) FROM trades"

@@ -206,3 +206,22 @@ def test_run_and_killswitch_never_import_the_statistics_libraries(tmp_path):
     assert result.returncode == 0, result.stderr
     assert sqlite3.connect(tmp_path / "tradecycle.db").execute("SELECT COUNT(*) FROM cycles").fetchone()[0] == 1
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_decisions_random_entry_deals_the_same_actions_among_the_analysts_points(tmp_path):
+    # A shadow's four decision points, an hour apart, in four symbols that move +2 %, -1 %, +1 %, 0 %
+    # by the next hour; it bought the first and held the rest. Dealt at random, its one buy lands
+    # on each point once in four: returns +2, -1, +1, 0; its own +2 is above three and ties one.
+    book = Book(tmp_path / "t.db")
+    for n, (symbol, move) in enumerate([("A", 0.02), ("B", -0.01), ("C", 0.01), ("D", 0.0)]):
+        book.quote(n, symbol, 100)
+        book.quote(n + 1, symbol, 100 * (1 + move))
+        book.decide(n, symbol, "buy" if n == 0 else "hold", 100, role="shadow", model="s1")
+    shadow = score(book, tmp_path)[("s1", "shadow")]
+    assert shadow["basis"] == "decisions" and shadow["return_percent"] == "2.00"
+    random = shadow["baselines"]["random_entry"]
+    assert (random["buys"], random["sells"]) == (1, 0)
+    assert random["percentile"] == pytest.approx((3 + 0.5) / 4 * 100, abs=3)
+    # Buying at every point would have made +2 -1 +1 +0: buy and hold of the decision points.
+    assert shadow["baselines"]["buy_and_hold"]["return_percent"] == "2.00"
+    assert shadow["baselines"]["exposure_matched_buy_and_hold"] is None

@@ -123,6 +123,17 @@ def test_order_sizes_are_shares_of_equity_and_of_the_position():
         {"filled_at": "t2", "symbol": "A", "side": "sell", "filled_qty": "4", "filled_avg_price": "105"},
         {"filled_at": "t3", "symbol": "B", "side": "buy", "filled_qty": "2", "filled_avg_price": "50"},
     ]
-    buys, sells = baselines.order_sizes(fills, times, ["A", "B"], np.array([10000.0, 10050, 10000]))
+    buys, sells = baselines.order_sizes(fills, times, np.array([10000.0, 10050, 10000]))
     assert buys == pytest.approx([0.1, 0.01])
     assert sells == pytest.approx([0.4])
+
+
+@pytest.mark.parametrize("p_random, percentile, start", [
+    (0.01, 99.0, "better than random entry on net return after 40 decisions (p = 0.01)"),
+    (0.97, 3.0, "worse than random entry on net return after 40 decisions (percentile 3)"),
+    (0.41, 59.0, "not distinguishable from random entry after 40 decisions (p = 0.41)"),
+    (None, None, "nothing to judge yet after 40 scored decisions"),
+])
+def test_the_verdict_in_words(p_random, percentile, start):
+    text = significance.verdict_text(40, p_random, percentile, 0.55, 0.5, 0.27, 617, 0.55, "equity")
+    assert text == f"{start}; hit rate 55% against a base rate of 50% (p = 0.27); about 617 decisions to detect a 55% hit rate"

@@ -15,9 +15,14 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
     narrowed to one model and/or symbol, with each analyst's verdict
     (``rules/verdict.py``; ``paths``: with the baselines' paths, for the report's
     chart). Before the first run: an empty scorecard."""
-    from tradecycle.rules import baselines, scorecard, verdict
+    import threading
+
+    from tradecycle.rules import baselines, scorecard, significance, verdict
     from tradecycle.store import scores
 
+    # The statistics libraries load while the database is read (SQLite lets go of the GIL).
+    loading = threading.Thread(target=significance.preload, daemon=True, name="tradecycle-preload")
+    loading.start()
     since = since_utc(since) if since else None
     symbol = symbol.upper() if symbol else None
     token_prices = _token_prices(config_option)
@@ -36,6 +41,7 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
             prices = scores.prices_at(db, [r["finished_at"] or r["started_at"] for r in sampled]) if sampled else {}
             account = scores.verdict_fills(db) if sampled else []
     card = scorecard.scorecard(rows, fills, positions, equity, benchmark, since)
+    loading.join()
     pnl = card["pnl"]
     judged = verdict.verdicts(rows, sampled, prices, account, token_prices,
                               Decimal(pnl["realized_usd"]) + Decimal(pnl["unrealized_usd"]), since, paths=paths)

@@ -84,8 +84,8 @@ def exposure_matched(universe: np.ndarray, share: np.ndarray) -> np.ndarray:
     return np.concatenate([[1.0], np.cumprod(1 + share[:-1] * step)])
 
 
-def order_sizes(fills: Sequence[Mapping[str, Any]], times: Sequence[str], symbols: Sequence[str],
-                equity: np.ndarray, since: str = "") -> tuple[list[float], list[float]]:
+def order_sizes(fills: Sequence[Mapping[str, Any]], times: Sequence[str], equity: np.ndarray,
+                since: str = "") -> tuple[list[float], list[float]]:
     """(buy shares, sell shares) of the fills at or after ``since``: each buy's notional
     as a share of equity at its cycle; each sell's quantity as a share of the position
     it sold from (earlier fills build the positions). In time order."""

@@ -38,6 +38,13 @@ POWER = 0.8
 MIN_EFFECT = 0.05  # when the hit rate is not above the base rate: the smallest edge worth detecting
 
 
+def preload() -> None:
+    """Import scipy.stats and arch (about a second: arch loads pandas and its models),
+    e.g. on a worker thread while the database is read."""
+    import arch.bootstrap  # noqa: F401
+    import scipy.stats  # noqa: F401
+
+
 # -- hit rate ---------------------------------------------------------------------------
 
 

@@ -133,7 +133,7 @@ def _equity_basis(equity_rows, prices, fills, window, tokens: Decimal, runs: int
     share = baselines.exposure(matrix, baselines.holdings(times, symbols, fills), equity)
     matched = baselines.exposure_matched(universe, share)
     net_return = (strategy[-1] - 1) * 100
-    buys, sells = baselines.order_sizes(fills, times, symbols, equity, since=times[0])
+    buys, sells = baselines.order_sizes(fills, times, equity, since=times[0])
     traded = sum(float(f["filled_qty"]) * float(f["filled_avg_price"]) for f in window)
     cost_rate = max(float(_fees(window) + slippage(window)) / traded, 0.0) if traded else 0.0
     sample = baselines.random_entry(matrix, buys, sells, cost_rate, runs)
@@ -226,17 +226,18 @@ def _verdict(entry: Mapping[str, Any], points: Sequence[Mapping[str, Any]], rate
 
 def _multiple_models(points: Sequence[Mapping[str, Any]], keys: Sequence[tuple[str, str]]) -> dict[str, Any]:
     """SPA over each analyst's mean decision return per cycle (a cycle where it held: 0)."""
-    cycles = sorted({(p["created_at"][:16], p["cycle_id"]) for p in points if p["action"] in ("buy", "sell")})
+    staked = [p for p in points if p["action"] in ("buy", "sell")]
+    cycles = sorted({(p["created_at"][:16], p["cycle_id"]) for p in staked})
     index = {c: i for i, (_, c) in enumerate(cycles)}
-    losses = {}
-    for key in keys:
-        total, count = np.zeros(len(cycles)), np.zeros(len(cycles))
-        for p in points:
-            if (p["analyst"], p["role"]) == key and p["cycle_id"] in index and p["action"] in ("buy", "sell"):
-                total[index[p["cycle_id"]]] += signed_return(p)
-                count[index[p["cycle_id"]]] += 1
-        losses[f"{key[0]} ({key[1]})"] = -np.divide(total, count, out=np.zeros(len(cycles)), where=count > 0)
-    p_value = significance.spa_p_value(losses) if len(keys) else None
+    column = {key: i for i, key in enumerate(keys)}
+    total, count = np.zeros((len(cycles), len(keys))), np.zeros((len(cycles), len(keys)))
+    for p in staked:
+        at = (index[p["cycle_id"]], column[(p["analyst"], p["role"])])
+        total[at] += signed_return(p)
+        count[at] += 1
+    mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    losses = {f"{analyst} ({role})": -mean[:, i] for (analyst, role), i in column.items()}
+    p_value = significance.spa_p_value(losses) if keys else None
     return {"test": "Hansen's SPA (consistent p-value) against holding cash", "models": sorted(losses),
             "periods": len(cycles), "p_value": None if p_value is None else round(p_value, 4)}
 

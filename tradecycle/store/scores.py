@@ -171,16 +171,10 @@ def verdict_fills(db: Database) -> list[dict[str, Any]]:
 
 
 def prices_at(db: Database, times: Sequence[str]) -> dict[str, list[float | None]]:
-    """Each quoted symbol's latest fetched price at or before each of ``times`` (None before
-    its first): one indexed look-up per symbol and time (``quotes (symbol, as_of)``)."""
+    """Each quoted symbol's last price quoted at or before each of ``times`` (None before
+    its first): ``store.report.prices_at``, one indexed look-up per symbol and time."""
+    from tradecycle.store.report import prices_at as rows_at
+
     symbols = [r["symbol"] for r in db.query("SELECT DISTINCT symbol FROM quotes ORDER BY symbol")]
-    statement = ("SELECT price FROM quotes WHERE symbol = ? AND as_of <= ? AND source != 'cache'"
-                 " ORDER BY as_of DESC LIMIT 1")
-    result = {}
-    for symbol in symbols:
-        column = []
-        for moment in times:
-            row = db.execute(statement, (symbol, moment)).fetchone()
-            column.append(None if row is None else float(row[0]))
-        result[symbol] = column
-    return result
+    rows = rows_at(db, symbols, times)
+    return {s: [float(r[s]) if s in r else None for r in rows] for s in symbols}
