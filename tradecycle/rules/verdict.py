@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from tradecycle.rules import baselines, significance
-from tradecycle.rules.scorecard import CALIBRATION_HORIZON, FAILURES, is_hit
+from tradecycle.rules.scorecard import CALIBRATION_HORIZON, FAILURES
 
 CENT = Decimal("0.01")
 BASELINES = ("cash", "buy_and_hold", "exposure_matched_buy_and_hold", "random_entry")
@@ -195,7 +195,7 @@ def _random(value: float, sample: np.ndarray, buys: int, sells: int) -> dict[str
 
 def _verdict(entry: Mapping[str, Any], points: Sequence[Mapping[str, Any]], rates) -> dict[str, Any]:
     scored = [p for p in points if p["action"] in ("buy", "sell")]
-    hits = sum(is_hit(p["action"], Decimal(str(p["price"])), Decimal(str(p["later"]))) for p in scored)
+    hits = sum(p["later"] > p["price"] if p["action"] == "buy" else p["later"] < p["price"] for p in scored)  # scorecard.is_hit
     hit_rate = hits / len(scored) if scored else None
     null = significance.null_hit_rate(scored, rates)
     p_base = significance.binomial_p_value(hits, len(scored), null) if null is not None else None
