@@ -137,3 +137,10 @@ def test_order_sizes_are_shares_of_equity_and_of_the_position():
 def test_the_verdict_in_words(p_random, percentile, start):
     text = significance.verdict_text(40, p_random, percentile, 0.55, 0.5, 0.27, 617, 0.55, "equity")
     assert text == f"{start}; hit rate 55% against a base rate of 50% (p = 0.27); about 617 decisions to detect a 55% hit rate"
+
+
+def test_spa_of_a_long_record_averages_it_into_periods_and_keeps_the_edge():
+    rng = np.random.default_rng(4)
+    long = {"a": rng.normal(0, 1, 5000), "good": rng.normal(-0.2, 1, 5000)}
+    assert significance.spa_p_value(long) < 0.05
+    assert significance.spa_p_value({"a": rng.normal(0, 1, 5000), "b": rng.normal(0, 1, 5000)}) > 0.1

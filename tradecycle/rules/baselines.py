@@ -127,34 +127,38 @@ def random_entry(prices: np.ndarray, buys: Sequence[float], sells: Sequence[floa
     order = np.stack([rng.permutation(trades) for _ in range(runs)]) if trades else np.zeros((runs, 0), dtype=int)
     cash, held, rows = np.ones(runs), np.zeros((runs, width)), np.arange(runs)
     buy_rank, sell_rank = np.zeros(runs, dtype=int), np.zeros(runs, dtype=int)
-    priced_all = ~np.isnan(prices)
     filled = np.nan_to_num(prices)
     n_buys = int(is_buy.sum())
     buy_sizes, sell_sizes = sizes[is_buy], sizes[~is_buy]
+    buying_all = is_buy[order]
+    # Every buy's symbol, drawn up front: uniform among the symbols priced at its cycle (-1: none).
+    priced = ~np.isnan(prices)
+    slots = np.argsort(~priced, axis=1, kind="stable")  # per cycle, its priced symbols first
+    available = priced.sum(axis=1)[when]
+    slot = np.minimum((rng.random(when.shape) * available).astype(int), width - 1)
+    picks = np.where(available > 0, slots[when, slot], -1)
     for step in range(trades):
-        t = when[:, step]
-        buying = is_buy[order[:, step]]
-        price_now = filled[t]  # runs x symbols
-        value = cash + np.sum(held * price_now, axis=1)
-        # Buys: a random symbol priced at that cycle, the same share of equity as the analyst's buy of that rank.
-        priced = priced_all[t]
-        pick = _random_member(rng, priced)
-        size = buy_sizes[np.minimum(buy_rank, max(n_buys - 1, 0))] if n_buys else np.zeros(runs)
-        spend = np.where(buying & (pick >= 0), np.minimum(size * value, cash / (1 + cost_rate)), 0.0)
-        price_pick = price_now[rows, np.maximum(pick, 0)]
-        bought = np.where(spend > 0, spend / np.where(price_pick > 0, price_pick, 1.0), 0.0)
-        held[rows, np.maximum(pick, 0)] += bought
-        cash -= spend * (1 + cost_rate)
-        buy_rank += buying
-        # Sells: a random held symbol, the same share of it as the analyst's sell of that rank.
-        owned = held > 0
-        choice = _random_member(rng, owned)
-        share = sell_sizes[np.minimum(sell_rank, max(len(sell_sizes) - 1, 0))] if len(sell_sizes) else np.zeros(runs)
-        selling = ~buying & (choice >= 0)
-        qty = np.where(selling, held[rows, np.maximum(choice, 0)] * share, 0.0)
-        held[rows, np.maximum(choice, 0)] -= qty
-        cash += qty * price_now[rows, np.maximum(choice, 0)] * (1 - cost_rate)
-        sell_rank += ~buying
+        buying = buying_all[:, step]
+        price_now = filled[when[:, step]]  # runs x symbols
+        if buying.any():
+            # The same share of equity as the analyst's buy of that rank, in the symbol drawn for it.
+            pick = picks[:, step]
+            value = cash + np.einsum("rs,rs->r", held, price_now)
+            size = buy_sizes[np.minimum(buy_rank, max(n_buys - 1, 0))]
+            spend = np.where(buying & (pick >= 0), np.minimum(size * value, cash / (1 + cost_rate)), 0.0)
+            price_pick = price_now[rows, np.maximum(pick, 0)]
+            held[rows, np.maximum(pick, 0)] += np.where(spend > 0, spend / np.where(price_pick > 0, price_pick, 1.0), 0.0)
+            cash -= spend * (1 + cost_rate)
+            buy_rank += buying
+        if not buying.all():
+            # A random held symbol, the same share of it as the analyst's sell of that rank.
+            choice = _random_member(rng, held > 0)
+            share = sell_sizes[np.minimum(sell_rank, max(len(sell_sizes) - 1, 0))]
+            selling = ~buying & (choice >= 0)
+            qty = np.where(selling, held[rows, np.maximum(choice, 0)] * share, 0.0)
+            held[rows, np.maximum(choice, 0)] -= qty
+            cash += qty * price_now[rows, np.maximum(choice, 0)] * (1 - cost_rate)
+            sell_rank += ~buying
     final = cash + np.sum(held * filled[-1], axis=1)
     return (final - 1) * 100
 

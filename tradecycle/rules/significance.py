@@ -18,7 +18,9 @@ No SQL, no I/O; scipy and arch are imported here, and only ``score`` and
   root of the number of periods, since returns are not independent.
 - **Several models tried**: Hansen's SPA test (arch) over every analyst's
   decision returns (main, shadows, replays) per cycle, against holding cash:
-  can the best of them be told from luck, allowing for having tried them all.
+  can the best of them be told from luck, allowing for having tried them all
+  (only when two or more analysts were asked; cycles averaged into at most
+  ``MAX_PERIODS`` runs of consecutive cycles).
 """
 
 from __future__ import annotations
@@ -145,11 +147,15 @@ def sum_intervals(columns: Mapping[str, np.ndarray], reps: int = BOOTSTRAP_REPS,
 
 def spa_p_value(losses: Mapping[str, np.ndarray], reps: int = BOOTSTRAP_REPS, seed: int = SEED) -> float | None:
     """Hansen's SPA p-value (consistent) that no analyst beats holding cash (loss 0)
-    once it is allowed for that several were tried; None with fewer than 10 periods."""
+    once it is allowed for that several were tried; None with fewer than 10 periods.
+    A long series is first averaged over at most ``MAX_PERIODS`` runs of consecutive periods."""
     names = sorted(losses)
     if not names or len(losses[names[0]]) < 10:
         return None
     models = np.column_stack([losses[n] for n in names])
+    if len(models) > MAX_PERIODS:
+        groups = np.array_split(np.arange(len(models)), MAX_PERIODS)
+        models = np.vstack([models[g].mean(axis=0) for g in groups])
     if np.all(models == 0):
         return 1.0
     from arch.bootstrap import SPA

@@ -237,7 +237,7 @@ def _multiple_models(points: Sequence[Mapping[str, Any]], keys: Sequence[tuple[s
         count[at] += 1
     mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
     losses = {f"{analyst} ({role})": -mean[:, i] for (analyst, role), i in column.items()}
-    p_value = significance.spa_p_value(losses) if keys else None
+    p_value = significance.spa_p_value(losses) if len(keys) > 1 else None  # one analyst: no choice among several
     return {"test": "Hansen's SPA (consistent p-value) against holding cash", "models": sorted(losses),
             "periods": len(cycles), "p_value": None if p_value is None else round(p_value, 4)}
 
