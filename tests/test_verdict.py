@@ -225,3 +225,16 @@ def test_decisions_random_entry_deals_the_same_actions_among_the_analysts_points
     # Buying at every point would have made +2 -1 +1 +0: buy and hold of the decision points.
     assert shadow["baselines"]["buy_and_hold"]["return_percent"] == "2.00"
     assert shadow["baselines"]["exposure_matched_buy_and_hold"] is None
+
+
+def test_when_the_main_model_changed_the_account_is_nobodys_alone(tmp_path):
+    book = Book(tmp_path / "t.db")
+    for hour, equity in [(0, 10000), (1, 10100), (2, 10200)]:
+        book.cycle(hour, equity)
+        book.quote(hour, "A", 100 + hour)
+    book.decide(0, "A", "buy", 100, model="m1")
+    book.decide(1, "A", "buy", 101, model="m2")
+    book.fill(0, "A", "buy", 10, 100, 100)
+    scores = score(book, tmp_path)
+    assert {(k, v["basis"], v["net_pnl_usd"]) for k, v in scores.items()} == {
+        (("m1", "main"), "decisions", None), (("m2", "main"), "decisions", None)}

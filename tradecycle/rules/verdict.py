@@ -90,28 +90,33 @@ def verdicts(rows: Sequence[Mapping[str, Any]], equity_rows: Sequence[Mapping[st
     for row in rows:
         by_analyst[(row["analyst"], row["role"])].append(row)
     window = [f for f in fills if since is None or (f["filled_at"] or "") >= since]
+    mine: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for point in points:
+        mine[(point["analyst"], point["role"])].append(point)
+    # The account is the main analyst's: with one in the window, it is judged on it; when the main
+    # model (or its prompt) changed within the window, the account mixes them, so each is judged
+    # on its own decisions, and the account's P&L is nobody's alone.
+    mains = [key for key in by_analyst if key[1] == "main"]
     result = {}
     for key, members in by_analyst.items():
-        mine = [p for p in points if (p["analyst"], p["role"]) == key]
         tokens = token_cost(members, token_prices.get(members[0]["model"], (Decimal(0), Decimal(0))))
-        trades = key[1] == "main"
+        trades = key[1] == "main" and len(mains) == 1
         if trades and len(equity_rows) >= 2:
             entry = _equity_basis(equity_rows, prices, fills, window, tokens, runs)
             if not paths:
                 entry.pop("paths")
         else:
-            entry = _decision_basis(mine, runs)
+            entry = _decision_basis(mine[key], runs)
         costs = {"tokens_usd": tokens, "slippage_usd": slippage(window) if trades else Decimal(0),
                  "fees_usd": _fees(window) if trades else Decimal(0)}
+        account_change = entry.pop("pnl_usd", None)  # equity's change: after fees and slippage, before tokens
         net = None
         if trades:
-            gross_equity = entry.pop("pnl_usd", None)
-            net = (gross_equity if gross_equity is not None else (account_pnl or Decimal(0))) - tokens
-        entry.pop("pnl_usd", None)
+            net = (account_change if account_change is not None else (account_pnl or Decimal(0))) - tokens
         entry["costs"] = {k: _money(v) for k, v in costs.items()}
         entry["net_pnl_usd"] = _money(net) if net is not None else None
         entry["gross_pnl_usd"] = _money(net + sum(costs.values(), Decimal(0))) if net is not None else None
-        entry["verdict"] = _verdict(entry, mine, rates)
+        entry["verdict"] = _verdict(entry, mine[key], rates)
         result[key] = entry
     return {"analysts": result, "multiple_models": _multiple_models(points, sorted(by_analyst))}
 
