@@ -238,3 +238,13 @@ def test_when_the_main_model_changed_the_account_is_nobodys_alone(tmp_path):
     scores = score(book, tmp_path)
     assert {(k, v["basis"], v["net_pnl_usd"]) for k, v in scores.items()} == {
         (("m1", "main"), "decisions", None), (("m2", "main"), "decisions", None)}
+
+
+def test_score_reads_only_the_token_prices_of_a_config_invalid_elsewhere(tmp_path):
+    book = Book(tmp_path / "t.db")
+    book.decide(0, "A", "hold", 100, model="m1", prompt_tokens=1_000_000)
+    config = '[risk]\nmax_positions_count = 0\n[ai]\nmodel = "m1"\nprice_input_per_million_usd = 3\n'
+    assert score(book, tmp_path, config)[("m1", "main")]["costs"]["tokens_usd"] == "3.00"
+    (tmp_path / "bad.toml").write_text(f'[database]\npath = "{book.path}"\n[[ai.shadow]]\nprice_output_per_million_usd = "x"\n')
+    result = run_cli(["score", "--config", str(tmp_path / "bad.toml")], clean_env({}))
+    assert result.returncode == 2 and "ai.shadow.0.price_output_per_million_usd" in result.stderr

@@ -52,12 +52,32 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
 
 
 def _token_prices(config_option: str | None) -> dict[str, tuple[Decimal, Decimal]]:
-    """Model -> token prices from the config (``ai.price_*_per_million_usd``, per shadow too);
-    none (0) without a config file. An invalid config: ConfigError (exit 2, naming the key)."""
-    from tradecycle.config import load_config
+    """Model -> (input, output) USD per million tokens: ``ai.price_*_per_million_usd`` and each
+    ``[[ai.shadow]]``'s (0 when not set; none without a config file). Only these keys are
+    read, as ``database.path`` is: like before, ``score`` reads a config that is invalid
+    elsewhere. A price that is not a number >= 0: ConfigError (exit 2) naming its key."""
     from tradecycle.infra import paths
+    from tradecycle.infra.errors import ConfigError
 
     path = paths.config_path(config_option)
     if not path.exists():
         return {}
-    return load_config(path).ai.token_prices()
+    ai = paths.read_toml(path).get("ai", {})
+    if not isinstance(ai, dict):
+        return {}
+
+    def price(table: dict, key: str, name: str) -> Decimal:
+        value = table.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"invalid configuration: {key}.{name}: must be a number >= 0 (USD per million tokens)")
+        return Decimal(str(value))
+
+    def both(table: dict, key: str) -> tuple[Decimal, Decimal]:
+        return price(table, key, "price_input_per_million_usd"), price(table, key, "price_output_per_million_usd")
+
+    prices = {}
+    for i, shadow in enumerate(ai.get("shadow") or []):
+        if isinstance(shadow, dict):
+            prices[str(shadow.get("model") or shadow.get("provider") or "openai")] = both(shadow, f"ai.shadow.{i}")
+    prices[str(ai.get("model", "gpt-4o-mini"))] = both(ai, "ai")
+    return prices
