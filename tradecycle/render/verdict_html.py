@@ -22,10 +22,10 @@ def section(analysts: Sequence[dict[str, Any]], plotly_config: dict[str, Any], m
     if not judged:
         return '<p class="empty">No analysed decision yet: nothing to judge.</p>'
     parts = []
-    for entry in judged:
+    for number, entry in enumerate(judged):
         parts.append(f'<div class="verdict"><h3>{escape(entry["analyst"])} ({escape(entry["role"])})</h3>'
                      f'<p class="verdict-text">{escape(entry["verdict"]["text"])}</p></div>')
-        parts.append(_histogram(entry, plotly_config))
+        parts.append(_histogram(entry, plotly_config, "random-entry-chart" if number == 0 else f"random-entry-chart-{number}"))
         parts.append(_baselines(entry))
         parts.append(_costs(entry))
     if multiple and multiple.get("p_value") is not None and len(multiple["models"]) > 1:
@@ -38,7 +38,7 @@ def section(analysts: Sequence[dict[str, Any]], plotly_config: dict[str, Any], m
     return "\n".join(parts)
 
 
-def _histogram(entry: dict[str, Any], plotly_config: dict[str, Any]) -> str:
+def _histogram(entry: dict[str, Any], plotly_config: dict[str, Any], div: str) -> str:
     random = entry["baselines"]["random_entry"]
     histogram = random.get("histogram") or {}
     if not histogram.get("counts"):
@@ -56,9 +56,6 @@ def _histogram(entry: dict[str, Any], plotly_config: dict[str, Any]) -> str:
     figure.update_layout(template="plotly_white", height=260, margin={"l": 70, "r": 20, "t": 30, "b": 40}, showlegend=False,
                          bargap=0.02, xaxis={"title": {"text": _measured(entry) + ", %"}},
                          yaxis={"title": {"text": f"runs of {random['runs']}"}})
-    div = f"random-entry-chart-{entry['role']}-{abs(hash(entry['analyst'])) % 10**6}"
-    if entry["role"] == "main":
-        div = "random-entry-chart"
     return figure.to_html(full_html=False, include_plotlyjs=False, config=plotly_config, div_id=div)
 
 
