@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, ValidationError, field_validator, model_validator
 
 from tradecycle.infra.environment import Secrets  # noqa: F401  (re-exported: the config's companion)
 from tradecycle.infra.errors import ConfigError
@@ -28,6 +28,7 @@ Percent = Annotated[Decimal, Field(gt=0, le=100)]
 ExitPercent = Annotated[Decimal, Field(ge=0, lt=100)]  # 0: this exit is off
 PositiveSeconds = Annotated[float, Field(gt=0)]
 UsdPerMillion = Annotated[Decimal, Field(ge=0)]  # a token price: USD per million tokens
+SWITCHES = frozenset({"broker_held_stops"})  # the keys that take true/false (and only that)
 
 
 class _Section(BaseModel):
@@ -36,9 +37,9 @@ class _Section(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_booleans(cls, value):
-        # No key takes true/false; pydantic would read `true` as 1 (a 1-second quote age, say).
-        if isinstance(value, bool):
+    def _no_booleans(cls, value, info):
+        # No key takes true/false but the switches named below; pydantic would read `true` as 1 (a 1-second quote age, say).
+        if isinstance(value, bool) and info.field_name not in SWITCHES:
             raise ValueError("must be a number or text, not true/false")
         return value
 
@@ -75,6 +76,9 @@ class RiskConfig(_Section):
     stop_loss_percent: ExitPercent = Decimal(8)
     take_profit_percent: ExitPercent = Decimal(0)
     trailing_stop_percent: ExitPercent = Decimal(0)
+    # A sell stop at the broker for each held position (cycle/stops.py); unset: on for
+    # broker.provider = "alpaca", off for the simulator (see Config.broker_held_stops).
+    broker_held_stops: StrictBool | None = None
 
     def exits(self) -> ExitRules:
         return ExitRules(
@@ -356,6 +360,15 @@ class Config(_Section):
                     f'(add e.g. "{missing[0]}" = "<coingecko id>")'
                 )
         return self
+
+    @property
+    def broker_held_stops(self) -> bool:
+        """``risk.broker_held_stops``, or its default: on at Alpaca, where a stop at the broker
+        protects a position while no cycle runs; off for the simulator, whose prices move only
+        when a cycle asks (a stop there protects nothing the cycle's own check does not)."""
+        if self.risk.broker_held_stops is not None:
+            return self.risk.broker_held_stops
+        return self.broker.provider == "alpaca"
 
     @property
     def database_path(self) -> Path:
