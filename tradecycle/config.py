@@ -315,11 +315,6 @@ class AIConfig(_Section):
     price_input_per_million_usd: UsdPerMillion = Decimal(0)
     price_output_per_million_usd: UsdPerMillion = Decimal(0)
 
-    def token_prices(self) -> dict[str, tuple[Decimal, Decimal]]:
-        """Model -> (input, output) USD per million tokens, the main model's and each shadow's."""
-        prices = {s.model or s.provider: (s.price_input_per_million_usd, s.price_output_per_million_usd) for s in self.shadow}
-        return prices | {self.model: (self.price_input_per_million_usd, self.price_output_per_million_usd)}
-
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str) -> str:
