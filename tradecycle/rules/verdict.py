@@ -53,6 +53,8 @@ def signed_return(point: Mapping[str, Any]) -> float:
 
 def token_cost(rows: Sequence[Mapping[str, Any]], prices: tuple[Decimal, Decimal]) -> Decimal:
     """USD of the prompt and completion tokens of ``rows`` at (input, output) USD per million."""
+    if not prices[0] and not prices[1]:
+        return Decimal(0)  # free (a local model, or no price set): no need to count
     prompt = sum(int(r.get("prompt_tokens") or 0) for r in rows)
     completion = sum(int(r.get("completion_tokens") or 0) for r in rows)
     return (prompt * prices[0] + completion * prices[1]) / Decimal(1_000_000)
