@@ -29,6 +29,7 @@ ALPACA_DATA_URL = "https://data.alpaca.markets"
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
 ExitPercent = Annotated[Decimal, Field(ge=0, lt=100)]  # 0: this exit is off
 PositiveSeconds = Annotated[float, Field(gt=0)]
+UsdPerMillion = Annotated[Decimal, Field(ge=0)]  # a token price: USD per million tokens
 SWITCHES = frozenset({"broker_held_stops"})  # the keys that take true/false (and only that)
 
 
@@ -280,6 +281,9 @@ class ShadowConfig(_Section):
     # when the shadow uses ai.base_url (the same server), otherwise no key.
     api_key_env: str | None = None
     training_cutoff: date | None = None  # as ai.training_cutoff, for this model
+    # What this model's tokens cost (USD per million): the verdict's costs (score, report). 0: free (a local model).
+    price_input_per_million_usd: UsdPerMillion = Decimal(0)
+    price_output_per_million_usd: UsdPerMillion = Decimal(0)
 
     @field_validator("base_url")
     @classmethod
@@ -317,6 +321,9 @@ class AIConfig(_Section):
     # The last day the model may have learned from (YYYY-MM-DD): a backtest never asks it about a day on or before it.
     training_cutoff: date | None = None
     shadow: list[ShadowConfig] = []  # [[ai.shadow]] challengers (see ai/shadow.py)
+    # What the main model's tokens cost (USD per million): the verdict's costs (score, report). 0: free (a local model).
+    price_input_per_million_usd: UsdPerMillion = Decimal(0)
+    price_output_per_million_usd: UsdPerMillion = Decimal(0)
 
     @field_validator("base_url")
     @classmethod
