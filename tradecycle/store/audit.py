@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..models import FINAL_TRADE_STATUSES, Account, NewsItem, OrderResult, Position, Quote
+from ..protections import PROTECTIVE_EXITS, ExitRecord
 from ..reuse import REFUSALS, StandingHold
 from . import flags, retention
 from .bars import DailyBarCache
@@ -82,6 +83,24 @@ class Store(DailyBarCache, RequestLog):
                     "INSERT INTO position_marks (symbol, entry_price, high_price, high_at, updated_at) VALUES (?, ?, ?, ?, ?)",
                     (symbol, str(entry), str(high), high_at, iso(now)),
                 )
+
+    def protective_exits_since(self, since: datetime) -> list[ExitRecord]:
+        """Every protective exit (``stop_loss``, ``take_profit``, ``trailing_stop``)
+        recorded at or after ``since``, oldest first: the sells the cycle sent
+        on its own (their ``ai_decisions`` outcome). The one source of the
+        re-entry cooldown and the stop-loss guard (protections.py)."""
+        marks = ", ".join("?" for _ in PROTECTIVE_EXITS)
+        rows = self.db.query(
+            f"""SELECT symbol, outcome, created_at FROM ai_decisions
+               WHERE created_at >= ? AND outcome IN ({marks}) AND +role = 'main' ORDER BY created_at, id""",
+            (iso(since), *PROTECTIVE_EXITS),
+        )
+        return [ExitRecord(r["symbol"], r["outcome"], parse_iso(r["created_at"])) for r in rows]
+
+    def last_protective_exit(self, symbol: str, since: datetime) -> datetime | None:
+        """When ``symbol`` last had a protective exit at or after ``since``; None if it had none."""
+        times = [e.at for e in self.protective_exits_since(since) if e.symbol == symbol]
+        return times[-1] if times else None
 
     # -- cycles --------------------------------------------------------------
 
