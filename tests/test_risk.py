@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradecycle.models import Account, Decision, RiskLimits
-from tradecycle.models import to_cents
+from tradecycle.models import Account, Decision, RiskLimits, to_cents
 from tradecycle.risk import (
     Holding,
     Portfolio,
@@ -18,7 +17,6 @@ from tradecycle.risk import (
     check_order,
     daily_loss_breach,
     limit_usd,
-
     plan_order,
     OpenOrder,
     with_open_orders,
