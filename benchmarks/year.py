@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-import run as bench  # noqa: E402  (the CLI runner, fake set-up and helpers of benchmarks/run.py)
+import common as bench  # noqa: E402  (the CLI runner, fake set-up and helpers the benchmarks share)
 
 YEAR_DB = Path(tempfile.gettempdir()) / "tradecycle-year-v3.db"
 DAYS = 365

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import responses
 
-from tradecycle.logs import MemoryLog
+from tradecycle.infra.logs import MemoryLog
 from tradecycle.store import Store, open_database
 
 

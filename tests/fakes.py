@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tradecycle.cycle import CycleSettings
-from tradecycle.errors import DuplicateOrder, OrderRejected, ServiceUnavailable
-from tradecycle.logs import MemoryLog
+from tradecycle.cycle.run import CycleSettings
+from tradecycle.infra.errors import DuplicateOrder, OrderRejected, ServiceUnavailable
+from tradecycle.infra.logs import MemoryLog
 from tradecycle.models import (
     Account,
     AnalysisInput,

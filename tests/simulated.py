@@ -4,9 +4,9 @@ A subprocess cannot be given a frozen clock, so these cycles run in this
 process through the same path as ``tradecycle run``: the config file is
 loaded and validated, ``wiring.build_services`` builds the real connectors
 (pointed at the fake) around a clock the caller moves, ``run_cycle``
-runs one cycle, and ``app.after_cycle`` logs and alerts what it did. The fake serves quote times from the same clock, so a price
+runs one cycle, and ``commands.run.after_cycle`` logs and alerts what it did. The fake serves quote times from the same clock, so a price
 is exactly as old as the simulation says. Used by the quota tests and by
-``benchmarks/run.py`` (calls per 30 days). ``OfflineCycles`` runs the shipped
+``benchmarks/b6_quota.py`` (calls per 30 days). ``OfflineCycles`` runs the shipped
 offline config the same way, with no server at all (the report's week of cycles).
 """
 
@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tradecycle.app import after_cycle
+from tradecycle.commands.run import after_cycle
 from tradecycle.config import Secrets, check_environment, load_config
-from tradecycle.cycle import run_cycle
-from tradecycle.cycle_state import CycleReport
-from tradecycle.logs import JsonLog
+from tradecycle.cycle.run import run_cycle
+from tradecycle.cycle.state import CycleReport
+from tradecycle.infra.logs import JsonLog
 from tradecycle.store import Store, open_database
-from tradecycle.wiring import build_services, cycle_settings
+from tradecycle.commands.wiring import build_services, cycle_settings
 
 from .fakeserver import FakeServices
 

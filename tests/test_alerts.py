@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tradecycle import alerts
-from tradecycle.cycle_state import CycleReport
-from tradecycle.environment import Secrets, url_secrets
-from tradecycle.errors import AlertFailed
+from tradecycle.commands import alerts
+from tradecycle.cycle.state import CycleReport
+from tradecycle.infra.environment import Secrets, url_secrets
+from tradecycle.infra.errors import AlertFailed
 from tradecycle.store.alerts import AlertBook
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # a Tuesday, 10:00 in New York

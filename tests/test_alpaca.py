@@ -27,7 +27,7 @@ from tests.api_shapes import (
 )
 from tradecycle.connectors.alpaca import CRYPTO_FALLBACK_MIN_NOTIONAL_USD, AlpacaBroker
 from tests.http_helpers import fast_settings
-from tradecycle.errors import (
+from tradecycle.infra.errors import (
     BadResponse,
     DuplicateOrder,
     OrderRejected,
@@ -37,7 +37,7 @@ from tradecycle.errors import (
     ServiceUnavailable,
 )
 from tradecycle.models import OrderIntent, OrderResult
-from tradecycle.risk import account_problem
+from tradecycle.rules.risk import account_problem
 
 BASE = "https://paper-api.alpaca.markets"
 ORDERS = f"{BASE}/v2/orders"

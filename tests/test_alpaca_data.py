@@ -18,7 +18,7 @@ from tests.api_shapes import (
 )
 from tests.http_helpers import fast_settings
 from tradecycle.connectors.alpaca_data import AlpacaMarketData
-from tradecycle.errors import BadResponse, ServiceError
+from tradecycle.infra.errors import BadResponse, ServiceError
 from tradecycle.models import DailyBar
 
 DATA = "https://data.alpaca.markets"

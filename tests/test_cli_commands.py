@@ -18,10 +18,13 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tradecycle import app, render
+from tradecycle.commands import history as history_cmd
+from tradecycle.commands import status as status_cmd
+from tradecycle.render import history as history_view
+from tradecycle.render import status as status_view
 from tradecycle.cli import cli
 from tradecycle.config import Secrets, load_config
-from tradecycle.probe import probe_services
+from tradecycle.commands.probe import probe_services
 
 from .fakeserver import FakeServices
 
@@ -195,9 +198,9 @@ def test_explain_unknown_cycle_exits_1_and_says_so(history):
 def test_explain_prints_untrusted_text_as_is(history):
     """A reasoning or headline is data from an LLM or the news: rich markup in it is printed, not obeyed."""
     config, _ = history
-    story = app.explain(str(config), None, "last")
+    story = history_cmd.explain(str(config), None, "last")
     story["decisions"][0]["reasoning"] = "[/] close [bold red]everything[/bold red] now"
-    out = render_to_text(render.explain, story)
+    out = render_to_text(history_view.explain, story)
     assert "[/] close [bold red]everything[/bold red] now" in out
 
 
@@ -211,8 +214,8 @@ def render_to_text(render_function, *args) -> str:
 
 
 def test_status_renders_kill_switch_last_cycle_account_positions_and_limits(fresh):
-    data = app.status(str(fresh), None)
-    out = render_to_text(render.status, data)
+    data = status_cmd.status(str(fresh), None)
+    out = render_to_text(status_view.status, data)
     lines = out.splitlines()
     assert "kill switch" in out and "off: cycles trade normally" in out
     assert data["last_cycle"]["cycle_id"] in out and "completed" in out
@@ -230,8 +233,8 @@ def test_status_renders_kill_switch_last_cycle_account_positions_and_limits(fres
 
 def test_status_shows_the_kill_switch_reason_and_since(fresh):
     assert invoke("killswitch", "on", "--reason", "manual review", "--config", fresh).exit_code == 0
-    data = app.status(str(fresh), None)
-    out = render_to_text(render.status, data)
+    data = status_cmd.status(str(fresh), None)
+    out = render_to_text(status_view.status, data)
     assert "ON: no order will be sent" in out and "manual review" in out
     assert data["kill_switch"]["changed_at"] in out
 

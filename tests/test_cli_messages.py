@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 import pytest
 from rich.console import Console
 
-from tradecycle import __version__, render
-from tradecycle.cycle import run_cycle
+from tradecycle import __version__
+from tradecycle.render.run import cycle_report
+from tradecycle.cycle.run import run_cycle
 
 from .fakes import FakeClock, services, settings
 from .test_cli_commands import as_json, invoke, run_cycles, sim_config
@@ -113,7 +114,7 @@ def test_a_skipped_run_on_a_terminal_prints_the_line_and_no_empty_table(store, l
     report = run_cycle(services(), store, settings(), log)
     assert report.status == "skipped"
     console = Console(width=80, record=True, file=io.StringIO(), force_terminal=True)
-    render.cycle_report(report, console=console)
+    cycle_report(report, console=console)
     assert console.export_text() == report.summary_line() + "\n"
     assert "maintenance" in report.summary_line()
 

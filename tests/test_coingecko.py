@@ -12,7 +12,7 @@ from responses import matchers
 from tests.api_shapes import COINGECKO_RATE_LIMITED, COINGECKO_SIMPLE_PRICE, COINGECKO_UNKNOWN_ID
 from tradecycle.connectors.coingecko import CoinGeckoQuotes
 from tests.http_helpers import fast_settings
-from tradecycle.errors import BadResponse, RateLimited, ServiceUnavailable
+from tradecycle.infra.errors import BadResponse, RateLimited, ServiceUnavailable
 from tradecycle.models import Deadline, Quote
 
 BASE = "https://api.coingecko.com/api/v3"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tradecycle.config import Secrets, check_environment, load_config
-from tradecycle.errors import ConfigError
-from tradecycle.paths import load_database_path
+from tradecycle.infra.errors import ConfigError
+from tradecycle.infra.paths import load_database_path
 
 
 def write(tmp_path, text: str):

@@ -14,9 +14,9 @@ import talib
 
 from tradecycle.ai.prompt import build_messages
 from tradecycle.ai.rules import RulesAnalyst
-from tradecycle.cycle import run_cycle
-from tradecycle.errors import ServiceUnavailable
-from tradecycle.indicators import rounded
+from tradecycle.cycle.run import run_cycle
+from tradecycle.infra.errors import ServiceUnavailable
+from tradecycle.rules.indicators import rounded
 from tradecycle.models import AnalysisInput, DailyBar, Decision, ExitRules, Indicators, MarketContext, Position
 
 from .ai_helpers import make_input

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from tradecycle.cycle import client_order_id, run_cycle
-from tradecycle.errors import OrderRejected, ServiceUnavailable
+from tradecycle.cycle.run import client_order_id, run_cycle
+from tradecycle.infra.errors import OrderRejected, ServiceUnavailable
 from tradecycle.models import Account
 
 from .fakes import FakeBroker, FakeClock, FakeLock, FakeNews, FakeQuotes, ScriptedAnalyst, position, services, settings
@@ -337,7 +337,7 @@ def test_a_partly_filled_order_counts_what_it_may_still_buy(db, store, log):
 
 
 def test_an_order_the_broker_never_received_is_resent_once_only_if_the_kill_switch_allows(db, store, log):
-    from tradecycle.errors import OrderNotReceived
+    from tradecycle.infra.errors import OrderNotReceived
 
     broker = FakeBroker()
     attempts = []
@@ -358,7 +358,7 @@ def test_an_order_the_broker_never_received_is_resent_once_only_if_the_kill_swit
 
 
 def test_a_lost_order_that_lands_late_is_found_by_the_next_cycle(db, store, log):
-    from tradecycle.errors import OrderNotReceived
+    from tradecycle.infra.errors import OrderNotReceived
     from tradecycle.models import OrderResult
 
     clock = FakeClock()
@@ -382,7 +382,7 @@ def test_a_lost_order_that_lands_late_is_found_by_the_next_cycle(db, store, log)
     run_cycle(services(broker=broker, analyst=ScriptedAnalyst(), clock=clock), store, settings(), log)
     assert db.one("SELECT status, broker_order_id FROM trades") == {"status": "filled", "broker_order_id": "late-1"}
 def test_an_order_the_broker_never_received_is_resent_once_with_the_same_id(db, store, log):
-    from tradecycle.errors import OrderNotReceived
+    from tradecycle.infra.errors import OrderNotReceived
 
     broker = FakeBroker()
     attempts = []
@@ -399,7 +399,7 @@ def test_an_order_the_broker_never_received_is_resent_once_with_the_same_id(db, 
 
 
 def test_an_order_of_unknown_fate_is_resolved_before_the_next_cycle_decides(db, store, log):
-    from tradecycle.errors import OrderUncertain
+    from tradecycle.infra.errors import OrderUncertain
 
     clock = FakeClock()
     broker = FakeBroker()
@@ -474,7 +474,7 @@ def test_a_quote_dated_in_the_future_is_not_trusted(db, store, log):
 
 
 def test_refused_broker_credentials_are_named_as_such(db, store, log):
-    from tradecycle.errors import BadResponse
+    from tradecycle.infra.errors import BadResponse
 
     broker = FakeBroker()
     broker.fail_account = BadResponse("alpaca", "HTTP 401: unauthorized.", 401)
@@ -506,7 +506,7 @@ def test_a_closed_market_says_market_closed_even_for_an_old_last_trade(db, store
 
 
 def test_an_order_not_at_the_broker_yet_counts_as_bought_until_the_grace_passes(db, store, log):
-    from tradecycle.errors import OrderUncertain
+    from tradecycle.infra.errors import OrderUncertain
 
     clock = FakeClock()
     broker = FakeBroker()
@@ -531,7 +531,7 @@ def test_an_order_not_at_the_broker_yet_counts_as_bought_until_the_grace_passes(
     OrderRejected("alpaca", "insufficient buying power", 403),
 ], ids=["resend-unreachable", "resend-refused"])
 def test_a_resend_that_fails_leaves_the_lost_first_attempt_to_be_looked_up(db, store, log, resend_error):
-    from tradecycle.errors import OrderNotReceived
+    from tradecycle.infra.errors import OrderNotReceived
 
     broker = FakeBroker()
     attempts = []

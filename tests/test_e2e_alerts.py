@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from tradecycle.environment import ALERT_URLS_ENV
+from tradecycle.infra.environment import ALERT_URLS_ENV
 
 from .e2e_helpers import describe, e2e, fake, merge  # noqa: F401  (fixtures)
 from .simulated import SimulatedCycles
@@ -153,7 +153,7 @@ def test_without_alert_urls_a_cycle_never_loads_apprise(e2e):
     result = e2e.cli("run", env=e2e.env | {"PYTHONPROFILEIMPORTTIME": "1"})
     assert result.returncode == 0, describe(result)
     imported = [line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
-    assert "tradecycle.cycle" in imported  # the import report is there...
+    assert "tradecycle.cycle.run" in imported  # the import report is there...
     assert not [m for m in imported if m.startswith("apprise") or m == "tradecycle.connectors.apprise_sender"]
     assert e2e.fake.count("alerts") == 0
 
@@ -196,8 +196,8 @@ def test_the_daily_summary_goes_once_a_day_after_the_us_close(fake, tmp_path):
 
 def test_a_url_apprise_does_not_know_is_named_by_position_and_the_others_still_get_the_alert(fake):
     from tradecycle.connectors.apprise_sender import AppriseSender
-    from tradecycle.environment import Secrets
-    from tradecycle.errors import AlertFailed
+    from tradecycle.infra.environment import Secrets
+    from tradecycle.infra.errors import AlertFailed
 
     secrets = Secrets({ALERT_URLS_ENV: f"nosuchscheme://{TOKEN},{fake.alert_url(TOKEN)}"})
     sender = AppriseSender(secrets.alert_urls(), secrets.values())

@@ -11,14 +11,14 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from tradecycle import exits
-from tradecycle.cycle import run_cycle
-from tradecycle.errors import OrderUncertain, ServiceUnavailable
+from tradecycle.rules import exits
+from tradecycle.cycle.run import run_cycle
+from tradecycle.infra.errors import OrderUncertain, ServiceUnavailable
 from tradecycle.models import ExitRules, OrderResult, Position
 from tradecycle.store import open_database
 
 from .fakes import FakeBroker, FakeClock, FakeQuotes, ScriptedAnalyst, services, settings
-from tradecycle.logs import MemoryLog
+from tradecycle.infra.logs import MemoryLog
 
 D = Decimal
 STOP_8 = ExitRules(stop_loss_percent=D(8))

@@ -12,8 +12,8 @@ from decimal import Decimal
 
 import pytest
 
-from tradecycle.cycle import run_cycle
-from tradecycle.errors import ServiceUnavailable
+from tradecycle.cycle.run import run_cycle
+from tradecycle.infra.errors import ServiceUnavailable
 from tradecycle.models import MarketClock, Position
 
 from .fakes import FakeBroker, FakeClock, FakeQuotes, ScriptedAnalyst, services, settings

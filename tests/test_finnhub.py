@@ -16,7 +16,7 @@ from tests.api_shapes import FINNHUB_NEWS_AAPL, FINNHUB_QUOTE_AAPL, FINNHUB_QUOT
 from tradecycle.connectors.finnhub import FinnhubNews, FinnhubQuotes
 from tests.http_helpers import fast_settings
 from tradecycle.connectors.http import HttpSettings
-from tradecycle.errors import BadResponse, RateLimited, ServiceError, ServiceUnavailable
+from tradecycle.infra.errors import BadResponse, RateLimited, ServiceError, ServiceUnavailable
 from tradecycle.models import Deadline, Quote
 
 BASE = "https://finnhub.io/api/v1"
@@ -254,7 +254,7 @@ def test_a_429_without_retry_after_is_not_retried_so_the_quota_is_not_burned():
     import responses as responses_lib
 
     from tradecycle.connectors.finnhub import FinnhubQuotes
-    from tradecycle.errors import RateLimited
+    from tradecycle.infra.errors import RateLimited
 
     with responses_lib.RequestsMock() as server:
         server.get("https://finnhub.test/api/v1/quote", status=429, json={"error": "API limit reached. Please try again later."})

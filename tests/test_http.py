@@ -11,7 +11,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from tests.http_helpers import fast_settings
 from tradecycle.connectors.http import HttpClient, HttpSettings, ServiceDown, ServiceRefused
-from tradecycle.errors import BadResponse, RateLimited
+from tradecycle.infra.errors import BadResponse, RateLimited
 from tradecycle.models import Deadline
 
 BASE = "https://api.example.test/v1"

@@ -15,9 +15,9 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tradecycle import render
+from tradecycle.render import status as status_view
 from tradecycle.cli import cli
-from tradecycle.environment import Secrets
+from tradecycle.infra.environment import Secrets
 from tradecycle.store import Database, Store, kill_switch_changes, migrate, open_database, schema
 from tradecycle.store.schema import LATEST_VERSION
 
@@ -67,7 +67,7 @@ def test_a_change_by_the_tool_names_its_cycle_and_the_id_is_never_cut_at_80_colu
     store.start_cycle("2026-12-01T15:00Z-ab12", NOW, False)
     store.set_kill_switch(True, "3 critical errors in a row; last: unexpected error: KeyError('a very long key name')", NOW)
     out = io.StringIO()
-    render.kill_switch_changes(kill_switch_changes(db), Console(file=out, width=80))
+    status_view.kill_switch_changes(kill_switch_changes(db), Console(file=out, width=80))
     [row] = [line for line in out.getvalue().splitlines() if line.startswith("2026")]
     assert "tool" in row and row.rstrip().endswith("2026-12-01T15:00Z-ab12") and len(row) <= 80
     assert "…" in row  # the long reason is cut, not the cycle id

@@ -9,7 +9,7 @@ import shutil
 from typer.testing import CliRunner
 
 from tradecycle.cli import cli
-from tradecycle.logs import JsonLog
+from tradecycle.infra.logs import JsonLog
 
 from .test_cli_foundation import REPO
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tradecycle.protections import ExitRecord, Protections, buy_pause, cooldown, stop_guard
+from tradecycle.rules.protections import ExitRecord, Protections, buy_pause, cooldown, stop_guard
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 RULES = Protections(reentry_cooldown_minutes=60, stop_loss_guard_count=3, stop_loss_guard_minutes=120)

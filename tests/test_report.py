@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tradecycle import report
+from tradecycle.render import report
 
 from .e2e_helpers import clean_env, describe, run_cli
 from .simulated import OfflineCycles
@@ -370,7 +370,7 @@ def test_the_markup_check_sees_remote_resources():
 
 def test_plotly_stays_off_the_cycle_and_kill_switch_path(tmp_path):
     """Only ``report`` loads plotly: ``killswitch`` (benchmarked start-up) and a cycle never do."""
-    code = ("import sys; from tradecycle.cli import cli; import tradecycle.cycle, tradecycle.wiring\n"
+    code = ("import sys; from tradecycle.cli import cli; import tradecycle.cycle.run, tradecycle.commands.wiring\n"
             f"cli(['killswitch', '--db', {str(tmp_path / 'x.db')!r}], standalone_mode=False)\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'plotly', 'PIL', 'numpy'}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=clean_env({}))

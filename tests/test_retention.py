@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tradecycle.store import Database, Store, open_database, retention
-from tradecycle.times import iso
+from tradecycle.infra.times import iso
 
 from .e2e_helpers import clean_env, run_cli
 
@@ -177,7 +177,7 @@ def test_killswitch_on_during_the_first_prune_of_a_big_database_succeeds(tmp_pat
 
 
 def test_vacuum_switches_an_older_database_once_and_refuses_while_a_cycle_runs(tmp_path):
-    from tradecycle.lock import FileLock, lock_path_for
+    from tradecycle.infra.lock import FileLock, lock_path_for
 
     path = older_database(tmp_path)
     open_database(path).close()

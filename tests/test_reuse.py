@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from tradecycle.cycle import run_cycle
-from tradecycle.reuse import StandingHold, still_stands
+from tradecycle.cycle.run import run_cycle
+from tradecycle.rules.reuse import StandingHold, still_stands
 
 from .fakes import NOW, FakeBroker, FakeClock, FakeNews, FakeQuotes, ScriptedAnalyst, position, services, settings
 
@@ -85,7 +85,7 @@ def test_only_holds_are_reused(db, store, log):
 def test_only_the_llm_analyst_reuses_holds(tmp_path, provider, reuses):
     """The rules analyst is free and deterministic: the wiring has it decide afresh every cycle."""
     from tradecycle.config import load_config
-    from tradecycle.wiring import cycle_settings
+    from tradecycle.commands.wiring import cycle_settings
 
     (tmp_path / "config.toml").write_text(f'[ai]\nprovider = "{provider}"\nreanalyze_move_percent = 0.7\n')
     built = cycle_settings(load_config(tmp_path / "config.toml"), dry_run=False)

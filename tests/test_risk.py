@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradecycle.models import Account, Decision, RiskLimits, to_cents
-from tradecycle.risk import (
+from tradecycle.rules.risk import (
     Holding,
     Portfolio,
     account_problem,

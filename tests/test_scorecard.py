@@ -27,7 +27,8 @@ from decimal import Decimal
 import pytest
 from rich.console import Console
 
-from tradecycle import render, scorecard
+from tradecycle.render import score as score_view
+from tradecycle.rules import scorecard
 from tradecycle.models import Account, Position, Quote
 from tradecycle.store import Store, open_database
 
@@ -227,11 +228,11 @@ def test_score_filters_by_model_symbol_and_time(history):
 
 
 def test_score_table_fits_80_columns_and_says_n_too_small(history):
-    from tradecycle import app
+    from tradecycle.commands import score as score_cmd
 
-    card = app.score(None, str(history))
+    card = score_cmd.score(None, str(history))
     console = Console(width=80, record=True, color_system=None)
-    render.score(card, console)
+    score_view.score(card, console)
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
     assert f"{MAIN} (main)" in text and f"{SHADOW} (shadow)" in text

@@ -11,7 +11,7 @@ import pytest
 
 from tradecycle.ai.shadow import ShadowedAnalyst
 from tradecycle.config import Config, ConfigError, load_config
-from tradecycle.cycle import run_cycle
+from tradecycle.cycle.run import run_cycle
 
 from .e2e_helpers import E2E, describe, e2e, fake  # noqa: F401  (fixtures)
 from .fakes import FakeBroker, FakeQuotes, FakeClock, ScriptedAnalyst, services, settings

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from tradecycle.connectors.sim import SimBroker, SimMarket
-from tradecycle.errors import DuplicateOrder, OrderRejected
+from tradecycle.infra.errors import DuplicateOrder, OrderRejected
 from tradecycle.models import OrderIntent
 from tradecycle.store import SimLedger
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tradecycle.cli import cli
-from tradecycle.cycle import run_cycle
+from tradecycle.cycle.run import run_cycle
 from tradecycle.store import reads
 
 from .fakes import FakeBroker, FakeClock, FakeQuotes, services, settings

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tradecycle.errors import DatabaseUnusable
+from tradecycle.infra.errors import DatabaseUnusable
 from tradecycle.store import LATEST_VERSION, Database, Store, migrate, open_database, schema_version
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)

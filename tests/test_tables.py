@@ -16,7 +16,11 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from tradecycle import app, render
+from tradecycle.commands import history as history_cmd
+from tradecycle.commands import status as status_cmd
+from tradecycle.render import history as history_view
+from tradecycle.render import status as status_view
+from tradecycle.render.console import Col, fit_table
 
 from .test_cli_commands import as_json, invoke, run_cycles, sim_config
 
@@ -59,7 +63,7 @@ def header_tokens(lines: list[str], title: str) -> list[str]:
     return [token for line in lines[start + 1:rule] for token in line.split()]
 
 
-def header_words(columns: list[render.Col]) -> set[str]:
+def header_words(columns: list[Col]) -> set[str]:
     return {word for column in columns for word in column.header.split()}
 
 
@@ -74,7 +78,7 @@ def test_history_fits_with_whole_ids_and_headers(database, kind, width):
     body = [line for line in lines if re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ-[0-9a-f]{4}\b", line)]
     assert len(body) == len(rows)
     # A header split mid-word would leave pieces ("confide", "nce") that are no header's word.
-    assert set(header_tokens(lines, kind)) <= header_words(render.HISTORY_COLUMNS[kind])
+    assert set(header_tokens(lines, kind)) <= header_words(history_view.HISTORY_COLUMNS[kind])
 
 
 def test_long_reasoning_is_cut_with_an_ellipsis_and_whole_in_json(database):
@@ -98,30 +102,30 @@ def test_columns_left_out_at_80_are_named_and_shown_at_160(database):
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_status_for_one_position_fits_one_screen(database, width):
-    data = app.status(str(database), None)
+    data = status_cmd.status(str(database), None)
     assert len(data["positions"]) == 1
     lines = assert_fits(shown("status", database, width), width)
     assert len(lines) <= SCREEN_LINES
     out = "\n".join(lines)
     assert data["last_cycle"]["cycle_id"] in out and data["account"]["equity"] in out
     assert re.search(r"^AAPL +\d", out, re.M)
-    assert set(header_tokens(lines, "positions")) <= header_words(render.POSITION_COLUMNS)
-    assert set(header_tokens(lines, "risk limits")) <= header_words(render.LIMIT_COLUMNS)
+    assert set(header_tokens(lines, "positions")) <= header_words(status_view.POSITION_COLUMNS)
+    assert set(header_tokens(lines, "risk limits")) <= header_words(status_view.LIMIT_COLUMNS)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_explain_fits_and_keeps_ids_and_the_reasoning_whole(database, width):
-    story = app.explain(str(database), None, as_json(invoke("cycles", "--json", "--config", database))[-1]["cycle_id"])
+    story = history_cmd.explain(str(database), None, as_json(invoke("cycles", "--json", "--config", database))[-1]["cycle_id"])
     long_reasoning = "Momentum is strong and broad. " * 8 + "\nVolume confirms the breakout."
     story["decisions"][0]["reasoning"] = long_reasoning
-    lines = assert_fits(rendered(width, lambda console: render.explain(story, console=console)), width)
+    lines = assert_fits(rendered(width, lambda console: history_view.explain(story, console=console)), width)
     out = "\n".join(lines)
     [trade] = story["trades"]
     for whole in (story["cycle"]["cycle_id"], trade["client_order_id"], trade["broker_order_id"]):
         assert whole in out
     # The reasoning is wrapped under its verdict, never cut: its words, in order, all there.
     assert " ".join(long_reasoning.split()) in " ".join(out.split())
-    for title, columns in (("prices seen", render.QUOTE_COLUMNS), ("decisions", render.DECISION_COLUMNS)):
+    for title, columns in (("prices seen", history_view.QUOTE_COLUMNS), ("decisions", history_view.DECISION_COLUMNS)):
         assert set(header_tokens(lines, title)) <= header_words(columns)
 
 
@@ -134,11 +138,11 @@ def test_explain_fits_and_keeps_ids_and_the_reasoning_whole(database, width):
     ],
 )
 def test_fit_table_leaves_out_optional_columns_before_splitting_ids(width, expected_headers):
-    columns = [render.Col("cycle id", "cycle_id"), render.Col("started", "started_at", hide=1),
-               render.Col("status", "status"), render.Col("note", "note", text=True)]
+    columns = [Col("cycle id", "cycle_id"), Col("started", "started_at", hide=1),
+               Col("status", "status"), Col("note", "note", text=True)]
     rows = [{"cycle_id": "2026-12-01T22:07Z-3f2a", "started_at": "2026-12-01T22:07:12Z", "status": "completed",
              "note": "a long note that will not fit in a narrow terminal at all"}]
-    table, hidden = render.fit_table("t", columns, rows, width)
+    table, hidden = fit_table("t", columns, rows, width)
     out = rendered(width, lambda console: console.print(table))
     assert [c.header for c in columns if c.header not in hidden] == expected_headers
     assert "2026-12-01T22:07Z-3f2a" in out and "completed" in out
@@ -149,14 +153,14 @@ def test_status_with_the_kill_switch_on_an_outage_and_an_open_order_fits_80_colu
     config = sim_config(tmp_path)
     run_cycles(config, 1)
     assert invoke("killswitch", "on", "--reason", "manual review after a long weekend of odd fills", "--config", config).exit_code == 0
-    data = app.status(str(config), None)
+    data = status_cmd.status(str(config), None)
     [trade] = as_json(invoke("trades", "--json", "--config", config))
     data["open_orders"] = [{**trade, "status": "partially_filled"}]  # as if the fill were still coming
     data["outage"] = {"since": "2026-12-01T22:07:12Z", "cycles": 14, "minutes": 14, "error": "alpaca: HTTP 503 " + "x" * 80}
-    lines = assert_fits(rendered(80, lambda console: render.status(data, console=console)), 80)
+    lines = assert_fits(rendered(80, lambda console: status_view.status(data, console=console)), 80)
     out = "\n".join(lines)
     assert "ON: no order will be sent" in out and "long weekend" in out
     assert trade["client_order_id"] in out and data["last_cycle"]["cycle_id"] in out
     assert "outage: 14 cycle(s) aborted since 2026-12-01T22:07:12Z" in " ".join(out.split())
     title = "open orders (they count against the limits until they fill)"
-    assert set(header_tokens(lines, title)) <= header_words(render.OPEN_ORDER_COLUMNS)
+    assert set(header_tokens(lines, title)) <= header_words(status_view.OPEN_ORDER_COLUMNS)

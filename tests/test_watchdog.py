@@ -76,7 +76,7 @@ def test_a_server_that_never_finishes_its_headers_cannot_hold_the_cycle(tmp_path
 def test_the_watchdog_ends_a_process_that_overruns_its_budget():
     """The last resort, on its own: whatever holds the process, it ends at the budget plus grace."""
     code = (
-        "import time; from tradecycle.app import _watchdog; from tradecycle.logs import MemoryLog; "
+        "import time; from tradecycle.commands.run import _watchdog; from tradecycle.infra.logs import MemoryLog; "
         "_watchdog(1.0, MemoryLog()); time.sleep(20)"
     )
     started = time.monotonic()

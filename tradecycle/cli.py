@@ -1,4 +1,6 @@
-"""The ``tradecycle`` command line: parse, call one function of ``app``, render.
+"""The ``tradecycle`` command line: parse, call one function of a module in
+``commands/``, render it with the module of the same name in ``render/``.
+Each command imports only its own modules, so ``killswitch`` stays lean.
 
 Exit codes: 0 the cycle completed (or was skipped by the kill switch, or
 another cycle held the lock); 1 aborted (broker unreachable, database
@@ -20,9 +22,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from . import app
-from .errors import ConfigError, ExitCode, TradecycleError
-from .paths import CONFIG_ENV
+from tradecycle.infra.errors import ConfigError, ExitCode, TradecycleError
+from tradecycle.infra.paths import CONFIG_ENV
 
 cli = typer.Typer(
     name="tradecycle",
@@ -102,19 +103,26 @@ def _print_json(data: Any) -> None:
         raise typer.Exit(0) from None
 
 
-def _show(data: Any, as_json: bool, draw: Callable[[Any], None]) -> None:
-    """JSON for scripts, or rich tables drawn by ``draw(render_module)`` (rich loads only then)."""
+def _command(name: str):
+    """``tradecycle.commands.<name>``, imported when its command runs (never at start-up)."""
+    import importlib
+
+    return importlib.import_module(f"tradecycle.commands.{name}")
+
+
+def _show(data: Any, as_json: bool, view: str, draw: Callable[[Any], None]) -> None:
+    """JSON for scripts, or rich tables drawn by ``draw(tradecycle.render.<view>)`` (rich loads only then)."""
     if as_json:
         _print_json(data)
     else:
-        from . import render
+        import importlib
 
-        draw(render)
+        draw(importlib.import_module(f"tradecycle.render.{view}"))
 
 
 def _print_version(asked: bool) -> None:
     if asked:
-        from . import __version__
+        from tradecycle import __version__
 
         print(f"tradecycle {__version__}")
         raise typer.Exit()
@@ -137,12 +145,12 @@ def run(
     """Run one trading cycle."""
     with _guard(show_traceback, config=config):
         if _is_terminal():
-            from . import render
+            from tradecycle.render.run import live_steps
 
-            with render.live_steps() as watch:
-                report = app.run(config, db, dry_run, watch)
+            with live_steps() as watch:
+                report = _command("run").run(config, db, dry_run, watch)
         else:
-            report = app.run(config, db, dry_run)
+            report = _command("run").run(config, db, dry_run)
     if report.halt_reason:
         _error(f"kill switch turned on: {report.halt_reason}. Only a person turns it off (tradecycle killswitch off).")
     if report.status == "aborted":
@@ -154,9 +162,9 @@ def run(
         _error(report.summary_line())
         return
     if _is_terminal():
-        from . import render
+        from tradecycle.render.run import cycle_report
 
-        render.cycle_report(report)
+        cycle_report(report)
     else:
         print(report.summary_line())
 
@@ -187,8 +195,8 @@ def killswitch(
     prefix = "could not record the kill switch: " if active is not None else "could not read the kill switch: "
     # Whatever kept the flag from being recorded (even a broken config), the answer is exit 1.
     with _guard(show_traceback, prefix, ExitCode.ABORTED, config):
-        existed = app.database_path(config, db).exists()
-        view = app.kill_switch(config, db, active, reason, flatten)
+        existed = _command("common").database_path(config, db).exists()
+        view = _command("killswitch").kill_switch(config, db, active, reason, flatten)
     switch, database = view.switch, view.database
     if active is not None and not existed:
         _error(f"note: {database} did not exist; it was created to hold the flag (is this the database your cycles use?)")
@@ -203,9 +211,9 @@ def killswitch(
     if view.note:
         _error(f"note: {view.note}")
     if view.changes:
-        from . import render
+        from tradecycle.render.status import kill_switch_changes
 
-        render.kill_switch_changes(view.changes)
+        kill_switch_changes(view.changes)
     if active is not None:
         _announce(config, db, switch)
 
@@ -216,7 +224,7 @@ def _announce(config: str | None, db: str | None, switch) -> None:
     the exit code is 0."""
     sys.stdout.flush()  # the confirmation is on screen before any wait
     try:
-        outcome = app.announce_kill_switch(config, db, switch)
+        outcome = _command("killswitch").announce_kill_switch(config, db, switch)
     except KeyboardInterrupt:
         outcome = "failed: interrupted"
     if outcome == "sent":
@@ -231,8 +239,8 @@ def _announce(config: str | None, db: str | None, switch) -> None:
 def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False, show_traceback: TracebackOption = False) -> None:
     """Kill switch, last cycle, account, positions, today's P&L and risk-limit use."""
     with _guard(show_traceback, config=config):
-        data = app.status(config, db)
-    _show(data, as_json, lambda render: render.status(data))
+        data = _command("status").status(config, db)
+    _show(data, as_json, "status", lambda render: render.status(data))
 
 
 def _history(kind: str) -> Callable[..., None]:
@@ -246,9 +254,9 @@ def _history(kind: str) -> Callable[..., None]:
         show_traceback: TracebackOption = False,
     ) -> None:
         with _guard(show_traceback, config=config):
-            rows = app.history(kind, config, db, limit, since, symbol)
+            rows = _command("history").history(kind, config, db, limit, since, symbol)
         filters = {"--since": since, "--symbol": symbol}
-        _show(rows, as_json, lambda render: render.history(kind, rows, filters))
+        _show(rows, as_json, "history", lambda render: render.history(kind, rows, filters))
 
     command.__doc__ = f"Recent {kind}, newest first."
     if kind == "cycles":  # a cycle has no symbol: its help does not offer --symbol
@@ -272,13 +280,13 @@ def explain(
 ) -> None:
     """Everything one cycle saw, decided and did."""
     with _guard(show_traceback, config=config):
-        story = app.explain(config, db, cycle_id)
+        story = _command("history").explain(config, db, cycle_id)
     if story is None:
-        where = app.database_path(config, db)
+        where = _command("common").database_path(config, db)
         missing = "" if where.exists() else f": there is no database at {where} yet"
         _error(f"no cycle {cycle_id!r} in the database{missing} (see `tradecycle cycles`)")
         raise typer.Exit(int(ExitCode.ABORTED))
-    _show(story, as_json, lambda render: render.explain(story))
+    _show(story, as_json, "history", lambda render: render.explain(story))
 
 
 ModelOption = Annotated[Optional[str], typer.Option("--model", help="only this model (ai_decisions.model)")]
@@ -297,8 +305,8 @@ def score(
     """Is the analyst any good? Per analyst and symbol: decisions, hit rates at 15 min,
     1 h and 1 day, calibration; shadows side by side; P&L, buy-and-hold, drawdown."""
     with _guard(show_traceback, config=config):
-        card = app.score(config, db, since, model, symbol)
-    _show(card, as_json, lambda render: render.score(card))
+        card = _command("score").score(config, db, since, model, symbol)
+    _show(card, as_json, "score", lambda render: render.score(card))
 
 
 @cli.command()
@@ -313,7 +321,7 @@ def report(
     per day, the scorecard per analyst, positions with their exits, the last trades
     and their reasoning. Opens in any browser, with no network."""
     with _guard(show_traceback, config=config):
-        written = app.report(config, db, out, since)
+        written = _command("report").report(config, db, out, since)
     if written["cycles"]:
         print(f"wrote {written['path']} ({written['cycles']} cycles, {written['first']} to {written['last']})")
     elif not written["database_exists"]:
@@ -339,8 +347,8 @@ def replay(
     decision since then) to another model; print both decisions side by side and record
     the replayed ones (role "replay": scored, never traded). Exit 1 if none was answered."""
     with _guard(show_traceback, config=config):
-        result = app.replay(config, db, cycle_id, since, model, base_url, key_env)
-    _show(result, as_json, lambda render: render.replay(result))
+        result = _command("replay").replay(config, db, cycle_id, since, model, base_url, key_env)
+    _show(result, as_json, "score", lambda render: render.replay(result))
     if all(p["replayed"]["outcome"] in ("ai_unavailable", "ai_invalid") for p in result["replayed"]):
         _error(f"no replayed request was answered by {result['model']} at {result['base_url']}")
         raise typer.Exit(int(ExitCode.ABORTED))
@@ -356,9 +364,9 @@ def check(
     """Validate the config and show which environment variables are set (names only).
     With --online, reach each configured service once: exit 1 if any fails."""
     with _guard(show_traceback, config=config):
-        result = app.check_online(config) if online else app.check(config)
+        result = _command("check").check_online(config) if online else _command("check").check(config)
     missing = [n for n in result["required"] if not result["environment"][n]]
-    _show(result, as_json, lambda render: render.check(result))
+    _show(result, as_json, "check", lambda render: render.check(result))
     if missing:
         _error(f"required environment variable(s) not set: {', '.join(missing)}")
         raise typer.Exit(int(ExitCode.USAGE))
@@ -374,7 +382,7 @@ def vacuum(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
     """Rewrite the database once so that it shrinks as old history is pruned
     (only needed for a database made before tradecycle 0.1's schema 3)."""
     with _guard(show_traceback):
-        result = app.vacuum(config, db)
+        result = _command("vacuum").vacuum(config, db)
     if as_json:
         _print_json(result)
     else:

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from .environment import Secrets  # noqa: F401  (re-exported: the config's companion)
-from .errors import ConfigError
-from .models import ExitRules, RiskLimits
-from .paths import read_toml, resolve_path
+from tradecycle.infra.environment import Secrets  # noqa: F401  (re-exported: the config's companion)
+from tradecycle.infra.errors import ConfigError
+from tradecycle.models import ExitRules, RiskLimits
+from tradecycle.infra.paths import read_toml, resolve_path
 
 PAPER_URL = "https://paper-api.alpaca.markets"
 ALPACA_DATA_URL = "https://data.alpaca.markets"

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from .models import Deadline, Account, AnalysisInput, DailyBar, Decision, MarketClock, NewsItem, OrderIntent, OrderResult, Position, Quote
+from tradecycle.models import Deadline, Account, AnalysisInput, DailyBar, Decision, MarketClock, NewsItem, OrderIntent, OrderResult, Position, Quote
 
 
 class QuoteSource(Protocol):

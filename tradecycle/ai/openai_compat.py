@@ -30,13 +30,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..parallel import MAX_WORKERS, gather
-from ..connectors.http import HttpClient, HttpSettings, ServiceRefused
-from ..errors import BadResponse, QuotaExhausted, RateLimited, ServiceError
-from ..models import AnalysisInput, Deadline, Decision
-from ..redact import redact
-from .parse import parse_reply
-from .prompt import build_messages, decision_schema, prompt_hash
+from tradecycle.infra.parallel import MAX_WORKERS, gather
+from tradecycle.connectors.http import HttpClient, HttpSettings, ServiceRefused
+from tradecycle.infra.errors import BadResponse, QuotaExhausted, RateLimited, ServiceError
+from tradecycle.models import AnalysisInput, Deadline, Decision
+from tradecycle.infra.redact import redact
+from tradecycle.ai.parse import parse_reply
+from tradecycle.ai.prompt import build_messages, decision_schema, prompt_hash
 
 MAX_RAW_REPLY_CHARS = 4000
 SCHEMA_NAME = "trading_decisions"

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..models import Action, normalize_symbol
+from tradecycle.models import Action, normalize_symbol
 
 MAX_REASONING_CHARS = 1000
 

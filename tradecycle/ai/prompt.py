@@ -18,7 +18,7 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from ..models import AnalysisInput, DailyBar, Indicators, MarketContext, NewsItem, PortfolioView, Position, is_crypto
+from tradecycle.models import AnalysisInput, DailyBar, Indicators, MarketContext, NewsItem, PortfolioView, Position, is_crypto
 
 NEWS_OPEN = "<<<UNTRUSTED NEWS"
 NEWS_CLOSE = "UNTRUSTED NEWS>>>"

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from ..models import AnalysisInput, Decision, Indicators
+from tradecycle.models import AnalysisInput, Decision, Indicators
 
 BUY_DAY_CHANGE_PERCENT = Decimal("1.0")
 SELL_DAY_CHANGE_PERCENT = Decimal("-1.0")

@@ -20,9 +20,9 @@ import dataclasses
 import threading
 from collections.abc import Sequence
 
-from ..models import AnalysisInput, Deadline, Decision
-from ..parallel import NotDone, gather
-from ..ports import Analyst
+from tradecycle.models import AnalysisInput, Deadline, Decision
+from tradecycle.infra.parallel import NotDone, gather
+from tradecycle.ports import Analyst
 
 
 class ShadowedAnalyst:

@@ -15,7 +15,7 @@ from decimal import ROUND_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import (
+from tradecycle.infra.errors import (
     BadResponse,
     DuplicateOrder,
     OrderNotReceived,
@@ -24,9 +24,9 @@ from ..errors import (
     ServiceError,
     ServiceUnavailable,
 )
-from ..models import CENT, Account, MarketClock, OrderIntent, OrderResult, Position, is_crypto, normalize_symbol, to_cents, to_qty
-from ..parallel import gather
-from .http import HttpClient, HttpSettings, ServiceDown, ServiceRefused
+from tradecycle.models import CENT, Account, MarketClock, OrderIntent, OrderResult, Position, is_crypto, normalize_symbol, to_cents, to_qty
+from tradecycle.infra.parallel import gather
+from tradecycle.connectors.http import HttpClient, HttpSettings, ServiceDown, ServiceRefused
 
 STOCK_MIN_NOTIONAL_USD = Decimal("1")
 # Used when a crypto pair's own minimum cannot be read (asset call failed or

@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..errors import BadResponse, ServiceError
-from ..models import DailyBar, Quote, is_crypto
-from ..times import parse_iso
-from .http import HttpClient, HttpSettings
+from tradecycle.infra.errors import BadResponse, ServiceError
+from tradecycle.models import DailyBar, Quote, is_crypto
+from tradecycle.infra.times import parse_iso
+from tradecycle.connectors.http import HttpClient, HttpSettings
 
 SERVICE = "alpaca-data"
 DATA_URL = "https://data.alpaca.markets"

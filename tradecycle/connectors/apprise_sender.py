@@ -16,8 +16,8 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from ..errors import AlertFailed
-from ..redact import redact
+from tradecycle.infra.errors import AlertFailed
+from tradecycle.infra.redact import redact
 
 SEVERITIES = ("info", "success", "warning", "failure")  # apprise's notify types
 

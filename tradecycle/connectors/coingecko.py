@@ -14,10 +14,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import COINGECKO_PRO_HOST
-from ..errors import BadResponse, ServiceError
-from ..models import Quote, normalize_symbol
-from .http import HttpClient, HttpSettings
+from tradecycle.config import COINGECKO_PRO_HOST
+from tradecycle.infra.errors import BadResponse, ServiceError
+from tradecycle.models import Quote, normalize_symbol
+from tradecycle.connectors.http import HttpClient, HttpSettings
 
 SERVICE = "coingecko"
 IDS_CONFIG_KEY = "market_data.coingecko.ids"

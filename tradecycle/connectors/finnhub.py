@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ..errors import BadResponse, ServiceError
-from ..models import is_crypto, NewsItem, Quote
-from ..parallel import MAX_WORKERS, gather
-from .http import HttpClient, HttpSettings
+from tradecycle.infra.errors import BadResponse, ServiceError
+from tradecycle.models import is_crypto, NewsItem, Quote
+from tradecycle.infra.parallel import MAX_WORKERS, gather
+from tradecycle.connectors.http import HttpClient, HttpSettings
 
 SERVICE = "finnhub"
 

@@ -24,10 +24,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
-from ..errors import BadResponse, QuotaExhausted, RateLimited, ServiceError, ServiceUnavailable
-from ..models import Deadline
-from ..parallel import MAX_WORKERS, NotDone, call_within
-from ..redact import redact
+from tradecycle.infra.errors import BadResponse, QuotaExhausted, RateLimited, ServiceError, ServiceUnavailable
+from tradecycle.models import Deadline
+from tradecycle.infra.parallel import MAX_WORKERS, NotDone, call_within
+from tradecycle.infra.redact import redact
 
 CONNECT_TIMEOUT_SECONDS = 3.05
 USER_AGENT = "tradecycle/0.1 (+paper trading)"

@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from ..errors import DuplicateOrder, OrderRejected
-from ..models import (
+from tradecycle.infra.errors import DuplicateOrder, OrderRejected
+from tradecycle.models import (
     Account,
     DailyBar,
     MarketClock,
@@ -40,9 +40,9 @@ from ..models import (
     is_crypto,
     to_qty,
 )
-from ..ports import Clock
-from ..store import SimLedger, iso
-from ..store.sim import SimPrice
+from tradecycle.ports import Clock
+from tradecycle.store import SimLedger, iso
+from tradecycle.store.sim import SimPrice
 
 BASE_PRICES = {
     "AAPL": "190",

@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from .db import Database
-from .flags import KillSwitch, iso, kill_switch_changes, parse_iso, read_kill_switch, write_kill_switch
-from .schema import LATEST_VERSION, migrate, schema_version
+from tradecycle.store.db import Database
+from tradecycle.store.flags import KillSwitch, iso, kill_switch_changes, parse_iso, read_kill_switch, write_kill_switch
+from tradecycle.store.schema import LATEST_VERSION, migrate, schema_version
 
 _LAZY = {"Store": ".audit", "SimLedger": ".sim"}
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from .db import Database
-from .flags import iso, parse_iso
+from tradecycle.store.db import Database
+from tradecycle.store.flags import iso, parse_iso
 
 
 class AlertBook:

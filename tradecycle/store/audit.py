@@ -9,15 +9,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ..models import FINAL_TRADE_STATUSES, Account, NewsItem, OrderResult, Position, Quote
-from ..protections import PROTECTIVE_EXITS, ExitRecord
-from ..reuse import REFUSALS, StandingHold
-from . import flags, retention
-from .bars import DailyBarCache
-from .spans import Spans
-from .db import Database
-from .flags import KillSwitch, iso, parse_iso
-from .scores import RequestLog
+from tradecycle.models import FINAL_TRADE_STATUSES, Account, NewsItem, OrderResult, Position, Quote
+from tradecycle.rules.protections import PROTECTIVE_EXITS, ExitRecord
+from tradecycle.rules.reuse import REFUSALS, StandingHold
+from tradecycle.store import flags, retention
+from tradecycle.store.bars import DailyBarCache
+from tradecycle.store.spans import Spans
+from tradecycle.store.db import Database
+from tradecycle.store.flags import KillSwitch, iso, parse_iso
+from tradecycle.store.scores import RequestLog
 
 # Ours: written before the send (``submitting``) or after a send whose fate is unknown.
 UNCONFIRMED_TRADE_STATUSES = ("submitting", "unknown")

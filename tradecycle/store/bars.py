@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from ..models import DailyBar, PricePoint
-from .flags import iso, parse_iso
+from tradecycle.models import DailyBar, PricePoint
+from tradecycle.store.flags import iso, parse_iso
 
 KEEP_BAR_DAYS = 400  # bars older than this are deleted when new ones arrive
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import DatabaseUnusable
+from tradecycle.infra.errors import DatabaseUnusable
 
 BUSY_TIMEOUT_SECONDS = 5.0
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..times import iso, parse_iso  # noqa: F401  (re-exported for the store)
-from .db import Database
+from tradecycle.infra.times import iso, parse_iso  # noqa: F401  (re-exported for the store)
+from tradecycle.store.db import Database
 
 
 @dataclass(frozen=True)

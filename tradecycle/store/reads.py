@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import spans
-from .db import Database
+from tradecycle.store import spans
+from tradecycle.store.db import Database
 
 
 def _where(filters: dict[str, Any]) -> tuple[str, tuple]:
@@ -36,7 +36,7 @@ def position_marks(db: Database) -> dict[str, str]:
 
 def open_orders(db: Database) -> list[dict[str, Any]]:
     """Orders sent that may still fill (or whose fate is not known yet), oldest first."""
-    from .audit import FINAL_TRADE_STATUSES, NOT_FINAL
+    from tradecycle.store.audit import FINAL_TRADE_STATUSES, NOT_FINAL
 
     return db.query(
         "SELECT cycle_id, symbol, side, notional_usd, quantity, filled_qty, filled_avg_price, price, status, client_order_id,"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .db import Database
+from tradecycle.store.db import Database
 
 
 def prices_at(db: Database, symbols: Sequence[str], moments: Sequence[str]) -> list[dict[str, str]]:

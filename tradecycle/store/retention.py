@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..models import FINAL_TRADE_STATUSES  # only trades in a final state go
-from .db import Database
+from tradecycle.models import FINAL_TRADE_STATUSES  # only trades in a final state go
+from tradecycle.store.db import Database
 
 BATCH_ROWS = 250  # rows per write transaction: a few milliseconds on a year's database
 BUDGET_SECONDS = 0.2  # per cycle, deletes and vacuum together

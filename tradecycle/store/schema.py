@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..errors import DatabaseUnusable
-from .db import Database
+from tradecycle.infra.errors import DatabaseUnusable
+from tradecycle.store.db import Database
 
 if TYPE_CHECKING:
     import sqlite_utils

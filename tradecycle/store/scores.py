@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from .db import Database
-from .flags import iso
+from tradecycle.store.db import Database
+from tradecycle.store.flags import iso
 
 # Horizon columns: name -> seconds after the decision (see scorecard.HORIZONS).
 _LATER_PRICE = """(SELECT q.price FROM quotes q WHERE q.symbol = d.symbol AND q.source != 'cache'

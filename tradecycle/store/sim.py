@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from .db import Database
+from tradecycle.store.db import Database
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .db import Database
+from tradecycle.store.db import Database
 
 # Outcomes that cost no analysis and say the same thing cycle after cycle.
 REPEATING_OUTCOMES = ("market_closed", "unchanged", "stale_quote", "no_quote")

@@ -1,0 +1,10 @@
+"""The rules: pure functions over the domain models, no I/O.
+
+``risk`` (limits and sizing), ``exits`` (stop-loss, take-profit, trailing
+stop), ``indicators`` (TA-Lib on daily bars), ``reuse`` (when an earlier
+decision may stand without a new LLM call), ``scorecard`` (is the analyst
+any good?).
+
+May import: ``tradecycle.models`` and numeric libraries, nothing else of
+tradecycle; never ``sqlite_utils``, ``requests``, ``typer`` or ``rich``.
+"""
