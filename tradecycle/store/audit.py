@@ -261,8 +261,8 @@ class Store(DailyBarCache, RequestLog):
         extended = self.spans.extend_decision(row)
         if extended is not None:
             return extended
-        if isinstance(row.get("inputs"), (dict, list)):
-            row = {**row, "inputs": json.dumps(row["inputs"], default=str)}
+        if isinstance(row.get("inputs"), (dict, list)):  # compact JSON: no spaces after separators
+            row = {**row, "inputs": json.dumps(row["inputs"], default=str, separators=(",", ":"))}
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         return self.db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid

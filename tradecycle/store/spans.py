@@ -9,16 +9,39 @@ last true. A quote whose price and time did not change is extended the same
 way. A row is extended only when it belongs to the cycle just before (a gap,
 such as a skipped cycle, starts a new row), so a row always stands for an
 unbroken run of cycles: ``explain`` of any of them finds it (``covering``).
+
+A fresh decision that repeats the row before it is extended too, for every
+analyst (the offline rules analyst decides afresh every minute): the same
+analyst (model and prompt), the same action, the same outcome and the same
+reason, where the reason is compared with its numbers left out ("No clear
+signal (price 190.12 vs SMA20 188.10 ...)" says the same thing a minute
+later at 190.31). The row keeps the first decision's numbers and inputs;
+``repeats`` and ``last_seen_at`` say how long it stood. A decision that cost
+a model call (a reply, tokens, a stored request) always keeps its own row:
+its audit and its cost are not thrown away. Orders never repeat: only the
+outcomes that sent nothing (``QUIET_OUTCOMES``) are extended.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tradecycle.store.db import Database
 
 # Outcomes that cost no analysis and say the same thing cycle after cycle.
-REPEATING_OUTCOMES = ("market_closed", "unchanged", "stale_quote", "no_quote")
+REPEATING_OUTCOMES = ("market_closed", "unchanged", "stale_quote", "no_quote", "cooldown", "stop_guard")
+# Outcomes of a fresh decision that sent nothing: extended when the decision repeats the one before.
+QUIET_OUTCOMES = ("hold", "low_confidence", "no_position", "max_positions_reached", "position_too_large",
+                  "exposure_limit_exceeded", "below_minimum", "not_in_universe")
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*%?")
+# A row that carries one of these cost a model call: it is never folded into another.
+_CALL_COLUMNS = ("raw_reply", "prompt_tokens", "completion_tokens", "request_id")
+
+
+def reason_key(reasoning: str | None) -> str:
+    """A decision's reason with its numbers left out: what must match for a repeat."""
+    return _NUMBER.sub("#", " ".join((reasoning or "").split()))
 
 
 class Spans:
@@ -40,14 +63,21 @@ class Spans:
 
     def extend_decision(self, row: dict[str, Any]) -> int | None:
         """Extend the symbol's row of the cycle before if ``row`` repeats it; its id, or None."""
-        if row.get("outcome") not in REPEATING_OUTCOMES and row.get("reused_decision_id") is None:
+        quiet = row.get("outcome") in REPEATING_OUTCOMES or row.get("reused_decision_id") is not None
+        fresh = row.get("outcome") in QUIET_OUTCOMES and not any(row.get(k) is not None for k in _CALL_COLUMNS)
+        if not (quiet or fresh) or row.get("role", "main") != "main":
             return None
         latest = self.db.one(
-            """SELECT id, COALESCE(last_cycle_id, cycle_id) AS seen_in, outcome, action, reused_decision_id
+            f"""SELECT id, COALESCE(last_cycle_id, cycle_id) AS seen_in, outcome, action, reused_decision_id,
+               model, prompt_hash, reasoning, {", ".join(_CALL_COLUMNS)}
                FROM ai_decisions WHERE symbol = ? AND role = 'main' ORDER BY id DESC LIMIT 1""",
             (row["symbol"],),
         )
         same = latest is not None and all(latest[k] == row.get(k) for k in ("outcome", "action", "reused_decision_id"))
+        if same and fresh and not quiet:
+            same = (all(latest[k] is None for k in _CALL_COLUMNS)
+                    and (latest["model"], latest["prompt_hash"]) == (row.get("model"), row.get("prompt_hash"))
+                    and reason_key(latest["reasoning"]) == reason_key(row.get("reasoning")))
         return self._extend("ai_decisions", latest, row["cycle_id"], row["created_at"]) if same else None
 
     def extend_quote(self, cycle_id: str, symbol: str, price: str, as_of: str, source: str, seen_at: str) -> bool:
