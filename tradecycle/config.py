@@ -237,6 +237,9 @@ class AlpacaDataConfig(_Section):
 
 class SimMarketConfig(_Section):
     seed: int = 42  # extension: the simulator's random walk is reproducible per seed
+    # "exchange": stocks keep the NYSE's sessions (closed nights, weekends, holidays);
+    # "always": stocks trade around the clock too (a demo at any hour).
+    market_hours: Literal["exchange", "always"] = "exchange"
 
 
 class MarketDataConfig(_Section):

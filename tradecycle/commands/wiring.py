@@ -51,7 +51,8 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
         if sim_market is None:
             from tradecycle.connectors.sim import SimMarket
 
-            sim_market = SimMarket(ledger, clock, seed=config.market_data.sim.seed)
+            sim_market = SimMarket(ledger, clock, seed=config.market_data.sim.seed,
+                                   market_hours=config.market_data.sim.market_hours)
         return sim_market
 
     live = _LiveFactory(config, secrets, deadline, log)

@@ -101,11 +101,12 @@ class Spans:
 
 
 def covering(db: Database, table: str, time_column: str, cycle: dict[str, Any], order: str) -> list[dict[str, Any]]:
-    """The rows a cycle wrote, and the rows of earlier cycles it extended."""
+    """The rows a cycle wrote, and the rows of earlier cycles it extended (times are to the
+    second: a row begun in the same second as this cycle started, by another cycle, is an earlier one)."""
     return db.query(
         f"""SELECT * FROM {table} WHERE cycle_id = :cycle_id
             UNION ALL
-            SELECT * FROM {table} WHERE last_seen_at >= :started_at AND {time_column} < :started_at
+            SELECT * FROM {table} WHERE last_seen_at >= :started_at AND {time_column} <= :started_at AND cycle_id != :cycle_id
             ORDER BY {order}""",
         {"cycle_id": cycle["cycle_id"], "started_at": cycle["started_at"]},
     )
