@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from tradecycle.infra.environment import Secrets  # noqa: F401  (re-exported: the config's companion)
 from tradecycle.infra.errors import ConfigError
 from tradecycle.models import ExitRules, RiskLimits
+from tradecycle.rules.protections import Protections
 from tradecycle.infra.paths import read_toml, resolve_path
 
 PAPER_URL = "https://paper-api.alpaca.markets"
@@ -35,9 +36,9 @@ class _Section(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_booleans(cls, value):
-        # No key takes true/false; pydantic would read `true` as 1 (a 1-second quote age, say).
-        if isinstance(value, bool):
+    def _no_booleans(cls, value, info):
+        # Only a yes/no key takes true/false; pydantic would read `true` as 1 (a 1-second quote age, say).
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation is not bool:
             raise ValueError("must be a number or text, not true/false")
         return value
 
@@ -74,6 +75,22 @@ class RiskConfig(_Section):
     stop_loss_percent: ExitPercent = Decimal(8)
     take_profit_percent: ExitPercent = Decimal(0)
     trailing_stop_percent: ExitPercent = Decimal(0)
+    # No whipsaw (rules/protections.py); 0 turns one off.
+    reentry_cooldown_minutes: Annotated[float, Field(ge=0, le=525600)] = 240
+    stop_loss_guard_count: Annotated[int, Field(ge=0, le=1000)] = 3
+    stop_loss_guard_minutes: Annotated[float, Field(ge=0, le=525600)] = 1440
+    # Sizing (rules/risk.py): "fixed" buys the room the limits leave; "volatility" risks
+    # risk_per_trade_percent of equity on a one-ATR(14) move, every limit still capping it.
+    sizing: Literal["fixed", "volatility"] = "fixed"
+    risk_per_trade_percent: Percent = Decimal("0.25")
+    scale_by_confidence: bool = False
+
+    def protections(self) -> Protections:
+        return Protections(
+            reentry_cooldown_minutes=self.reentry_cooldown_minutes,
+            stop_loss_guard_count=self.stop_loss_guard_count,
+            stop_loss_guard_minutes=self.stop_loss_guard_minutes,
+        )
 
     def exits(self) -> ExitRules:
         return ExitRules(
@@ -90,6 +107,9 @@ class RiskConfig(_Section):
             daily_loss_limit_percent=self.daily_loss_limit_percent,
             min_confidence=self.min_confidence,
             min_order_percent=self.min_order_percent,
+            sizing=self.sizing,
+            risk_per_trade_percent=self.risk_per_trade_percent,
+            scale_by_confidence=self.scale_by_confidence,
         )
 
 

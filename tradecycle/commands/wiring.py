@@ -35,6 +35,7 @@ def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:
         max_decision_age_minutes=config.ai.max_decision_age_minutes,
         keep_days=config.database.keep_days,
         exits=config.risk.exits(),
+        protections=config.risk.protections(),
     )
 
 
