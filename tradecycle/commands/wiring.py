@@ -82,7 +82,18 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
 
         analyst = ShadowedAnalyst(analyst, [live.shadow(s) for s in config.ai.shadow])
     lock = FileLock(lock_path_for(db.path))
-    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline, bars, alert_sender(secrets))
+    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline, bars, alert_sender(secrets),
+                    heartbeat(secrets))
+
+
+def heartbeat(secrets: Secrets):
+    """The cron monitor's pinger for ``TRADECYCLE_HEARTBEAT_URL``, or None when it is not set."""
+    url = secrets.heartbeat_url()
+    if not url:
+        return None
+    from tradecycle.connectors.heartbeat import HttpHeartbeat
+
+    return HttpHeartbeat(url)
 
 
 def alert_sender(secrets: Secrets):
