@@ -127,7 +127,7 @@ class Store(DailyBarCache, RequestLog):
                     summary.get("symbols", 0),
                     summary.get("orders", 0),
                     summary.get("errors", 0),
-                    json.dumps(summary, default=str),
+                    json.dumps(summary, default=str, separators=(",", ":")),
                     abort_kind,
                     cycle_id,
                 ),

@@ -15,7 +15,8 @@ analyst (the offline rules analyst decides afresh every minute): the same
 analyst (model and prompt), the same action, the same outcome and the same
 reason, where the reason is compared with its numbers left out ("No clear
 signal (price 190.12 vs SMA20 188.10 ...)" says the same thing a minute
-later at 190.31). The row keeps the first decision's numbers and inputs;
+later at 190.31), and without the latest headline the rules analyst quotes
+for colour (it never changes its action). The row keeps the first decision's numbers and inputs;
 ``repeats`` and ``last_seen_at`` say how long it stood. A decision that cost
 a model call (a reply, tokens, a stored request) always keeps its own row:
 its audit and its cost are not thrown away. Orders never repeat: only the
@@ -35,13 +36,15 @@ REPEATING_OUTCOMES = ("market_closed", "unchanged", "stale_quote", "no_quote", "
 QUIET_OUTCOMES = ("hold", "low_confidence", "no_position", "max_positions_reached", "position_too_large",
                   "exposure_limit_exceeded", "below_minimum", "not_in_universe")
 _NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*%?")
+# The offline rules analyst quotes the latest headline for colour; it never changes its action (ai/rules.py).
+_HEADLINE_NOTE = re.compile(r"; latest headline: .*$", re.S)
 # A row that carries one of these cost a model call: it is never folded into another.
 _CALL_COLUMNS = ("raw_reply", "prompt_tokens", "completion_tokens", "request_id")
 
 
 def reason_key(reasoning: str | None) -> str:
-    """A decision's reason with its numbers left out: what must match for a repeat."""
-    return _NUMBER.sub("#", " ".join((reasoning or "").split()))
+    """A decision's reason with its numbers and a quoted headline left out: what must match for a repeat."""
+    return _NUMBER.sub("#", " ".join(_HEADLINE_NOTE.sub("", reasoning or "").split()))
 
 
 class Spans:
