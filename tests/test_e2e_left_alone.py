@@ -116,3 +116,23 @@ def test_status_says_when_no_cycle_has_run_for_three_minutes(e2e):
     shown = e2e.cli("status").stdout
     assert "no cycle has run for 47 min: is cron running?" in shown
     assert "(47 min ago)" in shown
+
+
+def test_explain_shows_the_volatility_sizing_arithmetic(tmp_path):
+    """Offline, through the CLI: the simulator has daily bars, so an ATR(14); the first cycle buys AAPL."""
+    from .e2e_helpers import copy_shipped_config
+    from .test_cli_commands import invoke
+
+    config = copy_shipped_config(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("min_order_percent = 1 ", 'min_order_percent = 1\nsizing = "volatility"\n'
+                                   "risk_per_trade_percent = 0.1 ", 1), encoding="utf-8")
+    assert invoke("run", "--config", config).exit_code == 0
+    story = json.loads(invoke("explain", "last", "--json", "--config", config).stdout)
+    [bought] = [d for d in story["decisions"] if d["outcome"] == "ordered"]
+    atr = bought["inputs"]["indicators"]["atr_14"]
+    assert f"volatility sizing: 0.1% of equity 100000.00 = 100.00 USD per ATR(14) {atr} -> " in bought["detail"]
+    [trade] = story["trades"]
+    assert trade["notional_usd"] in bought["detail"]  # what was ordered is what the arithmetic says
+    shown = invoke("explain", "last", "--config", config).stdout
+    assert "volatility sizing: 0.1% of equity" in " ".join(shown.split())

@@ -115,6 +115,7 @@ class Verdict:
     detail: str = ""
     intent: OrderIntent | None = None
     room: dict[str, str] | None = None  # for a buy refused by a limit: the room it saw (kept for reuse.py)
+    sizing: str = ""  # volatility sizing's arithmetic (or why fixed sizing stood in), for the audit trail
 
 
 def _deny(reason: str, detail: str) -> Verdict:
@@ -231,7 +232,7 @@ def _approve(intent: OrderIntent, portfolio: Portfolio, limits: RiskLimits, sizi
         detail = f"buy {intent.notional_usd} USD at ~{intent.price}" + (f" ({sizing})" if sizing else "")
     else:
         detail = f"sell {intent.qty} at ~{intent.price}"
-    return Verdict(True, "approved", detail, intent)
+    return Verdict(True, "approved", detail, intent, sizing=sizing)
 
 
 def check_order(intent: OrderIntent, portfolio: Portfolio, limits: RiskLimits) -> tuple[str, str] | None:
