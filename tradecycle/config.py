@@ -79,11 +79,10 @@ class RiskConfig(_Section):
     reentry_cooldown_minutes: Annotated[float, Field(ge=0, le=525600)] = 240
     stop_loss_guard_count: Annotated[int, Field(ge=0, le=1000)] = 3
     stop_loss_guard_minutes: Annotated[float, Field(ge=0, le=525600)] = 1440
-    # Sizing (rules/risk.py): "fixed" buys the room the limits leave; "volatility" risks
-    # risk_per_trade_percent of equity on a one-ATR(14) move, every limit still capping it.
+    # Sizing (rules/risk.py): "fixed" takes the room the limits leave; "volatility" risks a share of equity per ATR.
     sizing: Literal["fixed", "volatility"] = "fixed"
     risk_per_trade_percent: Percent = Decimal("0.25")
-    scale_by_confidence: bool = False
+    scale_by_confidence: Annotated[bool, Field(strict=True)] = False  # true or false, nothing else
 
     def protections(self) -> Protections:
         return Protections(
@@ -257,8 +256,7 @@ class AlpacaDataConfig(_Section):
 
 class SimMarketConfig(_Section):
     seed: int = 42  # extension: the simulator's random walk is reproducible per seed
-    # "exchange": stocks keep the NYSE's sessions (closed nights, weekends, holidays);
-    # "always": stocks trade around the clock too (a demo at any hour).
+    # "exchange": stocks keep the NYSE's sessions; "always": they trade around the clock too.
     market_hours: Literal["exchange", "always"] = "exchange"
 
 
