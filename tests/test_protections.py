@@ -102,3 +102,4 @@ def test_the_store_names_protective_exits_and_when(store):
     assert [e.symbol for e in store.protective_exits_since(at(1))] == ["MSFT", "AAPL"]
     assert store.last_protective_exit("AAPL", at(0)) == at(20)
     assert store.last_protective_exit("NVDA", at(0)) is None
+    assert store.last_protective_exit("AAPL") == at(20) and store.last_protective_exit("AAPL", at(21)) is None

@@ -86,9 +86,12 @@ class Store(DailyBarCache, RequestLog):
 
     def protective_exits_since(self, since: datetime) -> list[ExitRecord]:
         """Every protective exit (``stop_loss``, ``take_profit``, ``trailing_stop``)
-        recorded at or after ``since``, oldest first: the sells the cycle sent
-        on its own (their ``ai_decisions`` outcome). The one source of the
-        re-entry cooldown and the stop-loss guard (protections.py)."""
+        recorded at or after ``since``, oldest first: the one source of the
+        re-entry cooldown and the stop-loss guard (rules/protections.py). An
+        exit counts once it has its ``ai_decisions`` row (``role = 'main'``, the
+        exit's word as outcome, ``created_at`` when it was recorded), whoever
+        sold: the cycle's own sells have one; a stop filled at the broker
+        counts as soon as the cycle that finds it writes one too."""
         marks = ", ".join("?" for _ in PROTECTIVE_EXITS)
         rows = self.db.query(
             f"""SELECT symbol, outcome, created_at FROM ai_decisions
@@ -97,10 +100,15 @@ class Store(DailyBarCache, RequestLog):
         )
         return [ExitRecord(r["symbol"], r["outcome"], parse_iso(r["created_at"])) for r in rows]
 
-    def last_protective_exit(self, symbol: str, since: datetime) -> datetime | None:
-        """When ``symbol`` last had a protective exit at or after ``since``; None if it had none."""
-        times = [e.at for e in self.protective_exits_since(since) if e.symbol == symbol]
-        return times[-1] if times else None
+    def last_protective_exit(self, symbol: str, since: datetime | None = None) -> datetime | None:
+        """When ``symbol`` last had a protective exit (at or after ``since``, if given); None if never."""
+        marks = ", ".join("?" for _ in PROTECTIVE_EXITS)
+        row = self.db.one(
+            f"""SELECT created_at FROM ai_decisions WHERE symbol = ? AND created_at >= ? AND outcome IN ({marks})
+               AND role = 'main' ORDER BY created_at DESC LIMIT 1""",
+            (symbol, iso(since) if since else "", *PROTECTIVE_EXITS),
+        )
+        return parse_iso(row["created_at"]) if row else None
 
     # -- cycles --------------------------------------------------------------
 
