@@ -152,3 +152,16 @@ def test_the_new_keys_reach_the_cycle(tmp_path):
     defaults = cycle_settings(load_config(write(tmp_path, "")), dry_run=False)
     assert (defaults.protections.reentry_cooldown_minutes, defaults.protections.stop_loss_guard_count,
             defaults.protections.stop_loss_guard_minutes, defaults.limits.sizing) == (240, 3, 1440, "fixed")
+@pytest.mark.parametrize("text, held", [
+    ("", False),  # the simulator: its prices move only when a cycle asks
+    ('[broker]\nprovider = "alpaca"\n', True),
+    ('[broker]\nprovider = "alpaca"\n[risk]\nbroker_held_stops = false\n', False),
+    ("[risk]\nbroker_held_stops = true\n", True),
+])
+def test_broker_held_stops_default_on_at_alpaca_and_off_in_the_simulator(tmp_path, text, held):
+    assert load_config(write(tmp_path, text)).broker_held_stops is held
+
+
+def test_broker_held_stops_takes_true_or_false_only(tmp_path):
+    with pytest.raises(ConfigError, match="risk.broker_held_stops"):
+        load_config(write(tmp_path, "[risk]\nbroker_held_stops = 1\n"))

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, ValidationError, field_validator, model_validator
 
 from tradecycle.infra.environment import Secrets  # noqa: F401  (re-exported: the config's companion)
 from tradecycle.infra.errors import ConfigError
 from tradecycle.models import ExitRules, RiskLimits
-from tradecycle.rules.protections import Protections
 from tradecycle.infra.paths import read_toml, resolve_path
 
 PAPER_URL = "https://paper-api.alpaca.markets"
@@ -28,6 +27,7 @@ ALPACA_DATA_URL = "https://data.alpaca.markets"
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
 ExitPercent = Annotated[Decimal, Field(ge=0, lt=100)]  # 0: this exit is off
 PositiveSeconds = Annotated[float, Field(gt=0)]
+SWITCHES = frozenset({"broker_held_stops", "scale_by_confidence"})  # the keys that take true/false (and only that)
 
 
 class _Section(BaseModel):
@@ -37,8 +37,8 @@ class _Section(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _no_booleans(cls, value, info):
-        # Only a yes/no key takes true/false; pydantic would read `true` as 1 (a 1-second quote age, say).
-        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation is not bool:
+        # No key takes true/false but the switches named below; pydantic would read `true` as 1 (a 1-second quote age, say).
+        if isinstance(value, bool) and info.field_name not in SWITCHES:
             raise ValueError("must be a number or text, not true/false")
         return value
 
@@ -82,14 +82,10 @@ class RiskConfig(_Section):
     # Sizing (rules/risk.py): "fixed" takes the room the limits leave; "volatility" risks a share of equity per ATR.
     sizing: Literal["fixed", "volatility"] = "fixed"
     risk_per_trade_percent: Percent = Decimal("0.25")
-    scale_by_confidence: Annotated[bool, Field(strict=True)] = False  # true or false, nothing else
-
-    def protections(self) -> Protections:
-        return Protections(
-            reentry_cooldown_minutes=self.reentry_cooldown_minutes,
-            stop_loss_guard_count=self.stop_loss_guard_count,
-            stop_loss_guard_minutes=self.stop_loss_guard_minutes,
-        )
+    scale_by_confidence: StrictBool = False
+    # A sell stop at the broker for each held position (cycle/stops.py); unset: on for
+    # broker.provider = "alpaca", off for the simulator (see Config.broker_held_stops).
+    broker_held_stops: StrictBool | None = None
 
     def exits(self) -> ExitRules:
         return ExitRules(
@@ -99,17 +95,8 @@ class RiskConfig(_Section):
         )
 
     def limits(self) -> RiskLimits:
-        return RiskLimits(
-            max_position_size_percent=self.max_position_size_percent,
-            max_total_exposure_percent=self.max_total_exposure_percent,
-            max_positions_count=self.max_positions_count,
-            daily_loss_limit_percent=self.daily_loss_limit_percent,
-            min_confidence=self.min_confidence,
-            min_order_percent=self.min_order_percent,
-            sizing=self.sizing,
-            risk_per_trade_percent=self.risk_per_trade_percent,
-            scale_by_confidence=self.scale_by_confidence,
-        )
+        """The limits and sizing of the risk step: the keys of the same names."""
+        return RiskLimits(**self.model_dump(include=set(RiskLimits.__dataclass_fields__)))
 
 
 class UniverseConfig(_Section):
@@ -365,6 +352,15 @@ class Config(_Section):
                     f'(add e.g. "{missing[0]}" = "<coingecko id>")'
                 )
         return self
+
+    @property
+    def broker_held_stops(self) -> bool:
+        """``risk.broker_held_stops``, or its default: on at Alpaca, where a stop at the broker
+        protects a position while no cycle runs; off for the simulator, whose prices move only
+        when a cycle asks (a stop there protects nothing the cycle's own check does not)."""
+        if self.risk.broker_held_stops is not None:
+            return self.risk.broker_held_stops
+        return self.broker.provider == "alpaca"
 
     @property
     def database_path(self) -> Path:

@@ -18,6 +18,7 @@ from .alerts import AlertsMixin
 from .alpaca import _ALPACA_ERRORS, AlpacaMixin
 from .alpaca_data import AlpacaDataMixin, _default_bars
 from .alpaca_orders import AlpacaOrdersMixin
+from .alpaca_stops import AlpacaStopsMixin
 from .coingecko import _COINGECKO_ERRORS, CoinGeckoMixin
 from .config import ConfigMixin
 from .finnhub import _FINNHUB_ERRORS, FinnhubMixin
@@ -26,7 +27,7 @@ from .llm import _OPENAI_ERRORS, LLMMixin
 from .server import _Server, _Handler
 
 
-class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaDataMixin, FinnhubMixin, CoinGeckoMixin, LLMMixin,
+class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaStopsMixin, AlpacaDataMixin, FinnhubMixin, CoinGeckoMixin, LLMMixin,
                    AlertsMixin, HeartbeatMixin, ConfigMixin):
     """Alpaca paper + Finnhub + CoinGecko + OpenAI-compatible chat on one local port."""
 
@@ -68,6 +69,7 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaDataMixin, FinnhubMixin
             self.add_asset(symbol)
         self.allow_short = False  # stock sells beyond the position are refused (403) unless True
         self.crypto_fee_bps = 0  # Alpaca takes crypto buy fees from the coins received
+        self._init_stops()  # stop orders: refusals, cancels that pass through pending_cancel
 
         # --- Finnhub (t=None is served as "now", so default quotes never go stale)
         self.quotes: dict[str, dict[str, Any]] = {s: self._quote_from_price(s, DEFAULT_PRICES[s]) for s in DEFAULT_STOCKS}
@@ -240,6 +242,7 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaDataMixin, FinnhubMixin
                 if pos["symbol"] == position_symbol(symbol):
                     self._reprice_position(pos, _dec(price))
             self._recompute_account()
+            self._trigger_stops(symbol)  # a sell stop the price reached fills now
 
     # ------------------------------------------------------------------ recording
 

@@ -13,6 +13,7 @@ from tradecycle.cycle.run import CycleSettings
 from tradecycle.infra.lock import FileLock, lock_path_for
 from tradecycle.models import Deadline
 from tradecycle.ports import Clock, EventLog, Services
+from tradecycle.rules.protections import Protections
 from tradecycle.store import Database, SimLedger
 
 
@@ -35,7 +36,9 @@ def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:
         max_decision_age_minutes=config.ai.max_decision_age_minutes,
         keep_days=config.database.keep_days,
         exits=config.risk.exits(),
-        protections=config.risk.protections(),
+        protections=Protections(config.risk.reentry_cooldown_minutes, config.risk.stop_loss_guard_count,
+                                config.risk.stop_loss_guard_minutes),
+        broker_held_stops=config.broker_held_stops,
     )
 
 

@@ -118,6 +118,9 @@ class HttpClient:
     def delete(self, path: str, **options) -> Any:
         return self.request("DELETE", path, **options)
 
+    def patch(self, path: str, body: Any, **options) -> Any:
+        return self.request("PATCH", path, json=body, **options)
+
     def request(
         self,
         method: str,

@@ -38,6 +38,7 @@ class CycleSettings:
     keep_days: int = 0  # prune history older than this; 0 keeps everything
     exits: ExitRules = ExitRules()  # protective exits the analyst cannot override (exits.py)
     protections: Protections = Protections()  # no buy back after a stop, no buying into a run of stops
+    broker_held_stops: bool = False  # a sell stop at the broker for each held position (stops.py)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -144,6 +145,10 @@ def trade_row(cycle: Cycle, intent: OrderIntent, status: str) -> dict:
         "price": str(intent.price),
         "status": status,
         "client_order_id": intent.client_order_id,
+        "order_type": intent.order_type,
+        "stop_price": str(intent.stop_price) if intent.stop_price is not None else None,
+        "limit_price": str(intent.limit_price) if intent.limit_price is not None else None,
+        "time_in_force": intent.time_in_force,
         "dry_run": int(status == "dry_run"),
         "created_at": now,
         "updated_at": now,

@@ -53,6 +53,7 @@ OPEN_ORDER_COLUMNS = [
     Col("symbol", "symbol"),
     Col("side", "side"),
     Col("notional", "notional_usd", right=True),
+    Col("stop", "stop_price", right=True, hide=2),
     Col("filled qty", "filled_qty", right=True, hide=2),
     Col("status", "status"),
     Col("client order id", "client_order_id"),
@@ -105,6 +106,9 @@ def status(data: dict[str, Any], console: Console | None = None) -> None:
         print_table(console, "positions", POSITION_COLUMNS, positions)
     else:
         say(console, "positions: none open")
+    if missing := (data.get("broker_held_stops") or {}).get("missing"):
+        say(console, "no stop at the broker for " + "; ".join(f"{s} ({why})" for s, why in missing.items())
+            + ": the cycle protects them itself, only while it runs", "yellow")
     if orders := data.get("open_orders") or []:
         console.print()
         print_table(console, "open orders (they count against the limits until they fill)", OPEN_ORDER_COLUMNS, orders)

@@ -18,6 +18,7 @@ from tradecycle.store.spans import Spans
 from tradecycle.store.db import Database
 from tradecycle.store.flags import KillSwitch, iso, parse_iso
 from tradecycle.store.scores import RequestLog
+from tradecycle.store.stops import BrokerStops
 
 # Ours: written before the send (``submitting``) or after a send whose fate is unknown.
 UNCONFIRMED_TRADE_STATUSES = ("submitting", "unknown")
@@ -43,7 +44,7 @@ def _cached_quote(row: dict) -> Quote:
     )
 
 
-class Store(DailyBarCache, RequestLog):
+class Store(DailyBarCache, RequestLog, BrokerStops):
     """The store one cycle (or one read command) talks to. It remembers the
     cycle it started, so that the kill switch the tool trips names it."""
 

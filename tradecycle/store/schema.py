@@ -374,6 +374,32 @@ def _m9_kill_switch_history_and_alert_state(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m_broker_held_stops(db: sqlite_utils.Database) -> None:
+    """Broker-held stops (cycle/stops.py): each trade's order type (``market``,
+    ``stop``, ``stop_limit``; older rows were all market orders), the stop's
+    trigger price, a stop-limit's limit price and the order's time in force,
+    an index to find a symbol's stop orders; the same for the simulator's orders."""
+    db.execute("ALTER TABLE trades ADD COLUMN order_type TEXT NOT NULL DEFAULT 'market'")
+    for column in ("stop_price", "limit_price", "time_in_force"):
+        db["trades"].add_column(column, str)
+    db["trades"].create_index(["order_type", "symbol"], index_name="idx_trades_order_type_symbol")
+    db.execute("ALTER TABLE sim_orders ADD COLUMN order_type TEXT NOT NULL DEFAULT 'market'")  # the simulator's stops
+    for column in ("stop_price", "limit_price", "time_in_force"):
+        db["sim_orders"].add_column(column, str)
+    db.execute("DROP VIEW IF EXISTS trades_v")
+    db.execute(f"CREATE VIEW trades_v AS {STOP_TRADES_VIEW}")
+
+
+# trades_v as migration 6 made it, plus the order type and a stop's prices.
+STOP_TRADES_VIEW = """SELECT id, cycle_id, created_at, symbol, side, order_type, status, dry_run,
+    CAST(quantity AS REAL) AS quantity, CAST(notional_usd AS REAL) AS notional_usd, CAST(price AS REAL) AS price,
+    CAST(stop_price AS REAL) AS stop_price, CAST(limit_price AS REAL) AS limit_price, time_in_force,
+    CAST(filled_qty AS REAL) AS filled_qty, CAST(filled_avg_price AS REAL) AS filled_avg_price,
+    CAST(filled_qty AS REAL) * CAST(filled_avg_price AS REAL) AS filled_value_usd,
+    client_order_id, broker_order_id, executed_at, updated_at, notes
+    FROM trades"""
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m1_contract_tables,
     _m2_audit_cache_and_simulator,
@@ -384,6 +410,7 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m7_spans_and_history_indexes,
     _m8_analyst_scorecard,
     _m9_kill_switch_history_and_alert_state,
+    _m_broker_held_stops,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 
