@@ -104,3 +104,22 @@ def test_protections_set_to_zero_let_the_buy_back_through(db, store, log):
                   store, settings(exits=STOP_8, protections=off), log)
         clock.advance(60)
     assert [o.side for o in broker.orders] == ["sell", "buy"]
+
+
+def test_a_stop_the_broker_filled_while_no_cycle_ran_starts_the_cooldown(db, store, log):
+    from .test_cycle_stops import sim_world
+
+    clock, market, broker, price = sim_world(db)
+    price("200")
+    analyst = ScriptedAnalyst({"AAPL": ("buy", 0.9)})
+    rules = settings(exits=STOP_8, broker_held_stops=True, protections=RULES)
+    run_cycle(services(broker=broker, quotes=market, analyst=analyst, clock=clock), store, rules, log)  # buys, places its stop
+    clock.advance(60)
+    price("183")  # no cycle runs: the broker's stop sells
+    run_cycle(services(broker=broker, quotes=market, analyst=analyst, clock=clock), store, rules, log)
+
+    [exit_row] = db.query("SELECT model FROM ai_decisions WHERE outcome = 'stop_loss'")
+    assert exit_row["model"] == "broker-stop"
+    assert outcomes(db, "AAPL") == ["ordered", "stop_loss", "cooldown"]  # the buy signal is still there: not sent
+    buys = db.query("SELECT COUNT(*) AS n FROM trades WHERE side = 'buy'")[0]["n"]
+    assert buys == 1 and len(analyst.seen) == 1  # the analyst was asked once, for the first buy
