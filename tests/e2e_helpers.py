@@ -59,9 +59,9 @@ def copy_shipped_config(folder: Path) -> Path:
     clock's time and must see stocks trade whatever the day and hour."""
     folder.mkdir(parents=True, exist_ok=True)
     text = SHIPPED_CONFIG.read_text(encoding="utf-8")
-    assert "\nseed = 42" in text
+    assert '\nmarket_hours = "exchange"' in text
     path = folder / "config.toml"
-    path.write_text(text.replace("\nseed = 42", '\nmarket_hours = "always"\nseed = 42', 1), encoding="utf-8")
+    path.write_text(text.replace('\nmarket_hours = "exchange"', '\nmarket_hours = "always"', 1), encoding="utf-8")
     return path
 
 

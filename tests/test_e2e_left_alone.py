@@ -125,8 +125,8 @@ def test_explain_shows_the_volatility_sizing_arithmetic(tmp_path):
 
     config = copy_shipped_config(tmp_path)
     text = config.read_text(encoding="utf-8")
-    config.write_text(text.replace("min_order_percent = 1 ", 'min_order_percent = 1\nsizing = "volatility"\n'
-                                   "risk_per_trade_percent = 0.1 ", 1), encoding="utf-8")
+    config.write_text(text.replace('sizing = "fixed"', 'sizing = "volatility"').replace(
+        "risk_per_trade_percent = 0.25", "risk_per_trade_percent = 0.1"), encoding="utf-8")
     assert invoke("run", "--config", config).exit_code == 0
     story = json.loads(invoke("explain", "last", "--json", "--config", config).stdout)
     [bought] = [d for d in story["decisions"] if d["outcome"] == "ordered"]
