@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, ValidationError, field_validator, model_validator
 
 from tradecycle.infra.environment import Secrets  # noqa: F401  (re-exported: the config's companion)
+from tradecycle.config_errors import describe_errors  # noqa: F401  (re-exported: replay words its errors the same way)
 from tradecycle.infra.errors import ConfigError
 from tradecycle.models import ExitRules, RiskLimits
 from tradecycle.infra.paths import read_toml, resolve_path
@@ -247,12 +249,17 @@ class SimMarketConfig(_Section):
     market_hours: Literal["exchange", "always"] = "exchange"
 
 
+class CsvMarketConfig(_Section):
+    path: str = "data"  # a folder of OHLCV files, one a symbol (AAPL.csv, BTC-USD.csv): history for backtests
+
+
 class MarketDataConfig(_Section):
-    provider: Literal["sim", "live", "alpaca"] = "sim"
+    provider: Literal["sim", "live", "alpaca", "csv"] = "sim"  # "csv": backtests only
     alpaca: AlpacaDataConfig = AlpacaDataConfig()
     finnhub: FinnhubConfig = FinnhubConfig()
     coingecko: CoinGeckoConfig = CoinGeckoConfig()
     sim: SimMarketConfig = SimMarketConfig()
+    csv: CsvMarketConfig = CsvMarketConfig()
 
 
 class NewsConfig(_Section):
@@ -276,6 +283,7 @@ class ShadowConfig(_Section):
     # The environment variable that holds this server's key. Unset: OPENAI_API_KEY
     # when the shadow uses ai.base_url (the same server), otherwise no key.
     api_key_env: str | None = None
+    training_cutoff: date | None = None  # as ai.training_cutoff, for this model
 
     @field_validator("base_url")
     @classmethod
@@ -310,6 +318,8 @@ class AIConfig(_Section):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     reanalyze_move_percent: Percent = Decimal("0.5")
     max_decision_age_minutes: Annotated[float, Field(gt=0)] = 15
+    # The last day the model may have learned from (YYYY-MM-DD): a backtest never asks it about a day on or before it.
+    training_cutoff: date | None = None
     shadow: list[ShadowConfig] = []  # [[ai.shadow]] challengers (see ai/shadow.py)
 
     @field_validator("base_url")
@@ -324,6 +334,11 @@ class AIConfig(_Section):
         return "OPENAI_API_KEY" if (shadow.base_url or self.base_url) == self.base_url else None
 
 
+class BacktestConfig(_Section):
+    slippage_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(5)  # against the order at every fill
+    fee_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(0)  # of each fill's value, taken from cash
+
+
 class Config(_Section):
     cycle: CycleConfig = CycleConfig()
     risk: RiskConfig = RiskConfig()
@@ -334,6 +349,7 @@ class Config(_Section):
     market_data: MarketDataConfig = MarketDataConfig()
     news: NewsConfig = NewsConfig()
     ai: AIConfig = AIConfig()
+    backtest: BacktestConfig = BacktestConfig()
 
     # Set by load_config, not by the file: where relative paths resolve.
     _base_dir: Path = PrivateAttr(default=Path("."))
@@ -370,6 +386,10 @@ class Config(_Section):
     def log_path(self) -> Path:
         return resolve_path(self.base_dir, self.log.path)
 
+    @property
+    def csv_path(self) -> Path:
+        return resolve_path(self.base_dir, self.market_data.csv.path)
+
 
 def shadow_key_names(config: "Config") -> tuple[str, ...]:
     """The extra environment variables the shadows read their keys from."""
@@ -388,34 +408,6 @@ def load_config(path: Path) -> Config:
         if not file.parent.is_dir():
             raise ConfigError(f"invalid configuration: {key}: folder does not exist: {file.parent}")
     return config
-
-
-_MESSAGES = {
-    "greater_than_equal": "must be >= {ge}",
-    "greater_than": "must be > {gt}",
-    "less_than_equal": "must be <= {le}",
-    "less_than": "must be < {lt}",
-    "extra_forbidden": "unknown key",
-    "literal_error": "must be one of {expected}",
-    "finite_number": "must be a finite number",
-    "decimal_type": "must be a finite number",
-}
-
-
-def describe_errors(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        template = _MESSAGES.get(error["type"])
-        ctx = error.get("ctx") or {}
-        if template:
-            message = template.format(**{k: v for k, v in ctx.items()})
-        else:
-            message = str(ctx.get("error") or error["msg"])
-            message = message.removeprefix("Value error, ")
-        # A rule across keys names its keys itself.
-        lines.append(message if key and message.startswith(f"{key}.") or not key else f"{key}: {message}")
-    return "invalid configuration: " + "; ".join(lines)
 
 
 def required_environment(config: Config) -> dict[str, str]:

@@ -82,6 +82,8 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaStopsMixin, AlpacaDataM
         # --- CoinGecko (last_updated_at=None is served as "now"). It is the public
         # (demo) host: a Pro key header is refused as api.coingecko.com refuses it.
         self.coin_ids: dict[str, str] = dict(DEFAULT_COIN_IDS)
+        # Keys CoinGecko knows as Pro keys: sent to this (public) host, even in the demo header, refused (10010).
+        self.coingecko_pro_keys: set[str] = set()
         self.coins: dict[str, dict[str, Any]] = {
             self.coin_ids[s]: {"usd": float(DEFAULT_PRICES[s]), "usd_24h_change": 1.25, "last_updated_at": None}
             for s in DEFAULT_CRYPTO
@@ -91,6 +93,11 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaStopsMixin, AlpacaDataM
         self.daily_bars: dict[str, list[dict[str, Any]]] = {}  # symbol -> Alpaca-shaped bars, oldest first
         self.day_volumes: dict[str, float] = {}  # symbol -> today's volume so far (the snapshot's dailyBar.v)
         self.bars_page_size: int | None = None  # page the bars replies at fewer bars than `limit` asks
+        # Historical bars at any timeframe, (symbol, "1Hour") -> Alpaca-shaped bars (1Day falls back to
+        # daily_bars), and Alpaca's news (GET /v1beta1/news): set with set_history_bars / add_alpaca_news.
+        self.history_bars: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.alpaca_news: list[dict[str, Any]] = []
+        self.news_page_size: int | None = None  # page the news replies at fewer items than `limit` asks
         for symbol in DEFAULT_STOCKS + DEFAULT_CRYPTO:
             self.set_daily_bars(symbol, _default_bars(symbol, DEFAULT_PRICES[symbol]))
 

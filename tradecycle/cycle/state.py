@@ -173,9 +173,13 @@ def record_outcome(cycle: Cycle, item: Outcome) -> None:
         "quote_source": quote.source if quote else None,
         "reused_decision_id": item.reused_decision_id,
     }
-    asked = decision is not None and decision.exit is None and item.outcome != "unchanged"
+    # A decision reused from an earlier row (a hold or a refusal that still stands) was not asked for:
+    # it keeps the model and prompt hash of the decision it reuses, and adds no analyst, tokens or request.
+    asked = decision is not None and decision.exit is None and item.reused_decision_id is None
     if decision:
         row.update(_analyst_columns(cycle, decision, asked))
+        if decision.prompt_hash:
+            row["prompt_hash"] = decision.prompt_hash
         if item.symbol in cycle.inputs:
             row["inputs"] = prompt_inputs_summary(cycle.inputs[item.symbol])
             if item.verdict and item.verdict.room:

@@ -152,8 +152,14 @@ def _header(data: dict[str, Any]) -> str:
     switch = data["status"]["kill_switch"]
     state = (f'<span class="on">kill switch ON</span>: {escape(switch["reason"] or "")}' if switch["active"]
              else "kill switch off")
+    run = data.get("backtest")
+    backtest = "" if not run else (
+        f"\n<p class=\"meta\">Backtest of {escape(run['from'])} to {escape(run['to'])} at {escape(run['interval'])}"
+        f" on {escape(run['source'])} history ({escape(run['status'])})."
+        + (' <span class="on">CONTAMINATED</span>: a model was asked about days on or before its training cutoff'
+           " (--allow-contaminated)." if run["contaminated"] else "") + "</p>")
     return (f"<header><h1>tradecycle report</h1>\n<p class=\"meta\">{escape(data['database'])}: {escape(period)}{since}."
-            f" {state}. Generated {escape(data['generated_at'])}.</p></header>")
+            f" {state}. Generated {escape(data['generated_at'])}.</p>{backtest}</header>")
 
 
 def _empty_chart(data: dict[str, Any]) -> str:

@@ -152,7 +152,9 @@ def replay(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or default_console()
     pairs = result["replayed"]
     same = sum(1 for p in pairs if p["agree"])
-    say(console, f"replayed {len(pairs)} recorded request(s) on {result['model']} at {result['base_url']}: "
+    of = (f" of cycle {result['cycle_id']}" + (" (the last one asked)" if result.get("asked_for") == "last" else "")
+          if result.get("cycle_id") else f" since {result['since']}" if result.get("since") else "")
+    say(console, f"replayed {len(pairs)} recorded request(s){of} on {result['model']} at {result['base_url']}: "
                    f"{same} of {len(pairs)} with the same action", "bold")
     print_table(console, None, REPLAY_COLUMNS, pairs)
     if len(pairs) <= WHY_LIMIT:

@@ -151,14 +151,20 @@ def _last_cycle(last: dict[str, Any]) -> list[tuple[str, RenderableType]]:
     text.append_text(status_text(last))
     if last.get("dry_run"):
         text.append(" (dry run)")
+    skipped = last.get("status") == "skipped"
+    if skipped:  # why it was skipped, once: it decided nothing, so no error count
+        orders = last.get("orders_count") or 0
+        text.append(f": {last.get('error') or 'no reason recorded'}"
+                    + (f"; {orders} closing order(s) sent" if orders else ""))
+    else:
+        text.append(f": {last.get('orders_count') or 0} order(s), {last.get('errors_count') or 0} error(s)")
     ago = f" ({ago_text(last['age_seconds'])} ago)" if last.get("age_seconds") is not None else ""
-    text.append(f": {last.get('orders_count') or 0} order(s), {last.get('errors_count') or 0} error(s)"
-                f"\nstarted {last['started_at']}{ago}, took {duration(last.get('duration_ms'))}")
+    text.append(f"\nstarted {last['started_at']}{ago}, took {duration(last.get('duration_ms'))}")
     rows: list[tuple[str, RenderableType]] = [("last cycle", text)]
     if last.get("stale"):
         rows.append(("no cycle since", Text(f"no cycle has run for {ago_text(last['age_seconds'])}: is cron running? "
                                             "(`crontab -l`; see crontab.example)", style="bold red")))
-    if last.get("error"):
+    if last.get("error") and not skipped:
         rows.append(("error", Text(last["error"], style="red")))
     return rows
 

@@ -261,6 +261,7 @@ class Store(DailyBarCache, RequestLog, BrokerStops):
             action=row["action"],
             outcome=row["outcome"],
             min_notional_usd=Decimal((inputs.get("room") or {}).get("min_notional_usd") or 1),
+            prompt_hash=row["prompt_hash"],
         )
 
     def record_decision(self, row: dict[str, Any]) -> int:
