@@ -33,7 +33,7 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
         raise UsageError(f"--out {out}: is a folder; give a file name (e.g. --out {target / 'report.html'})")
     since = since_utc(since) if since else None
     state = status(config_option, db_option)
-    card = score(config_option, db_option, since)
+    card = score(config_option, db_option, since, paths=True)
     equity, start, benchmark_at, trades, backtest = [], {}, {}, [], None
     with reading(Path(state["database"])) as db:
         if db is not None:

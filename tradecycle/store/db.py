@@ -61,8 +61,19 @@ class Database:
         """sqlite-utils over the same connection, for schema work (imported on
         first use: ``killswitch`` and ``status`` never need it)."""
         if self._utils is None:
-            import sqlite_utils
+            import sys
 
+            # sqlite-utils imports pandas when it is installed (arch brings it, for score); the
+            # schema work never uses it, so a migrating cycle does not pay for it: a None in
+            # sys.modules makes that import fail as if pandas were absent, which sqlite-utils handles.
+            blocked = "pandas" not in sys.modules
+            if blocked:
+                sys.modules["pandas"] = None  # type: ignore[assignment]
+            try:
+                import sqlite_utils
+            finally:
+                if blocked and sys.modules.get("pandas", 0) is None:
+                    del sys.modules["pandas"]
             self._utils = sqlite_utils.Database(self.conn)
         return self._utils
 
