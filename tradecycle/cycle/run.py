@@ -157,6 +157,7 @@ def fetch_market_data(cycle: Cycle) -> None:
     cycle.market = fetched
     results |= reconcile.lookups_beyond_list(services.broker, open_orders, results["open_orders"])
     filled = reconcile.apply_order_updates(cycle, open_orders, results)
+    cycle.stops_at_fetch = [t for t in open_orders if stops.is_stop(t)]
     stops.record_fills(cycle, open_orders)
     market.collect_quotes(cycle, {**market.per_symbol(results["stocks"], settings.stocks), **market.per_symbol(results["crypto"], settings.crypto)})
     filled += adopt.adopt_lost_orders(cycle, results[adopt.LISTING])  # ours at the broker, lost by the database
@@ -312,7 +313,13 @@ def sync_state(cycle: Cycle) -> None:
     """Write back positions and account as the broker now has them, and move
     earlier orders forward (new -> filled, unknown -> what the broker says).
     A broker failure here is noted; the orders already sent stand. Then the
-    stops held at the broker are made to match the positions (``stops.maintain``)."""
+    stops held at the broker are made to match the positions (``stops.maintain``),
+    and a stop read filled by any step of this cycle is recorded as a protective exit."""
+    _sync(cycle)
+    stops.record_fills(cycle, cycle.stops_at_fetch)
+
+
+def _sync(cycle: Cycle) -> None:
     services, store = cycle.services, cycle.store
     now = services.clock.now()
     pending = store.pending_trades()

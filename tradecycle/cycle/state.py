@@ -92,6 +92,8 @@ class Cycle:
     buy_block: tuple[str, str] | None = None
     adopted: list[str] = field(default_factory=list)  # orders of this tool the database had lost, found this cycle
     inherited: str | None = None  # a new database met a broker account with positions or orders of ours
+    stops_at_fetch: list[dict] = field(default_factory=list)  # our stops open at the broker as the fetch began
+    stop_fills: set[str] = field(default_factory=set)  # stops whose fill this cycle recorded (client order ids)
 
     def block_buys(self, outcome: str, why: str) -> None:
         """No buy this cycle (the first reason stands); sells and protective exits go on."""

@@ -49,9 +49,12 @@ def is_stop(trade: dict) -> bool:
 
 def record_fills(cycle: Cycle, before: list[dict]) -> None:
     """Record, as a protective exit, every stop of ``before`` (trades rows as
-    they were) that the refresh just found filled."""
+    they were) that is now found filled, once per cycle: the fetch calls it
+    after its refresh, the sync after its own, and the end of the sync once
+    more for the stops open as the fetch began (a stop can fill during the
+    fetch itself, after its reply, and be read filled by a later step)."""
     for trade in before:
-        if not is_stop(trade) or trade["status"] in FINAL_TRADE_STATUSES:
+        if not is_stop(trade) or trade["status"] in FINAL_TRADE_STATUSES or trade["client_order_id"] in cycle.stop_fills:
             continue
         row = cycle.store.trade(trade["client_order_id"])
         if row and row["status"] in FINAL_TRADE_STATUSES and Decimal(row["filled_qty"] or 0) > 0:
@@ -59,6 +62,7 @@ def record_fills(cycle: Cycle, before: list[dict]) -> None:
 
 
 def _record_fill(cycle: Cycle, row: dict) -> None:
+    cycle.stop_fills.add(row["client_order_id"])
     qty, price = row["filled_qty"], row["filled_avg_price"] or row["stop_price"]
     when = row["executed_at"] or "an unknown time"
     reason = (f"stop-loss held at the broker: sold {qty} at {price} (stop {row['stop_price']}) at {when}, "
