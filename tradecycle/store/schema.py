@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from tradecycle.infra.errors import DatabaseUnusable
 from tradecycle.store.db import Database
+from tradecycle.store.schema_record import _m10_decision_provenance, _m11_record_chain
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -384,6 +385,8 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m7_spans_and_history_indexes,
     _m8_analyst_scorecard,
     _m9_kill_switch_history_and_alert_state,
+    _m10_decision_provenance,
+    _m11_record_chain,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

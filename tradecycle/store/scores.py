@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from tradecycle.store import chain
 from tradecycle.store.db import Database
 from tradecycle.store.flags import iso
 
@@ -74,12 +75,16 @@ def cycle_exists(db: Database, cycle_id: str) -> bool:
 def record_replay(db: Database, original: dict[str, Any], row: dict[str, Any]) -> int:
     """Write a replayed decision (role ``replay``) in place of an earlier replay of the
     same decision by the same model: asked again, it is answered again."""
-    with db.transaction():
-        db.execute("DELETE FROM ai_decisions WHERE role = 'replay' AND replay_of = ? AND model = ?",
-                   (original["id"], row["model"]))
+    with db.transaction():  # the rows and their links (store/chain.py): a deletion link for each earlier replay
+        earlier = [r["id"] for r in db.query("SELECT id FROM ai_decisions WHERE role = 'replay' AND replay_of = ? AND model = ?",
+                                             (original["id"], row["model"]))]
+        db.execute(f"DELETE FROM ai_decisions WHERE id IN ({', '.join('?' for _ in earlier)})", tuple(earlier))
+        chain.append_deletions(db.conn, "ai_decisions", earlier)
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        return db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
+        decision_id = db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
+        chain.append_rows(db.conn, "ai_decisions", [decision_id])
+        return decision_id
 
 
 def scored_decisions(db: Database, horizons: dict[str, int], since: str | None, model: str | None,

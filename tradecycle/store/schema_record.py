@@ -1,0 +1,50 @@
+"""Migrations of the record's integrity (issue 25): the provenance of every
+decision and the hash chain over ``ai_decisions`` and ``trades``. Kept beside
+schema.py (whose ``MIGRATIONS`` lists them) so that each file stays short;
+like every migration, never edited once shipped."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+# decisions_v as migration 8 made it (schema.SCORED_DECISIONS_VIEW), plus the provenance of each answer.
+PROVENANCE_DECISIONS_VIEW = """SELECT id, cycle_id, created_at, symbol, role, analyst, action, confidence, outcome, detail,
+    CAST(price AS REAL) AS price, quote_age_seconds, quote_source, model, prompt_hash, reasoning, reused_decision_id,
+    latency_ms, prompt_tokens, completion_tokens, request_id, replay_of, served_model, system_fingerprint, temperature,
+    seed, training_cutoff, contaminated
+    FROM ai_decisions"""
+
+
+def _m10_decision_provenance(db: sqlite_utils.Database) -> None:
+    """Version 10: under what terms each analyst answered: the model the server
+    says answered (``served_model``: the reply's ``model``, often a dated
+    snapshot of the one asked for), its ``system_fingerprint`` where the server
+    sends one, the ``temperature`` and ``seed`` the request carried, the model's
+    declared ``training_cutoff``, and ``contaminated`` (1: the decision is about
+    a moment on or before that cutoff, so the model may have known what came next;
+    left out of ``score`` unless ``--include-contaminated``)."""
+    for column, kind in [("served_model", str), ("system_fingerprint", str), ("temperature", float), ("seed", int),
+                         ("training_cutoff", str)]:
+        db["ai_decisions"].add_column(column, kind)
+    db.execute("ALTER TABLE ai_decisions ADD COLUMN contaminated INTEGER NOT NULL DEFAULT 0")
+    db.execute("DROP VIEW IF EXISTS decisions_v")
+    db.execute(f"CREATE VIEW decisions_v AS {PROVENANCE_DECISIONS_VIEW}")
+
+
+def _m11_record_chain(db: sqlite_utils.Database) -> None:
+    """Version 11: the hash chain over ``ai_decisions`` and ``trades`` (store/chain.py):
+    one link per write, a partial index for the deletion links and one for the
+    checkpoints (each a handful of rows a day). Every row already there is linked
+    now, oldest first (about 3 s per 100,000 rows, once)."""
+    from tradecycle.store import chain
+
+    db.execute(
+        """CREATE TABLE chain_links (seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL, row_id INTEGER,
+           linked_at INTEGER NOT NULL, content BLOB, hash BLOB NOT NULL, detail TEXT)"""
+    )
+    db.execute("CREATE INDEX idx_chain_links_deletions ON chain_links (kind, row_id, seq) WHERE content IS NULL")
+    db.execute("CREATE INDEX idx_chain_links_checkpoints ON chain_links (seq) WHERE kind = 0")
+    chain.link_existing(db.conn)
