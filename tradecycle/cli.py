@@ -355,6 +355,29 @@ def replay(
 
 
 @cli.command()
+def verify(
+    head: Annotated[Optional[str], typer.Option(
+        "--head", help="a head kept earlier (at least 12 hex digits): exit 1 unless it is a link of the chain")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Recompute the hash chain over decisions and trades: exit 0 and the chain head
+    (keep it elsewhere) when every row is as written, exit 1 naming the first row that differs."""
+    with _guard(show_traceback, config=config):
+        result = _command("verify").verify(config, db, head)
+    _show(result, as_json, "verify", lambda render: render.verify(result))
+    if result["problem_count"]:
+        first = result["problems"][0]
+        _error(f"verify: {first['message']}")
+        raise typer.Exit(int(ExitCode.ABORTED))
+    if not result["ok"]:
+        _error(f"verify: {result['kept_head_note']}")
+        raise typer.Exit(int(ExitCode.ABORTED))
+
+
+@cli.command()
 def check(
     config: ConfigOption = None,
     online: Annotated[bool, typer.Option("--online", help="also reach each configured service once (about 5 s at most)")] = False,

@@ -30,6 +30,16 @@ _UNLINKED = float("inf")  # a row in no link sorts after every link
 
 
 def verify_chain(db: Database, kept_head: str | None = None) -> dict[str, Any]:
+    """``_verify`` on one snapshot of the database (a read transaction: a cycle
+    writing meanwhile is neither waited for nor half seen)."""
+    db.execute("BEGIN")
+    try:
+        return _verify(db, kept_head)
+    finally:
+        db.execute("ROLLBACK")
+
+
+def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
     """The verdict on the chain: ``ok``, ``head`` (``hash``, ``seq``, ``linked_at``:
     what to keep elsewhere), ``links`` checked, ``rows`` per table, ``checkpoint``
     (the newest: ``seq``, ``upto``), ``problems`` (the first ``SHOWN_PROBLEMS``,
