@@ -1,4 +1,4 @@
-"""Cycles on a simulated clock against ``tests/fakeserver.py``.
+"""Cycles on a simulated clock against ``tests/fakeserver/``.
 
 A subprocess cannot be given a frozen clock, so these cycles run in this
 process through the same path as ``tradecycle run``: the config file is

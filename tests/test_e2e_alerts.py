@@ -1,5 +1,5 @@
 """Alerts end to end: through apprise (``json://``) to the fake's local
-webhook receiver (``tests/fakeserver.py``, ``/alerts``), loopback only.
+webhook receiver (``tests/fakeserver/``, ``/alerts``), loopback only.
 
 Cycles on a simulated clock (``tests/simulated.py``: the path of ``tradecycle
 run``, the clock set to a Tuesday morning in New York so that no daily summary

@@ -234,12 +234,12 @@ def test_a_quantity_in_the_reply_is_ignored_and_the_order_stays_within_the_posit
 def test_a_slow_model_holds_every_symbol_inside_the_analysis_timeout(e2e):
     e2e.configure(cycle={"analysis_timeout_seconds": 1})
     e2e.fake.llm_decide = {"AAPL": ("buy", 0.9, "late"), "BTC/USD": ("buy", 0.9, "late")}
-    e2e.fake.fail("openai", "delay", seconds=5)
+    e2e.fake.fail("openai", "delay", seconds=10)
     started = time.monotonic()
     e2e.run()
     elapsed = time.monotonic() - started
 
-    assert elapsed < 4, f"the CLI took {elapsed:.1f}s"
+    assert elapsed < 7, f"the CLI took {elapsed:.1f}s"  # it never waited for the 10 s reply (start-up is slow on a busy machine)
     assert e2e.posted_orders() == []
     decisions = e2e.decisions()
     assert {s: d["outcome"] for s, d in decisions.items()} == {"AAPL": "ai_unavailable", "BTC/USD": "ai_unavailable"}
