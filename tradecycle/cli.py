@@ -297,6 +297,8 @@ def score(
     since: SinceOption = None,
     model: ModelOption = None,
     symbol: SymbolOption = None,
+    include_contaminated: Annotated[bool, typer.Option(
+        "--include-contaminated", help="also count decisions about a moment on or before the model's training cutoff")] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
@@ -305,7 +307,7 @@ def score(
     """Is the analyst any good? Per analyst and symbol: decisions, hit rates at 15 min,
     1 h and 1 day, calibration; shadows side by side; P&L, buy-and-hold, drawdown."""
     with _guard(show_traceback, config=config):
-        card = _command("score").score(config, db, since, model, symbol)
+        card = _command("score").score(config, db, since, model, symbol, include_contaminated)
     _show(card, as_json, "score", lambda render: render.score(card))
 
 
@@ -338,6 +340,9 @@ def replay(
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="its OpenAI-compatible server (default: ai.base_url)")] = None,
     key_env: Annotated[Optional[str], typer.Option(
         "--key-env", help="environment variable holding that server's key (default: OPENAI_API_KEY for ai.base_url, none elsewhere)")] = None,
+    training_cutoff: Annotated[Optional[str], typer.Option(
+        "--training-cutoff", help="that model's training cutoff, a date (default: the configured one of the analyst with that model);"
+                                  " decisions on or before it are marked contaminated")] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
@@ -347,7 +352,7 @@ def replay(
     decision since then) to another model; print both decisions side by side and record
     the replayed ones (role "replay": scored, never traded). Exit 1 if none was answered."""
     with _guard(show_traceback, config=config):
-        result = _command("replay").replay(config, db, cycle_id, since, model, base_url, key_env)
+        result = _command("replay").replay(config, db, cycle_id, since, model, base_url, key_env, training_cutoff)
     _show(result, as_json, "score", lambda render: render.replay(result))
     if all(p["replayed"]["outcome"] in ("ai_unavailable", "ai_invalid") for p in result["replayed"]):
         _error(f"no replayed request was answered by {result['model']} at {result['base_url']}")

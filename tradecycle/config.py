@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -265,6 +266,8 @@ class ShadowConfig(_Section):
     base_url: str | None = None  # None: ai.base_url
     model: str = ""
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    seed: int | None = None  # sent as ``seed`` when set (see AIConfig)
+    training_cutoff: date | None = None  # the model's declared training cutoff (see AIConfig)
     # The environment variable that holds this server's key. Unset: OPENAI_API_KEY
     # when the shadow uses ai.base_url (the same server), otherwise no key.
     api_key_env: str | None = None
@@ -300,6 +303,10 @@ class AIConfig(_Section):
     # o4-mini) accept only their default, o1-mini/o3-mini no temperature at all; a refusal that
     # names it is repaired by leaving it out (see ai/openai_compat.py).
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    # Sent as ``seed`` when set: servers that honour it answer the same messages alike (a refusal drops it).
+    seed: int | None = None
+    # The model's declared training cutoff: decisions about a moment on or before it are marked contaminated.
+    training_cutoff: date | None = None
     reanalyze_move_percent: Percent = Decimal("0.5")
     max_decision_age_minutes: Annotated[float, Field(gt=0)] = 15
     shadow: list[ShadowConfig] = []  # [[ai.shadow]] challengers (see ai/shadow.py)
@@ -382,6 +389,9 @@ _MESSAGES = {
     "literal_error": "must be one of {expected}",
     "finite_number": "must be a finite number",
     "decimal_type": "must be a finite number",
+    "date_from_datetime_parsing": "must be a date, e.g. 2024-10-01",
+    "date_parsing": "must be a date, e.g. 2024-10-01",
+    "date_type": "must be a date, e.g. 2024-10-01",
 }
 
 

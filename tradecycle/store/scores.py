@@ -88,23 +88,33 @@ def record_replay(db: Database, original: dict[str, Any], row: dict[str, Any]) -
 
 
 def scored_decisions(db: Database, horizons: dict[str, int], since: str | None, model: str | None,
-                     symbol: str | None) -> list[dict[str, Any]]:
+                     symbol: str | None, include_contaminated: bool = False) -> list[dict[str, Any]]:
     """Every decision an analyst was asked for (``analyst`` set: never a hold that
     merely stood, a protective exit or a symbol settled without asking), oldest
     first, with the first stored price at or after each horizon (None: not yet).
-    A row standing for several cycles is one row, so it counts once."""
+    A row standing for several cycles is one row, so it counts once. Decisions
+    marked ``contaminated`` (about a moment the model may have been trained on)
+    are left out unless ``include_contaminated``."""
     later = ", ".join(f"{_LATER_PRICE.format(seconds=int(s))} AS price_{name}" for name, s in horizons.items())
     clauses, params = ["d.analyst IS NOT NULL"], []
+    if not include_contaminated:
+        clauses.append("d.contaminated = 0")
     for clause, value in (("d.created_at >= ?", since), ("d.model = ?", model), ("d.symbol = ?", symbol)):
         if value is not None:
             clauses.append(clause)
             params.append(value)
     return db.query(
         "SELECT d.id, d.cycle_id, d.created_at, d.symbol, d.role, d.analyst, d.model, d.prompt_hash, d.action,"
-        " d.confidence, d.outcome, d.price, d.prompt_tokens, d.completion_tokens, d.replay_of,"
+        " d.confidence, d.outcome, d.price, d.prompt_tokens, d.completion_tokens, d.replay_of, d.contaminated,"
         f" {later} FROM ai_decisions d WHERE {' AND '.join(clauses)} ORDER BY d.created_at, d.id",
         tuple(params),
     )
+
+
+def contaminated_count(db: Database, since: str | None) -> int:
+    """How many asked decisions since ``since`` are marked contaminated (left out of ``score``)."""
+    return db.one("SELECT COUNT(*) AS n FROM ai_decisions WHERE contaminated = 1 AND analyst IS NOT NULL AND created_at >= ?",
+                  (since or "",))["n"]
 
 
 def fills(db: Database, symbol: str | None = None) -> list[dict[str, Any]]:
