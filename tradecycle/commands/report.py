@@ -24,6 +24,7 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
     from tradecycle.infra.errors import UsageError
     from tradecycle.store import report as report_rows
     from tradecycle.store import scores
+    from tradecycle.store.chain import chain_head
 
     target = Path(out).expanduser()
     if not target.parent.is_dir():
@@ -31,9 +32,10 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
     since = since_utc(since) if since else None
     state = status(config_option, db_option)
     card = score(config_option, db_option, since)
-    equity, start, benchmark_at, trades = [], {}, {}, []
+    equity, start, benchmark_at, trades, head = [], {}, {}, [], None
     with reading(Path(state["database"])) as db:
         if db is not None:
+            head = chain_head(db)
             equity = scores.equity_by_cycle(db, since)
             start, _ = scores.benchmark_prices(db, since, None)
             points = html_report.chart_points(equity)
@@ -44,6 +46,7 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
         "generated_at": iso_now(), "since": since, "database": state["database"],
         "database_exists": state["database_exists"], "status": state, "score": card, "equity": equity,
         "benchmark": {"start": start, "at": benchmark_at}, "trades": trades, "min_count": scorecard.MIN_COUNT,
+        "chain_head": head,
     }
     target.write_text(html_report.build_html(data), encoding="utf-8")
     return {"path": str(target.resolve()), "cycles": len(equity), "first": equity[0]["started_at"] if equity else None,
