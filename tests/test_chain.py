@@ -7,6 +7,7 @@ touched, in order), never reading the chain, to know which row must be named."""
 from __future__ import annotations
 
 import itertools
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -218,3 +219,126 @@ def test_verify_passes_after_a_prune_and_still_names_a_changed_row(tmp_path, pla
     row = db.one(f"SELECT * FROM {table} WHERE id = ?", (row_id,))
     tamper_change(db, table, row, data.draw(st.sampled_from(sorted(c for c in row if c != "id"))))
     assert first_problem(db) == (table, row_id)
+
+
+# -- cases --------------------------------------------------------------------------------
+
+
+def test_an_upgraded_database_links_the_rows_it_had_and_a_later_column_changes_no_old_row(tmp_path):
+    from tradecycle.store import Database, migrate
+
+    path = tmp_path / "old.db"
+    old = Database(path)
+    migrate(old, up_to=9)  # before the chain
+    old.execute("INSERT INTO ai_decisions (cycle_id, symbol, action, confidence, reasoning, model, outcome, created_at)"
+                " VALUES ('c1', 'AAPL', 'buy', 0.8, 'why', 'm', 'ordered', '2026-01-01T00:00:00Z')")
+    old.execute("INSERT INTO trades (cycle_id, symbol, side, quantity, status, client_order_id) VALUES ('c1', 'AAPL', 'buy', '1', 'new', 'tc-1')")
+    old.close()
+
+    db = open_database(path)
+    result = verify_chain(db)
+    assert result["ok"] and result["links"] == 2 and result["rows"] == {"ai_decisions": 1, "trades": 1}
+    # A column added later, NULL or with a default, leaves every old row's content as it was.
+    db.execute("ALTER TABLE ai_decisions ADD COLUMN some_later_note TEXT")
+    db.execute("ALTER TABLE trades ADD COLUMN some_later_flag INTEGER NOT NULL DEFAULT 0")
+    assert verify_chain(db)["ok"]
+
+
+def test_every_write_is_one_link_in_its_own_transaction(tmp_path):
+    writer = Writer(fresh_store(tmp_path))
+    db = writer.store.db
+    cycle = writer.new_cycle()
+    writer.decide(cycle, "AAPL", "market_closed", 0.5)
+    writer.decide(writer.new_cycle(), "AAPL", "market_closed", 0.5)  # the same outcome: the row of the cycle before grows
+    writer.order(cycle, "AAPL")
+    writer.fill(0)
+
+    links = db.query("SELECT seq, kind, row_id, content IS NULL AS deleted FROM chain_links ORDER BY seq")
+    assert [(l["kind"], l["row_id"], l["deleted"]) for l in links] == [(1, 1, 0), (1, 1, 0), (2, 1, 0), (2, 1, 0)]
+    assert db.one("SELECT repeats FROM ai_decisions")["repeats"] == 1
+    head = chain.chain_head(db)
+    assert head["seq"] == 4 and head["hash"] == verify_chain(db)["head"]["hash"]
+
+
+def test_a_replay_asked_again_deletes_the_earlier_one_with_a_link(tmp_path):
+    from tradecycle.store import scores
+
+    writer = Writer(fresh_store(tmp_path))
+    db = writer.store.db
+    writer.decide(writer.new_cycle(), "AAPL", "hold", 0.5)
+    original = db.one("SELECT * FROM ai_decisions")
+    replay = {"cycle_id": "c1", "symbol": "AAPL", "action": "buy", "confidence": 0.6, "reasoning": "r", "model": "other",
+              "outcome": "replay", "role": "replay", "replay_of": original["id"], "created_at": original["created_at"]}
+    first = scores.record_replay(db, original, replay)
+    second = scores.record_replay(db, original, {**replay, "confidence": 0.7})
+    assert db.one("SELECT COUNT(*) AS n FROM ai_decisions WHERE role = 'replay'")["n"] == 1
+    deleted = db.query("SELECT row_id FROM chain_links WHERE content IS NULL")
+    assert [d["row_id"] for d in deleted] == [first]
+    assert verify_chain(db)["ok"] and second != original["id"]
+
+
+def test_a_checkpoint_vouches_for_an_old_open_order_so_deleting_it_later_is_seen(tmp_path):
+    writer = Writer(fresh_store(tmp_path))
+    db = writer.store.db
+    cycle = writer.new_cycle()
+    writer.order(cycle, "AAPL")  # stays open: pruning never deletes it
+    for _ in range(6):
+        writer.decide(writer.new_cycle(), "MSFT", "hold", 0.5)
+    report = retention.prune(db, iso(T0 + timedelta(minutes=5)), budget_seconds=60, chain_batch=2, sleep=lambda s: None)
+    assert report.done and report.deleted == {"ai_decisions": 3, "chain_links": 4}
+    checkpoint = verify_chain(db)["checkpoint"]
+    assert checkpoint is not None and verify_chain(db)["ok"]
+    assert db.one("SELECT MIN(seq) AS seq FROM chain_links")["seq"] > 1  # the order's own link is gone
+
+    with raw(db) as conn:
+        conn.execute("DELETE FROM trades")
+    [problem] = verify_chain(db)["problems"]
+    assert (problem["table"], problem["row_id"], problem["seq"]) == ("trades", 1, 1)
+    assert "deleted without a trace" in problem["message"]
+
+
+def test_an_edited_or_missing_link_is_named(tmp_path):
+    writer = play(fresh_store(tmp_path), [([("AAPL", "hold", 0.5), ("MSFT", "hold", 0.7)], True, 0)] * 2)
+    db = writer.store.db
+    with raw(db) as conn:
+        conn.execute("UPDATE chain_links SET linked_at = linked_at + 1 WHERE seq = 3")
+    first = verify_chain(db)["problems"][0]
+    assert first["seq"] == 3 and "does not follow from the link before it" in first["message"]
+
+    writer = play(fresh_store(tmp_path), [([("AAPL", "hold", 0.5), ("MSFT", "hold", 0.7)], True, 0)] * 2)
+    db = writer.store.db
+    with raw(db) as conn:
+        conn.execute("DELETE FROM chain_links WHERE seq = 2")
+    problems = verify_chain(db)["problems"]
+    assert problems[0]["seq"] == 2 and "links 2 to 2 are missing" in problems[0]["message"]
+
+
+def test_a_row_written_around_the_chain_is_named(tmp_path):
+    writer = play(fresh_store(tmp_path), [([("AAPL", "hold", 0.5)], False, None)])
+    db = writer.store.db
+    with raw(db) as conn:
+        conn.execute("INSERT INTO trades (cycle_id, symbol, side, quantity, status, client_order_id)"
+                     " VALUES ('c1', 'AAPL', 'buy', '1', 'filled', 'tc-invented')")
+    [problem] = verify_chain(db)["problems"]
+    assert (problem["table"], problem["seq"]) == ("trades", None) and "in no link" in problem["message"]
+
+
+def test_verify_on_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from tradecycle.cli import cli
+
+    writer = play(fresh_store(tmp_path), [([("AAPL", "hold", 0.5)], True, 0)] * 3)
+    path = str(writer.store.db.path)
+    runner = CliRunner()
+    intact = runner.invoke(cli, ["verify", "--db", path, "--json"])
+    assert intact.exit_code == 0
+    head = json.loads(intact.stdout)["head"]["hash"]
+    assert runner.invoke(cli, ["verify", "--db", path, "--head", head[:12]]).exit_code == 0
+    unknown = runner.invoke(cli, ["verify", "--db", path, "--head", "0" * 64])
+    assert unknown.exit_code == 1 and "is not a link of this chain: the record was rewritten after it" in unknown.stderr
+    short = runner.invoke(cli, ["verify", "--db", path, "--head", head[:6]])
+    assert short.exit_code == 1 and "give at least 12 hex digits" in short.stderr
+    missing = runner.invoke(cli, ["verify", "--db", str(tmp_path / "none.db")])
+    assert missing.exit_code == 1 and "there is no database at" in missing.stderr
+    assert not (tmp_path / "none.db").exists()
