@@ -31,7 +31,7 @@ integers), in the transaction the write needed anyway.
 
 Pruning (``database.keep_days``, store/retention.py) deletes rows with a
 deletion link each, then drops the oldest links in batches of
-``CHAIN_BATCH_LINKS``, once all of a batch is older than the horizon. Each
+``CHAIN_BATCH_LINKS``, once the last of a batch is older than the horizon. Each
 batch leaves a *checkpoint*: a link whose ``detail`` holds the hash of the
 last link dropped (the next link follows from it) and the content recorded
 for every row that the dropped links still vouch for (an order still open, a
@@ -66,7 +66,8 @@ _Entry = tuple[int, int | None, bytes | None]  # (kind, row_id, content)
 
 def canonical(row: dict[str, Any], defaults: dict[str, Any]) -> str:
     """The row as the chain sees it: compact JSON, sorted keys, NULLs and declared defaults left out."""
-    kept = {k: v for k, v in row.items() if v is not None and not _is_default(v, defaults, k)}
+    kept = {k: v for k, v in row.items()
+            if v is not None and (k not in defaults or v != defaults[k] or type(v) is not type(defaults[k]))}
     return json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_bytes_hex)
 
 
@@ -78,13 +79,6 @@ def link_hash(prev_hex: str, seq: int, kind: int, row_id: int | None, linked_at:
     """The hash of one link (hex), from the previous link's hash and what it records."""
     text = f"{prev_hex}|{seq}|{TABLES[kind]}|{'' if row_id is None else row_id}|{linked_at}|{content.hex() if content else ''}"
     return hashlib.sha256(text.encode("ascii")).hexdigest()
-
-
-def _is_default(value: Any, defaults: dict[str, Any], column: str) -> bool:
-    if column not in defaults:
-        return False
-    default = defaults[column]
-    return type(value) is type(default) and value == default
 
 
 def _bytes_hex(value: Any) -> str:
@@ -131,10 +125,11 @@ def link_rows(db: Database, table: str, row_ids: Iterable[int], at: datetime | s
 
 def append_rows(conn: sqlite3.Connection, table: str, row_ids: Iterable[int], at: datetime | str | None = None) -> str:
     """``link_rows`` on a connection already inside a write transaction. Returns the new head."""
+    defaults = column_defaults(conn, table)
     entries = []
     for row_id in row_ids:
         row = _fetch_row(conn, table, row_id)
-        entries.append((CHAINED[table], row_id, None if row is None else row_content(conn, table, row)))
+        entries.append((CHAINED[table], row_id, None if row is None else content_hash(row, defaults)))
     return append(conn, entries, at)
 
 
@@ -162,9 +157,11 @@ def append(conn: sqlite3.Connection, entries: Sequence[_Entry], at: datetime | s
 def link_existing(conn: sqlite3.Connection) -> None:
     """Link every row already there, oldest id first (the migration that adds the chain)."""
     for table in CHAINED:
-        ids = [r[0] for r in conn.execute(f"SELECT id FROM {table} ORDER BY id")]
-        for start in range(0, len(ids), 1000):
-            append_rows(conn, table, ids[start:start + 1000])
+        defaults = column_defaults(conn, table)
+        cursor = conn.execute(f"SELECT * FROM {table} ORDER BY id")
+        names = [c[0] for c in cursor.description]
+        while page := cursor.fetchmany(1000):
+            append(conn, [(CHAINED[table], values[0], content_hash(dict(zip(names, values)), defaults)) for values in page])
 
 
 def _fetch_row(conn: sqlite3.Connection, table: str, row_id: int) -> dict[str, Any] | None:
@@ -206,8 +203,8 @@ def iso_seconds(seconds: int) -> str:
 
 
 def prune_batch(db: Database, before: datetime | str, batch: int = CHAIN_BATCH_LINKS) -> int:
-    """Drop the oldest ``batch`` links if every one of them was linked before
-    ``before``, leaving a checkpoint, in one write transaction. Returns how many
+    """Drop the oldest ``batch`` links if they are due (``prune_due``), leaving a
+    checkpoint, in one write transaction. Returns how many
     were dropped (0: no full batch is that old yet)."""
     if not prune_due(db, before, batch):  # a read: the write lock is taken only when there is work
         return 0
@@ -236,13 +233,15 @@ def prune_batch(db: Database, before: datetime | str, batch: int = CHAIN_BATCH_L
 
 
 def prune_due(db: Database, before: datetime | str, batch: int = CHAIN_BATCH_LINKS) -> bool:
-    """Whether the oldest ``batch`` links were all linked before ``before`` (two reads on the primary key)."""
+    """Whether the oldest ``batch`` links are due: the last of them was linked before
+    ``before`` (two reads on the primary key). Links are linked in time order; one
+    stamped later than its place (a clock set wrong for a while) goes with its batch
+    all the same, and a row it stands for is carried by the checkpoint."""
     first = db.one("SELECT MIN(seq) AS seq FROM chain_links")["seq"]
     if first is None:
         return False
-    found = db.one("SELECT COUNT(*) AS n, MAX(linked_at) AS newest FROM chain_links WHERE seq BETWEEN ? AND ?",
-                   (first, first + batch - 1))
-    return found["n"] == batch and found["newest"] < _seconds(before)
+    last = db.one("SELECT linked_at FROM chain_links WHERE seq = ?", (first + batch - 1,))
+    return last is not None and last["linked_at"] < _seconds(before)
 
 
 def _still_vouched(conn: sqlite3.Connection, key: str, seq: int) -> bool:

@@ -115,6 +115,7 @@ def _links(db: Database, start: int):
 def _check_rows(db: Database, table: str, state: dict[str, tuple[int, str]], problems: list) -> int:
     """Compare every row of ``table`` with its last link (removing it from ``state``); returns the row count."""
     count, after = 0, -1
+    defaults = chain.column_defaults(db.conn, table)
     while True:
         page = db.query(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?", (after, PAGE))
         for row in page:
@@ -123,7 +124,7 @@ def _check_rows(db: Database, table: str, state: dict[str, tuple[int, str]], pro
             recorded = state.pop(key, None)
             if recorded is None:
                 _add(problems, _UNLINKED, table, row["id"], f"{table} row {row['id']} is in no link: it was written around the chain")
-            elif chain.row_content(db.conn, table, row).hex() != recorded[1]:
+            elif chain.content_hash(row, defaults).hex() != recorded[1]:
                 _add(problems, recorded[0], table, row["id"],
                      f"{table} row {row['id']} differs from what its last link ({recorded[0]}) recorded")
         if len(page) < PAGE:
