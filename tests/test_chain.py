@@ -342,3 +342,18 @@ def test_verify_on_the_command_line(tmp_path):
     missing = runner.invoke(cli, ["verify", "--db", str(tmp_path / "none.db")])
     assert missing.exit_code == 1 and "there is no database at" in missing.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_killswitch_loads_neither_verify_nor_the_chain(tmp_path):
+    """``killswitch`` must start fast: ``verify`` and the chain load only with the commands that write or check it."""
+    import subprocess
+    import sys
+
+    open_database(tmp_path / "x.db").close()  # made by the cycles already (a new one runs the migrations once)
+    code = ("import sys; from tradecycle.cli import cli\n"
+            f"cli(['killswitch', 'on', '--db', {str(tmp_path / 'x.db')!r}], standalone_mode=False)\n"
+            "print(sorted(m for m in sys.modules if m.endswith(('.verify', '.chain', 'store.audit'))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
