@@ -14,7 +14,7 @@ def verify(result: dict[str, Any], console: Console | None = None) -> None:
     the first problem (the earliest row that differs), then the next few."""
     console = console or default_console()
     rows = result["rows"]
-    covers = f"{rows['ai_decisions']:,} decisions and {rows['trades']:,} trades, {result['links']:,} links"
+    covers = f"{_count(rows['ai_decisions'], 'decision')} and {_count(rows['trades'], 'trade')}, {_count(result['links'], 'link')}"
     if result["checkpoint"]:
         covers += f" (from the checkpoint after link {result['checkpoint']['upto']:,}: older history was pruned)"
     head = result["head"]
@@ -40,3 +40,7 @@ def verify(result: dict[str, Any], console: Console | None = None) -> None:
     if not result["problem_count"] and head is not None:
         say(console, "Keep the head line elsewhere (the daily summary alert carries it); later,"
                      " `tradecycle verify --head HASH` proves the record up to it unchanged.")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
