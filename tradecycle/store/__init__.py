@@ -14,7 +14,7 @@ link, the *head*, stands for every write before it. ``tradecycle verify``
 recomputes the chain and compares every row with its last link; a copy of the
 head kept elsewhere (the daily summary alert carries it) proves later edits,
 since rewriting the chain changes the head. Writes stay cheap: one extra small
-insert (about 70 bytes) per write. Pruning deletes rows with a deletion link
+insert (about 80 bytes) per write. Pruning deletes rows with a deletion link
 each and drops the oldest links in batches, each leaving a checkpoint (the
 hash the next link follows from and the content of any row the dropped links
 still vouch for), so what remains stays verifiable.

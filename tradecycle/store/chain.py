@@ -26,7 +26,7 @@ make it consistent again, but not with the same head: a copy of the head kept
 anywhere else (the daily summary alert carries it, the report shows it)
 proves every write up to it (``verify --head``).
 
-Cost: one extra small insert per write (about 70 bytes: two hashes and a few
+Cost: one extra small insert per write (about 80 bytes: two hashes and a few
 integers), in the transaction the write needed anyway.
 
 Pruning (``database.keep_days``, store/retention.py) deletes rows with a
