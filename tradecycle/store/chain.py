@@ -109,22 +109,12 @@ def column_defaults(conn: sqlite3.Connection, table: str) -> dict[str, Any]:
     return _DEFAULTS[info]
 
 
-def row_content(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> bytes:
-    return content_hash(row, column_defaults(conn, table))
-
-
 # -- writing links (inside the transaction of the write) -------------------------------
 
 
-def link_rows(db: Database, table: str, row_ids: Iterable[int], at: datetime | str | None = None) -> None:
-    """Append one link per row of ``table`` as it is now (a row that is gone: a
-    deletion link). Runs inside the caller's transaction, or its own."""
-    with db.transaction():
-        append_rows(db.conn, table, row_ids, at)
-
-
 def append_rows(conn: sqlite3.Connection, table: str, row_ids: Iterable[int], at: datetime | str | None = None) -> str:
-    """``link_rows`` on a connection already inside a write transaction. Returns the new head."""
+    """Append one link per row of ``table`` as it is now (a row that is gone: a deletion
+    link), on a connection inside the write transaction that wrote them. Returns the new head."""
     defaults = column_defaults(conn, table)
     entries = []
     for row_id in row_ids:
