@@ -94,8 +94,7 @@ class Seeder:
         self.next_decision_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM ai_decisions").fetchone()[0]
         self.next_quote_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM quotes").fetchone()[0]
         self.next_trade_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM trades").fetchone()[0]
-        head = conn.execute("SELECT seq, hash FROM chain_links ORDER BY seq DESC LIMIT 1").fetchone()
-        self.link_seq, self.link_prev = (head[0], head[1].hex()) if head else (0, chain.GENESIS)
+        self.link_seq, self.link_prev = chain.head_of(conn)
         self.batch = {"cycles": [], "ai_decisions": [], "quotes": [], "trades": [], "news": [], "extend_d": [], "extend_q": [],
                       "writes": []}
 
@@ -165,7 +164,8 @@ class Seeder:
         for kind, row_id, linked_at in writes:
             self.link_seq += 1
             self.link_prev = chain.link_hash(self.link_prev, self.link_seq, kind, row_id, linked_at, content[(kind, row_id)])
-            links.append((self.link_seq, kind, row_id, linked_at, content[(kind, row_id)], bytes.fromhex(self.link_prev)))
+            stored = bytes.fromhex(self.link_prev) if chain.stores_hash(self.link_seq, kind) else None
+            links.append((self.link_seq, kind, row_id, linked_at, content[(kind, row_id)], stored))
         self.conn.executemany("INSERT INTO chain_links (seq, kind, row_id, linked_at, content, hash) VALUES (?,?,?,?,?,?)", links)
 
     def quote(self, symbol: str, cycle_id: str, stamp: str, new: bool) -> None:

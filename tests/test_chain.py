@@ -298,12 +298,16 @@ def test_a_checkpoint_vouches_for_an_old_open_order_so_deleting_it_later_is_seen
 
 
 def test_an_edited_or_missing_link_is_named(tmp_path):
-    writer = play(fresh_store(tmp_path), [([("AAPL", "hold", 0.5), ("MSFT", "hold", 0.7)], True, 0)] * 2)
+    writer = play(fresh_store(tmp_path), [([("AAPL", "hold", 0.5), ("MSFT", "hold", 0.7)], True, 0)] * 12)
     db = writer.store.db
+    assert db.one("SELECT COUNT(*) AS n FROM chain_links")["n"] == 48
+    assert [r["seq"] for r in db.query("SELECT seq FROM chain_links WHERE hash IS NOT NULL")] == [32]  # every 32nd
     with raw(db) as conn:
         conn.execute("UPDATE chain_links SET linked_at = linked_at + 1 WHERE seq = 3")
     first = verify_chain(db)["problems"][0]
-    assert first["seq"] == 3 and "does not follow from the link before it" in first["message"]
+    assert first["seq"] == 1 and "links 1 to 32: the chain was edited here" in first["message"]
+    assert retention.prune(db, iso(T0 + timedelta(days=1)), budget_seconds=60, chain_batch=40,
+                           sleep=lambda s: None).deleted.get("chain_links") is None  # the evidence is never pruned
 
     writer = play(fresh_store(tmp_path), [([("AAPL", "hold", 0.5), ("MSFT", "hold", 0.7)], True, 0)] * 2)
     db = writer.store.db

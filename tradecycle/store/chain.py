@@ -10,8 +10,11 @@ extension: store/spans.py) and a deletion (a prune, a replay asked again) alike.
     linked_at  when it was linked (Unix seconds)
     content    the first 16 bytes of SHA-256 over the row's canonical content as the
                write left it (None: the write deleted the row)
-    hash       SHA-256 of the text "<previous link's hash, hex>|<seq>|<table>|<row_id>|<linked_at>|<content, hex>"
-               (the first link's previous hash is 64 zeros)
+    hash       the link's hash: SHA-256 of the text
+               "<previous link's hash, hex>|<seq>|<table>|<row_id>|<linked_at>|<content, hex>"
+               (the first link's previous hash is 64 zeros). Stored only on every 32nd link
+               (``HASH_STRIDE``) and on checkpoints; the others are recomputed from the
+               stored one before them, so a link costs half the bytes
 
 A row's canonical content is its columns as compact JSON with sorted keys
 (``{"action":"hold","created_at":...}``), leaving out NULLs and values equal
@@ -26,8 +29,9 @@ make it consistent again, but not with the same head: a copy of the head kept
 anywhere else (the daily summary alert carries it, the report shows it)
 proves every write up to it (``verify --head``).
 
-Cost: one extra small insert per write (about 80 bytes: two hashes and a few
-integers), in the transaction the write needed anyway.
+Cost: one extra small insert per write (about 40 bytes: the content hash and a
+few integers), in the transaction the write needed anyway; finding the head
+to link from reads at most 31 links back.
 
 Pruning (``database.keep_days``, store/retention.py) deletes rows with a
 deletion link each, then drops the oldest links in batches of
@@ -56,6 +60,7 @@ CHECKPOINT = 0
 TABLES = {0: "checkpoint", 1: "ai_decisions", 2: "trades"}
 GENESIS = "0" * 64
 CONTENT_BYTES = 16
+HASH_STRIDE = 32  # every 32nd link (and every checkpoint) stores its hash; the rest are recomputed
 CHAIN_BATCH_LINKS = 2000  # links dropped per prune transaction (tens of milliseconds)
 
 _Entry = tuple[int, int | None, bytes | None]  # (kind, row_id, content)
@@ -131,17 +136,34 @@ def append_deletions(conn: sqlite3.Connection, table: str, row_ids: Iterable[int
 def append(conn: sqlite3.Connection, entries: Sequence[_Entry], at: datetime | str | None = None,
            detail: str | None = None) -> str:
     """Append ``entries`` after the head; returns the new head (hex). The caller holds the write lock."""
-    head = conn.execute("SELECT seq, hash FROM chain_links ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev = (head[0], head[1].hex()) if head else (0, GENESIS)
+    seq, prev = head_of(conn)
     linked_at = _seconds(at)
     for kind, row_id, content in entries:
         seq += 1
         prev = link_hash(prev, seq, kind, row_id, linked_at, content)
+        stored = bytes.fromhex(prev) if stores_hash(seq, kind) else None
         conn.execute(
             "INSERT INTO chain_links (seq, kind, row_id, linked_at, content, hash, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (seq, kind, row_id, linked_at, content, bytes.fromhex(prev), detail),
+            (seq, kind, row_id, linked_at, content, stored, detail),
         )
     return prev
+
+
+def stores_hash(seq: int, kind: int) -> bool:
+    """Whether a link keeps its hash in ``chain_links.hash``: every ``HASH_STRIDE``-th and every checkpoint."""
+    return seq % HASH_STRIDE == 0 or kind == CHECKPOINT
+
+
+def head_of(conn: sqlite3.Connection) -> tuple[int, str]:
+    """(seq, hash hex) of the newest link: the newest stored hash (at most
+    ``HASH_STRIDE`` links back) carried forward over the links after it; (0, GENESIS)
+    before the first link."""
+    anchor = conn.execute("SELECT seq, hash FROM chain_links WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, prev = (anchor[0], anchor[1].hex()) if anchor else (0, GENESIS)
+    for seq, kind, row_id, linked_at, content in conn.execute(
+            "SELECT seq, kind, row_id, linked_at, content FROM chain_links WHERE seq > ? ORDER BY seq", (seq,)):
+        prev = link_hash(prev, seq, kind, row_id, linked_at, content)
+    return seq, prev
 
 
 def link_existing(conn: sqlite3.Connection) -> None:
@@ -173,10 +195,16 @@ def _seconds(at: datetime | str | None) -> int:
 
 def chain_head(db: Database) -> dict[str, Any] | None:
     """The newest link: ``{"hash", "seq", "linked_at"}`` (hash in hex, time ISO UTC); None before the first write."""
-    row = db.one("SELECT seq, hash, linked_at FROM chain_links ORDER BY seq DESC LIMIT 1")
+    row = db.one("SELECT seq, linked_at FROM chain_links ORDER BY seq DESC LIMIT 1")
     if row is None:
         return None
-    return {"hash": row["hash"].hex(), "seq": row["seq"], "linked_at": iso_seconds(row["linked_at"])}
+    db.execute("BEGIN")  # one snapshot: a link written meanwhile is not half seen
+    try:
+        seq, head = head_of(db.conn)
+        linked_at = db.one("SELECT linked_at FROM chain_links WHERE seq = ?", (seq,))["linked_at"]
+    finally:
+        db.execute("ROLLBACK")
+    return {"hash": head, "seq": seq, "linked_at": iso_seconds(linked_at)}
 
 
 def latest_checkpoint(conn: sqlite3.Connection) -> dict[str, Any] | None:
@@ -192,33 +220,45 @@ def iso_seconds(seconds: int) -> str:
 # -- pruning -------------------------------------------------------------------------------
 
 
+class ChainBroken(Exception):
+    """The links to be pruned do not follow from each other: they are kept for ``verify`` to report."""
+
+
 def prune_batch(db: Database, before: datetime | str, batch: int = CHAIN_BATCH_LINKS) -> int:
     """Drop the oldest ``batch`` links if they are due (``prune_due``), leaving a
-    checkpoint, in one write transaction. Returns how many
-    were dropped (0: no full batch is that old yet)."""
+    checkpoint, in one write transaction. Returns how many were dropped (0: no
+    full batch is that old yet, or the batch was edited: a prune never drops the
+    evidence of an edit, so the chain is then pruned no further)."""
     if not prune_due(db, before, batch):  # a read: the write lock is taken only when there is work
         return 0
-    with db.transaction():
-        conn = db.conn
-        first = conn.execute("SELECT MIN(seq) FROM chain_links").fetchone()[0]
-        last = first + batch - 1
-        checkpoint = latest_checkpoint(conn)
-        rows: dict[str, list] = dict(checkpoint["rows"]) if checkpoint else {}
-        links = conn.execute(
-            "SELECT seq, kind, row_id, content, hash FROM chain_links WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last)
-        ).fetchall()
-        for seq, kind, row_id, content, _hash in links:
-            if kind == CHECKPOINT:
-                continue  # an older checkpoint: what it vouched for is in the newest one
-            key = f"{TABLES[kind]}:{row_id}"
-            if content is None:
-                rows.pop(key, None)
-            else:
-                rows[key] = [seq, content.hex()]
-        rows = {key: value for key, value in rows.items() if _still_vouched(conn, key, value[0])}
-        conn.execute("DELETE FROM chain_links WHERE seq <= ?", (last,))
-        detail = json.dumps({"upto": last, "hash": links[-1][4].hex(), "rows": rows}, sort_keys=True, separators=(",", ":"))
-        append(conn, [(CHECKPOINT, None, hashlib.sha256(detail.encode("utf-8")).digest()[:CONTENT_BYTES])], detail=detail)
+    try:
+        with db.transaction():
+            conn = db.conn
+            first = conn.execute("SELECT MIN(seq) FROM chain_links").fetchone()[0]
+            last = first + batch - 1
+            checkpoint = latest_checkpoint(conn)
+            rows: dict[str, list] = dict(checkpoint["rows"]) if checkpoint else {}
+            links = conn.execute("SELECT seq, kind, row_id, linked_at, content, hash FROM chain_links"
+                                 " WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last)).fetchall()
+            prev = checkpoint["hash"] if checkpoint else GENESIS
+            for seq, kind, row_id, linked_at, content, stored in links:
+                prev = link_hash(prev, seq, kind, row_id, linked_at, content)
+                if stored is not None and stored.hex() != prev:
+                    raise ChainBroken(f"link {seq}: its stored hash does not follow from the links before it")
+                if kind == CHECKPOINT:
+                    continue  # an older checkpoint: what it vouched for is in the newest one
+                key = f"{TABLES[kind]}:{row_id}"
+                if content is None:
+                    rows.pop(key, None)
+                else:
+                    rows[key] = [seq, content.hex()]
+            rows = {key: value for key, value in rows.items() if _still_vouched(conn, key, value[0])}
+            detail = json.dumps({"upto": last, "hash": prev, "rows": rows}, sort_keys=True, separators=(",", ":"))
+            # The checkpoint first (its own hash is stored: the links after it start from it), then the links go.
+            append(conn, [(CHECKPOINT, None, hashlib.sha256(detail.encode("utf-8")).digest()[:CONTENT_BYTES])], detail=detail)
+            conn.execute("DELETE FROM chain_links WHERE seq <= ?", (last,))
+    except ChainBroken:
+        return 0
     return len(links)
 
 

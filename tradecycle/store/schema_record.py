@@ -43,7 +43,7 @@ def _m11_record_chain(db: sqlite_utils.Database) -> None:
 
     db.execute(
         """CREATE TABLE chain_links (seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL, row_id INTEGER,
-           linked_at INTEGER NOT NULL, content BLOB, hash BLOB NOT NULL, detail TEXT)"""
+           linked_at INTEGER NOT NULL, content BLOB, hash BLOB, detail TEXT)"""
     )
     db.execute("CREATE INDEX idx_chain_links_deletions ON chain_links (kind, row_id, seq) WHERE content IS NULL")
     db.execute("CREATE INDEX idx_chain_links_checkpoints ON chain_links (seq) WHERE kind = 0")

@@ -3,9 +3,10 @@ it with the rows.
 
 Three passes, each streaming in pages (a year's chain never sits in memory):
 
-1. the links from the newest checkpoint on: each must follow the one before
-   (no gap in ``seq``) and its hash must be what the text it records hashes
-   to; a checkpoint's ``detail`` must be what its content recorded;
+1. the links from the newest checkpoint on, each hash recomputed from the one
+   before: no gap in ``seq``, every stored hash (every ``HASH_STRIDE``-th link,
+   every checkpoint) as recomputed, a checkpoint's ``detail`` as its content
+   recorded;
 2. what the links say each row is now (its last link; a deletion link: gone);
 3. every row of ``ai_decisions`` and ``trades``: its canonical content must be
    what its last link recorded; a row with no link was written around the
@@ -56,7 +57,7 @@ def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
     kept = kept_head.strip().lower() if kept_head is not None else None
     usable = kept is not None and len(kept) >= MIN_HEAD_CHARS
     found_kept: int | None = None
-    links, last = 0, None
+    links, last, window = 0, None, expected  # window: the first link since the last stored hash that followed
     for link in _links(db, expected):
         links += 1
         seq, kind, row_id = link["seq"], link["kind"], link["row_id"]
@@ -65,21 +66,24 @@ def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
             _add(problems, expected, None, None, f"links {expected} to {seq - 1} are missing: the chain was cut here")
         content = link["content"]
         recomputed = chain.link_hash(prev, seq, kind, row_id, link["linked_at"], content) if kind in chain.TABLES else ""
-        stored = link["hash"].hex()
-        if recomputed != stored:
-            what = "a checkpoint" if kind == chain.CHECKPOINT else f"{table} row {row_id}"
-            _add(problems, seq, table, row_id, f"link {seq} ({what}) does not follow from the link before it: the chain was edited here")
+        stored = link["hash"].hex() if link["hash"] is not None else None
+        if stored is not None and recomputed != stored:
+            where = f"link {seq}" if window == seq else f"links {window} to {seq}"
+            _add(problems, window, None, None, f"{where}: the chain was edited here (the hash stored at link {seq}"
+                                               " does not follow from the links before it)")
         elif kind == chain.CHECKPOINT and hashlib.sha256((link["detail"] or "").encode("utf-8")).digest()[:chain.CONTENT_BYTES] != content:
             _add(problems, seq, None, None, f"link {seq} (a checkpoint): its detail was edited")
-        if usable and found_kept is None and stored.startswith(kept) and recomputed == stored:
+        if usable and found_kept is None and recomputed.startswith(kept):
             found_kept = seq
+        if stored is not None:
+            window = seq + 1
         if kind in (1, 2):
             key = f"{table}:{row_id}"
             if content is None:
                 state.pop(key, None)
             else:
                 state[key] = (seq, content.hex())
-        prev, expected, last = stored, seq + 1, link
+        prev, expected, last = stored or recomputed, seq + 1, link
     counts = {}
     for table in chain.CHAINED:
         counts[table] = _check_rows(db, table, state, problems)
@@ -89,7 +93,7 @@ def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
     problems.sort(key=lambda p: (p[0], p[1], p[2]))
     result: dict[str, Any] = {
         "ok": not problems and (kept is None or found_kept is not None),
-        "head": None if last is None else {"hash": last["hash"].hex(), "seq": last["seq"],
+        "head": None if last is None else {"hash": prev, "seq": last["seq"],
                                            "linked_at": chain.iso_seconds(last["linked_at"])},
         "links": links, "rows": counts,
         "checkpoint": None if checkpoint is None else {"seq": checkpoint["seq"], "upto": checkpoint["upto"]},
