@@ -198,12 +198,15 @@ def chain_head(db: Database) -> dict[str, Any] | None:
     row = db.one("SELECT seq, linked_at FROM chain_links ORDER BY seq DESC LIMIT 1")
     if row is None:
         return None
-    db.execute("BEGIN")  # one snapshot: a link written meanwhile is not half seen
+    own = not db.conn.in_transaction
+    if own:
+        db.execute("BEGIN")  # one snapshot: a link written meanwhile is not half seen
     try:
         seq, head = head_of(db.conn)
         linked_at = db.one("SELECT linked_at FROM chain_links WHERE seq = ?", (seq,))["linked_at"]
     finally:
-        db.execute("ROLLBACK")
+        if own:
+            db.execute("ROLLBACK")
     return {"hash": head, "seq": seq, "linked_at": iso_seconds(linked_at)}
 
 
