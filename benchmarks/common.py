@@ -193,10 +193,16 @@ def copy_db(template: Path, folder: Path) -> None:
 
 
 def make_template(fake: FakeServices, folder: Path, env: dict[str, str]) -> Path:
-    """An empty, migrated database: what `tradecycle killswitch` leaves behind (also warms the CLI up)."""
+    """An empty, migrated database, as the first cycle leaves it for the next (`killswitch`
+    warms the CLI up; it reads the switch and never creates a database, so the one made
+    here is opened and migrated by this version's store: the cycles timed never migrate)."""
+    from tradecycle.store import open_database
+
     write_config(fake, folder, ONE_STOCK, [])
     run_cli(["killswitch", "--config", str(folder / "config.toml")], folder, env)
-    return folder / "tradecycle.db"
+    path = folder / "tradecycle.db"
+    open_database(path).close()
+    return path
 
 
 def pick_median(runs: Sequence[Run]) -> Run:

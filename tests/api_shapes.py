@@ -271,3 +271,52 @@ ALPACA_STOCK_BARS_PAGE_2 = {
 
 # The free plan asking for recent SIP data (feed=sip, or bars without a feed up to now).
 ALPACA_SIP_REFUSED = {"message": "subscription does not permit querying recent SIP data"}
+
+# A sell stop protecting 10 AAPL (API_NOTES "Orders that protect a position"), as POST answers it.
+ALPACA_ORDER_STOP_NEW = dict(
+    ALPACA_ORDER_NEW,
+    id="3f1e0a52-77a4-4b7f-9a0c-0f6d1c2b3a40",
+    client_order_id="ts-20250115T1530Z1a2b-AAPL",
+    notional=None,
+    qty="10",
+    order_type="stop",
+    type="stop",
+    side="sell",
+    position_intent="sell_to_close",
+    time_in_force="gtc",
+    stop_price="180.5",
+    status="new",
+)
+
+# PATCH /v2/orders/{id}: a new order (a new id) that replaces the old one.
+ALPACA_ORDER_STOP_REPLACED = dict(
+    ALPACA_ORDER_STOP_NEW,
+    id="8d2b6c1e-5a3f-4e1b-b0a7-2c9e4f6a1d55",
+    client_order_id="ts-20250115T1531Z9f8e-AAPL",
+    stop_price="184.2",
+    replaces="3f1e0a52-77a4-4b7f-9a0c-0f6d1c2b3a40",
+    status="new",
+)
+
+# A crypto stop is a stop-limit.
+ALPACA_ORDER_STOP_LIMIT_NEW = dict(
+    ALPACA_ORDER_STOP_NEW,
+    id="c0ffee00-1234-4abc-8def-00000000beef",
+    client_order_id="ts-20250115T1530Z1a2b-BTCUSD",
+    symbol="BTC/USD",
+    asset_class="crypto",
+    qty="0.05",
+    order_type="stop_limit",
+    type="stop_limit",
+    stop_price="61640",
+    limit_price="61023.6",
+)
+
+ALPACA_ERROR_INSUFFICIENT_QTY = {
+    "code": 40310000,
+    "message": "insufficient qty available for order (requested: 10, available: 0)",
+    "existing_qty": "10",
+    "held_for_orders": "10",
+    "symbol": "AAPL",
+}
+ALPACA_ERROR_ALREADY_FILLED = {"code": 42210000, "message": "order is already in \"filled\" state"}

@@ -44,6 +44,9 @@ BASE_CONFIG: dict[str, Any] = {
         "max_cycle_seconds": 20,
     },
     "universe": {"stocks": ["AAPL"], "crypto": ["BTC/USD"]},
+    # On by default at Alpaca; off here so that a test sees only the orders it is about
+    # (test_e2e_stops.py turns it on).
+    "risk": {"broker_held_stops": False},
 }
 
 CLI_TIMEOUT_SECONDS = 20

@@ -222,6 +222,8 @@ def test_order_request_has_auth_headers_and_reply_is_parsed(server, broker):
         filled_avg_price=None,
         submitted_at=ALPACA_ORDER_NEW["submitted_at"],
         filled_at=None,
+        order_type="market",
+        time_in_force="day",
     )
 
 

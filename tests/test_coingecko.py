@@ -102,16 +102,34 @@ def test_the_key_goes_in_the_header_its_host_expects(server, base_url, sent, nev
     assert DEMO_KEY not in request.url
 
 
-def test_a_key_refused_by_the_pro_host_is_redacted_from_its_error(server):
-    pro = "https://pro-api.coingecko.com/api/v3"
-    server.get(f"{pro}/simple/price", status=400, json={"status": {
-        "error_code": 10011, "error_message": f"If you are using Demo API key ({DEMO_KEY}), please change your root URL "
-                                              "from pro-api.coingecko.com to api.coingecko.com"}})
+PRO = "https://pro-api.coingecko.com/api/v3"
 
-    quotes = CoinGeckoQuotes(pro, IDS, DEMO_KEY, fast_settings()).get_quotes(["BTC/USD"])
 
-    assert isinstance(quotes["BTC/USD"], BadResponse)
-    assert "change your root URL" in str(quotes["BTC/USD"]) and DEMO_KEY not in str(quotes["BTC/USD"])
+@pytest.mark.parametrize(("base_url", "code", "says"), [
+    (BASE, 10010, 'COINGECKO_API_KEY is a Pro key, which api.coingecko.com refuses: '
+                  'set market_data.coingecko.base_url = "https://pro-api.coingecko.com/api/v3"'),
+    (PRO, 10011, 'COINGECKO_API_KEY is a demo key, which pro-api.coingecko.com refuses: '
+                 'set market_data.coingecko.base_url = "https://api.coingecko.com/api/v3" (the default)'),
+], ids=["pro key on the public host", "demo key on the pro host"])
+def test_a_key_on_the_wrong_host_names_the_setting_and_the_root_url(server, base_url, code, says):
+    """The 400 CoinGecko sends for a key on the other API (its message carries the key: redacted)."""
+    server.get(f"{base_url}/simple/price", status=400, json={"status": {
+        "error_code": code, "error_message": f"If you are using this API key ({DEMO_KEY}), please change your root URL"}})
+
+    quotes = CoinGeckoQuotes(base_url, IDS, DEMO_KEY, fast_settings()).get_quotes(["BTC/USD", "ETH/USD"])
+
+    assert quotes["BTC/USD"] is quotes["ETH/USD"] and isinstance(quotes["BTC/USD"], BadResponse)
+    assert str(quotes["BTC/USD"]) == f"coingecko: {says}"
+    assert len(server.calls) == 1  # a 400 is not retried
+
+
+def test_another_refusal_keeps_the_services_words_redacted(server):
+    server.get(f"{PRO}/simple/price", status=400, json={"status": {
+        "error_code": 10002, "error_message": f"API Key Missing or invalid ({DEMO_KEY})"}})
+
+    quotes = CoinGeckoQuotes(PRO, IDS, DEMO_KEY, fast_settings()).get_quotes(["BTC/USD"])
+
+    assert "HTTP 400: API Key Missing" in str(quotes["BTC/USD"]) and DEMO_KEY not in str(quotes["BTC/USD"])
 
 
 def test_when_the_call_fails_every_symbol_gets_that_error(server, monkeypatch):

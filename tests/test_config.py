@@ -119,3 +119,18 @@ def test_ai_temperature_is_optional(tmp_path, text, temperature):
 def test_ai_temperature_out_of_range_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match="ai.temperature"):
         load_config(write(tmp_path, "[ai]\ntemperature = 3\n"))
+
+
+@pytest.mark.parametrize("text, held", [
+    ("", False),  # the simulator: its prices move only when a cycle asks
+    ('[broker]\nprovider = "alpaca"\n', True),
+    ('[broker]\nprovider = "alpaca"\n[risk]\nbroker_held_stops = false\n', False),
+    ("[risk]\nbroker_held_stops = true\n", True),
+])
+def test_broker_held_stops_default_on_at_alpaca_and_off_in_the_simulator(tmp_path, text, held):
+    assert load_config(write(tmp_path, text)).broker_held_stops is held
+
+
+def test_broker_held_stops_takes_true_or_false_only(tmp_path):
+    with pytest.raises(ConfigError, match="risk.broker_held_stops"):
+        load_config(write(tmp_path, "[risk]\nbroker_held_stops = 1\n"))

@@ -241,6 +241,9 @@ def test_coingecko_is_the_public_host_it_refuses_a_pro_key_and_dates_prices_by_i
     params = {"ids": "bitcoin", "vs_currencies": "usd", "include_last_updated_at": "true"}
     refused = http.get(fake.coingecko_url + "/simple/price", params=params, headers={"x-cg-pro-api-key": "CG-x"})
     assert refused.status_code == 400 and refused.json()["status"]["error_code"] == 10010
+    fake.coingecko_pro_keys.add("CG-pro")  # a key CoinGecko knows as Pro: refused in the demo header too
+    in_demo_header = http.get(fake.coingecko_url + "/simple/price", params=params, headers={"x-cg-demo-api-key": "CG-pro"})
+    assert in_demo_header.status_code == 400 and in_demo_header.json()["status"]["error_code"] == 10010
     fake.time_source = lambda: 1_900_000_000.0
     demo = http.get(fake.coingecko_url + "/simple/price", params=params, headers={"x-cg-demo-api-key": "CG-x"})
     assert demo.json()["bitcoin"]["last_updated_at"] == 1_900_000_000

@@ -276,3 +276,31 @@ def test_a_server_that_trickles_its_answer_cannot_hold_a_call_past_its_timeout()
         listener.close()
     assert time.monotonic() - started < 2.5  # timeout + connect allowance, not 200 bytes x 0.2 s
     assert caught.value.may_have_arrived
+
+
+def test_a_netrc_entry_for_the_host_never_replaces_the_key_we_send(server, tmp_path, monkeypatch):
+    """requests' default: credentials in ~/.netrc for the host become a Basic Authorization header."""
+    (tmp_path / ".netrc").write_text("machine api.example.test login someone password hunter2\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("NETRC", raising=False)
+    server.get(f"{BASE}/things", json={"a": 1})
+
+    HttpClient("svc", BASE, fast_settings(), {"Authorization": f"Bearer {SECRET}"}).get("/things")
+
+    assert server.calls[0].request.headers["Authorization"] == f"Bearer {SECRET}"
+
+
+@pytest.mark.parametrize("no_proxy, used", [("", {"https": "http://proxy.example.test:3128"}), ("api.example.test", {})])
+def test_proxy_variables_still_apply_and_so_does_no_proxy(server, monkeypatch, no_proxy, used):
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.test:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    server.get(f"{BASE}/things", json={"a": 1})
+
+    client().get("/things")
+
+    assert {k: v for k, v in server.calls[0].request.req_kwargs["proxies"].items() if v} == used

@@ -5,6 +5,8 @@ scored, never traded."""
 from __future__ import annotations
 
 import json
+
+import pytest
 import sqlite3
 import zlib
 
@@ -57,7 +59,10 @@ def test_replay_last_sends_byte_identical_messages_and_prints_both_decisions(e2e
         assert row["symbol"] in sent.json["messages"][1]["content"]
 
     out = result.stdout
-    assert "replayed 2 recorded request(s) on other" in out and "1 of 2 with the same" in out  # BTC/USD: hold and hold
+    cycle_id = e2e.last_cycle()["cycle_id"]
+    said = " ".join(out.split())  # prose wraps at 80 columns
+    assert f"replayed 2 recorded request(s) of cycle {cycle_id} (the last one asked) on other" in said  # `last`, named
+    assert "1 of 2 with the same" in said  # BTC/USD: hold and hold
     aapl = next(line for line in out.splitlines() if " AAPL " in line)
     assert "buy 0.90" in aapl and "hold 0.55" in aapl and " no" in aapl
     assert "breakout on volume" in out and "extended, wait" in out  # both reasonings, whole
@@ -140,3 +145,19 @@ def test_replay_sends_the_configured_key_only_to_the_configured_server(e2e):
                     env={**e2e.env, "OTHER_LLM_KEY": "sk-test-main-key-123"})
     assert named.returncode == 0, describe(named)
     assert "sk-test-main-key-123" not in keyless.stdout + keyless.stderr + named.stdout + named.stderr
+
+
+@pytest.mark.parametrize("args, code, says", [
+    (["2020-01-01T00:00Z-dead"], 1, "no cycle '2020-01-01T00:00Z-dead'"),
+    (["last", "--since", "2026-01-01"], 2, "not both"),
+    (["last", "--base-url", "http://127.0.0.1:9/v1"], 1, "no replayed request was answered"),
+])
+def test_replay_json_is_json_on_failure_too(e2e, args, code, says):
+    setup(e2e)
+    e2e.run()
+
+    result = e2e.cli("replay", *args, "--json")
+
+    assert result.returncode == code and says in result.stderr
+    data = json.loads(result.stdout)  # a script that asked for JSON reads JSON, whatever happened
+    assert says in data["error"] if "error" in data else data["replayed"]

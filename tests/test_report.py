@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tradecycle.render import report
+from tradecycle.render import report, verdict_html
 
 from .e2e_helpers import clean_env, describe, run_cli
 from .simulated import OfflineCycles
@@ -349,7 +349,7 @@ def test_chromium_draws_the_charts_without_any_network(week, written, tmp_path):
     for segment in (equity, drawdown, daily):
         assert 'class="main-svg"' in segment
     lines = [d for d in re.findall(r'<path class="js-line" d="(M[^"]+)"', equity) if d.count("L") >= 10]  # not the legend's
-    assert len(lines) == 2
+    assert len(lines) == 3  # equity, buy and hold, buy and hold at the strategy's exposure (cash is flat: two points)
     assert re.search(r'<path class="js-fill" d="M[^"]{200,}"', drawdown)
     assert len(re.findall(r'<g class="point"><path d="M[^"]+Z"', daily)) == days
 
@@ -391,3 +391,74 @@ def test_plotly_stays_off_the_cycle_and_kill_switch_path(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=clean_env({}))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+# -- the verdict first; gaps; the page's width ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def weekend(tmp_path_factory) -> tuple[OfflineCycles, Path]:
+    """A Friday and a Monday of cycles every 2 hours, none over the weekend: the report of it."""
+    cycles = OfflineCycles(tmp_path_factory.mktemp("weekend"), datetime(2026, 11, 6, 8, 0, tzinfo=UTC))
+    cycles.run_every(EVERY_SECONDS, 8)
+    cycles.clock.advance(3 * 24 * 3600 - 7 * EVERY_SECONDS)  # Monday 08:00
+    cycles.run_every(EVERY_SECONDS, 8)
+    folder = tmp_path_factory.mktemp("weekend-out")
+    result = cli(cycles, "report", "--out", "w.html", cwd=folder)
+    assert result.returncode == 0, describe(result)
+    return cycles, folder / "w.html"
+
+
+def test_the_report_leads_with_the_verdict_of_score(week, written):
+    _, text, _ = written
+    assert text.index('<section id="verdict">') < text.index('<section id="summary">') < text.index('<section id="equity">')
+    card = json.loads(cli(week, "score", "--json").stdout)
+    main = next(a for a in card["analysts"] if a["role"] == "main")
+    verdict = text[text.index('<section id="verdict">'):text.index('<section id="summary">')]
+    assert main["verdict"]["text"].replace("%", "%") in verdict.replace("&#x27;", "'")
+    assert 'id="random-entry-chart"' in verdict
+    for label in ("cash", "buy and hold (equal weights)", "buy and hold at the strategy&#x27;s exposure", "random entry"):
+        assert label in verdict
+    interval = main["baselines"]["exposure_matched_buy_and_hold"]["excess_ci95"]
+    assert f"{interval[0]:+.2f} to {interval[1]:+.2f}" in verdict
+    assert f"tokens {main['costs']['tokens_usd']}, slippage {main['costs']['slippage_usd']}" in verdict
+
+
+def test_a_gap_in_the_cycles_breaks_the_line():
+    times = ["2026-11-06 20:00:00", "2026-11-06 22:00:00", "2026-11-09 08:00:00", "2026-11-09 10:00:00"]
+    assert report.with_gaps(times, [1, 2, 3, 4]) == (
+        ["2026-11-06 20:00:00", "2026-11-06 22:00:00", "2026-11-06 22:00:00", "2026-11-09 08:00:00", "2026-11-09 10:00:00"],
+        [1, 2, None, 3, 4])
+    assert report.with_gaps(times[:2], [1, 2]) == (times[:2], [1, 2])
+
+
+@needs_chromium
+def test_chromium_shows_the_verdict_histogram_and_baselines_and_no_line_across_the_weekend(weekend, tmp_path):
+    _, path = weekend
+    # The page's own width after layout, written into the DOM by a script added to a copy (the report has none of its own).
+    probe = tmp_path / "probe.html"
+    probe.write_text(path.read_text(encoding="utf-8").replace(
+        "</body>", "<script>document.body.setAttribute('data-overflow', String(document.documentElement.scrollWidth"
+                   " - document.documentElement.clientWidth))</script></body>"), encoding="utf-8")
+    screenshot = tmp_path / "weekend.png"
+    dom, _ = browse(probe, tmp_path, screenshot)  # the network: test_chromium_draws_the_charts_without_any_network
+
+    # The histogram of random entry, with the analyst's marker, drawn as bars and a line shape.
+    start = dom.index('id="random-entry-chart"')
+    histogram = dom[start:dom.index("</table>", start)]
+    assert len(re.findall(r'<g class="point"><path d="M[^"]+Z"', histogram)) >= 5
+    assert re.search(r'class="annotation-text[^>]*>[^<]*percentile \d+', histogram)  # the marker's label, drawn
+    # The equity chart: the strategy, buy and hold, buy and hold at its exposure and cash; each
+    # line stops on Friday night and starts again on Monday: two pieces, nothing drawn across.
+    equity = chart_segment(dom, "equity-chart")
+    lines = [[float(x) for x in re.findall(r"[ML]([-\d.]+),", d)]
+             for d in re.findall(r'<path class="js-line" d="(M[^"]+)"', equity)]
+    lines = [xs for xs in lines if len(xs) >= 2]  # not the legend's samples ("M5,0h30")
+    assert len(lines) == 4 * 2  # four lines, each in two pieces
+    middle = (min(min(xs) for xs in lines) + max(max(xs) for xs in lines)) / 2  # Saturday and Sunday lie around it
+    assert all(max(xs) < middle or min(xs) > middle for xs in lines)
+    # No toolbar over any chart, and nothing wider than the page (the reasoning wraps).
+    assert 'modebar-btn' not in equity and 'modebar-btn' not in histogram
+    assert 'data-overflow="0"' in dom
+    counts = colours(screenshot)
+    assert pixels_of(counts, report.MATCHED_COLOR) > 100 and pixels_of(counts, verdict_html.MARKER_COLOR) > 100

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from tradecycle.cycle.run import run_cycle
+from tradecycle.rules import scorecard
 from tradecycle.rules.reuse import StandingHold, still_stands
+from tradecycle.store import scores
 
 from .fakes import NOW, FakeBroker, FakeClock, FakeNews, FakeQuotes, ScriptedAnalyst, position, services, settings
 
@@ -131,3 +134,34 @@ def test_a_refused_buy_is_asked_again_once_the_room_or_the_market_changes(db, st
         quotes.table["AAPL"] = "202"
     run_cycle(services(quotes=quotes, analyst=analyst, clock=clock, broker=broker), store, settings(reuse_holds=True), log)
     assert len(analyst.seen) == (2 if asked_again else 1)
+
+
+class HashedAnalyst(ScriptedAnalyst):
+    """An LLM-like analyst: a prompt hash and tokens on every answer."""
+
+    model = "gpt-4o-mini"
+
+    def analyse(self, inputs, timeout_seconds):
+        return [replace(d, prompt_hash="5aae911d", prompt_tokens=900, completion_tokens=40)
+                for d in super().analyse(inputs, timeout_seconds)]
+
+
+@pytest.mark.parametrize("script, outcome", [({"AAPL": ("buy", 0.9)}, "position_too_large"), ({}, "hold")])
+def test_a_reused_decision_keeps_its_analyst_and_adds_no_tokens(db, store, log, script, outcome):
+    """One request, three cycles: score shows one main analyst with one request's tokens."""
+    clock = FakeClock()
+    quotes = FakeQuotes({"AAPL": "200"}, clock)
+    broker = FakeBroker(positions=[position("AAPL", "10000", qty="50")])  # at its 10% limit: a buy is refused
+    analyst = HashedAnalyst(script)
+    for _ in range(3):
+        run_cycle(services(quotes=quotes, analyst=analyst, clock=clock, broker=broker), store, settings(reuse_holds=True), log)
+        clock.advance(60)
+    assert len(analyst.seen) == 1
+
+    rows = db.query("SELECT model, prompt_hash, outcome, reused_decision_id FROM ai_decisions ORDER BY id")
+    assert rows[0]["outcome"] == outcome and rows[1]["reused_decision_id"] is not None
+    assert {(r["model"], r["prompt_hash"]) for r in rows} == {("gpt-4o-mini", "5aae911d")}
+    card = scorecard.scorecard(scores.scored_decisions(db, scorecard.HORIZONS, None, None, None), [], [], [], ({}, {}), None)
+    assert [(a["analyst"], a["role"]) for a in card["analysts"]] == [("gpt-4o-mini#5aae911d", "main")]
+    assert [(t["analyst"], t["requests"], t["prompt_tokens"], t["completion_tokens"]) for t in card["tokens_per_day"]] == [
+        ("gpt-4o-mini#5aae911d", 1, 900, 40)]

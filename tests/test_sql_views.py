@@ -123,3 +123,54 @@ def test_each_canned_query_runs_on_a_database_made_by_cycles(made_by_cycles, nam
         "cycle_story": lambda: len(rows) == 5 and {r["symbol"]: (r["outcome"], r["order_status"]) for r in rows}["AAPL"] == ("ordered", "filled"),
     }
     assert len(trades) >= 1 and expected[name](), rows
+
+
+# Each table's view; tables with amounts but no view say why.
+VIEW_OF = {"trades": "trades_v", "ai_decisions": "decisions_v", "quotes": "quotes_v", "cycles": "cycles_v", "positions": "positions_v"}
+NO_VIEW = {
+    "agent_status": "one row: status --json shows it",
+    "daily_bars": "a cache of the market context",
+    "position_marks": "the trailing stop's bookkeeping",
+    "sim_market": "the simulator's books", "sim_account": "the simulator's books",
+    "sim_positions": "the simulator's books", "sim_orders": "the simulator's books",
+    "backtest_bars": "history fetched for backtests, kept to be reused",
+}
+AMOUNT_NAME = re.compile(r"_usd$|price|qty|quantity|equity|cash|buying_power|_pl$|pnl|market_value|_percent$|previous_close|"
+                         r"^(open|high|low|close|volume|notional)$")
+NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def amount_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The text columns of ``table`` that hold amounts: named with a unit of money or
+    quantity, or holding nothing but numbers in a database real cycles wrote."""
+    found = []
+    for column in conn.execute(f"PRAGMA table_info({table})"):
+        name = column["name"]
+        if column["type"] != "TEXT" or name == "id" or name.endswith(("_id", "_hash")):
+            continue
+        values = [r[0] for r in conn.execute(f"SELECT DISTINCT \"{name}\" FROM {table} WHERE \"{name}\" IS NOT NULL LIMIT 200")]
+        if AMOUNT_NAME.search(name) or (values and all(NUMBER.fullmatch(str(v)) for v in values)):
+            found.append(name)
+    return found
+
+
+def test_every_amount_of_every_table_is_real_in_its_view(made_by_cycles, tmp_path):
+    """Columns added by later migrations included: each table's amounts are enumerated from the
+    schema (and from what real cycles wrote), then a row with every amount set is read back from the view."""
+    path, _ = made_by_cycles
+    with connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        amounts = {t: amount_columns(conn, t) for t in tables}
+    amounts = {t: columns for t, columns in amounts.items() if columns}
+    assert {"equity", "fee_usd"} <= set(amounts["cycles"]) | set(amounts["trades"])  # the enumeration sees later columns
+    assert set(amounts) <= set(VIEW_OF) | set(NO_VIEW), "a table with amounts and no view"
+
+    fresh = open_database(tmp_path / "fresh.db")
+    for table, view in VIEW_OF.items():
+        columns = amounts[table]
+        keys = {"cycles": "cycle_id", "positions": "symbol"}.get(table, "id")
+        fresh.execute(f"INSERT INTO {table} ({keys}, {', '.join(columns)}) VALUES ({', '.join('?' * (len(columns) + 1))})",
+                      ("1", *["9500.5"] * len(columns)))
+        row = fresh.one(f"SELECT {', '.join(f'typeof({c}) AS {c}' for c in columns)} FROM {view}")
+        assert row == {c: "real" for c in columns}, (view, row)
+    fresh.close()

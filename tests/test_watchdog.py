@@ -67,7 +67,7 @@ def test_a_server_that_never_finishes_its_headers_cannot_hold_the_cycle(tmp_path
         stop.set()
     assert result.returncode == 0, result.stderr
     assert "completed" in result.stdout
-    assert elapsed < 3 + 3  # the budget, plus start-up slack: the process did not wait for the stuck reads
+    assert elapsed < 3 + 6  # the budget, plus start-up slack on a busy machine: it did not wait for the stuck reads (30 s)
     with sqlite3.connect(tmp_path / "tradecycle.db") as conn:
         outcomes = {row[0] for row in conn.execute("SELECT outcome FROM ai_decisions")}
     assert outcomes == {"no_quote"}

@@ -18,6 +18,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated, Any, Optional
 
 import typer
@@ -68,10 +69,12 @@ def _config_origin(config: str | None) -> str:
 
 
 @contextmanager
-def _guard(show_traceback: bool, prefix: str = "", exit_code: ExitCode | None = None, config: str | None = None):
+def _guard(show_traceback: bool, prefix: str = "", exit_code: ExitCode | None = None, config: str | None = None,
+           as_json: bool = False):
     """Turn our errors into one line and an exit code (``exit_code`` for all of
     them, if given); a bug into exit 1. A config error says where the config's
-    path came from when it was not ``--config``."""
+    path came from when it was not ``--config``. ``as_json``: the error is also
+    a JSON object on stdout (``{"error", "exit_code"}``), for the script that asked for JSON."""
     try:
         yield
     except typer.Exit:
@@ -80,13 +83,33 @@ def _guard(show_traceback: bool, prefix: str = "", exit_code: ExitCode | None = 
         if _debug(show_traceback):
             traceback.print_exc()
         origin = _config_origin(config) if isinstance(exc, ConfigError) else ""
+        code = int(exit_code or exc.exit_code)
         _error(f"{prefix}{exc}{origin}")
-        raise typer.Exit(int(exit_code or exc.exit_code)) from None
+        if as_json:
+            _print_json({"error": f"{prefix}{exc}{origin}", "exit_code": code})
+        raise typer.Exit(code) from None
     except Exception as exc:
         if _debug(show_traceback):
             traceback.print_exc()
-        _error(f"{prefix}unexpected error: {exc!r} (run with --traceback for details)")
+        message = f"{prefix}unexpected error: {exc!r}"
+        _error(f"{message} (run with --traceback for details)")
+        if as_json:
+            _print_json({"error": message, "exit_code": int(ExitCode.ABORTED)})
         raise typer.Exit(int(ExitCode.ABORTED)) from None
+
+
+def _say(text: str) -> None:
+    """A line of plain output, wrapped at 80 columns (a word or path longer than that stays whole)."""
+    import textwrap
+
+    print(textwrap.fill(text, 80, break_long_words=False, break_on_hyphens=False))
+
+
+def _note(text: str) -> None:
+    """What a person should know besides, on stderr, wrapped at 80 columns."""
+    import textwrap
+
+    print(textwrap.fill(f"tradecycle: note: {text}", 80, break_long_words=False, break_on_hyphens=False), file=sys.stderr)
 
 
 def _is_terminal() -> bool:
@@ -166,7 +189,7 @@ def run(
 
         cycle_report(report)
     else:
-        print(report.summary_line())
+        _say(report.summary_line())
 
 
 SWITCH_STATES = {"on": True, "off": False}
@@ -199,17 +222,26 @@ def killswitch(
         view = _command("killswitch").kill_switch(config, db, active, reason, flatten)
     switch, database = view.switch, view.database
     if active is not None and not existed:
-        _error(f"note: {database} did not exist; it was created to hold the flag (is this the database your cycles use?)")
-    if switch.active:
-        print(f"kill switch ON since {switch.changed_at}: {switch.reason}. No order will be sent. ({database})")
+        _note(f"{database} did not exist; it was created to hold the flag (is this the database your cycles use?)")
+    if not view.exists:
+        _say(f"kill switch: there is no database at {database} yet, so the switch was never set there"
+             " (a first cycle would create it). Is this the database your cycles use?")
+    elif switch.active:
+        if view.already_on:
+            _say(f"kill switch already ON since {switch.changed_at}: {switch.reason}. It keeps that time and reason;"
+                 " yours is added to its history. No order will be sent.")
+        else:
+            _say(f"kill switch ON since {switch.changed_at}: {switch.reason}. No order will be sent.")
         if switch.cleanup_due:
-            print("The next cycle cancels every open order and sells every position (--flatten)." if switch.flatten
-                  else "The next cycle cancels open buy orders, so nothing is bought after this.")
+            _say("The next cycle cancels every open order and sells every position (--flatten)." if switch.flatten
+                 else "The next cycle cancels open buy orders, so nothing is bought after this.")
+        _say(f"database: {database}")
     else:
         since = f" since {switch.changed_at}" if switch.changed_at else ""
-        print(f"kill switch off{since}. Cycles trade normally. ({database})")
+        _say(f"kill switch off{since}. Cycles trade normally.")
+        _say(f"database: {database}")
     if view.note:
-        _error(f"note: {view.note}")
+        _note(view.note)
     if view.changes:
         from tradecycle.render.status import kill_switch_changes
 
@@ -307,7 +339,7 @@ def score(
     """Is the analyst any good? Per analyst and symbol: decisions, hit rates at 15 min,
     1 h and 1 day, calibration; shadows side by side; P&L, buy-and-hold, drawdown."""
     with _guard(show_traceback, config=config):
-        card = _command("score").score(config, db, since, model, symbol, include_contaminated)
+        card = _command("score").score(config, db, since, model, symbol, include_contaminated=include_contaminated)
     _show(card, as_json, "score", lambda render: render.score(card))
 
 
@@ -351,7 +383,7 @@ def replay(
     """Send the exact recorded messages of a cycle (or, with --since, of every analysed
     decision since then) to another model; print both decisions side by side and record
     the replayed ones (role "replay": scored, never traded). Exit 1 if none was answered."""
-    with _guard(show_traceback, config=config):
+    with _guard(show_traceback, config=config, as_json=as_json):
         result = _command("replay").replay(config, db, cycle_id, since, model, base_url, key_env, training_cutoff)
     _show(result, as_json, "score", lambda render: render.replay(result))
     if all(p["replayed"]["outcome"] in ("ai_unavailable", "ai_invalid") for p in result["replayed"]):
@@ -416,6 +448,48 @@ def vacuum(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
     else:
         print(f"{result['database']}: {result['bytes_before'] / 1e6:.1f} MB -> {result['bytes_after'] / 1e6:.1f} MB"
               f" in {result['seconds']} s; from now on it shrinks as history is pruned")
+
+
+@cli.command()
+def backtest(
+    start: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], metavar="DATE", help="first day (UTC), e.g. 2026-01-05")],
+    end: Annotated[datetime, typer.Option("--to", formats=["%Y-%m-%d"], metavar="DATE", help="the day after the last (UTC): [from, to)")],
+    interval: Annotated[str, typer.Option("--interval", help="one cycle at each bar's close: 1d, 1h, 15m or 1m")] = "1d",
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="the backtest's database (default: backtest.db beside the config; never the live one)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue the unfinished backtest in --out")] = False,
+    max_llm_calls: Annotated[Optional[int], typer.Option("--max-llm-calls", min=0, help="stop before a cycle that could send more model requests than this")] = None,
+    allow_contaminated: Annotated[bool, typer.Option("--allow-contaminated", help="ask models about days on or before their training cutoff; the run is marked contaminated")] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Run the same cycle over history, in one process: the analyst, risk limits and exits
+    at every bar's close from --from to --to, fills at the next bar's open. Writes its own
+    database; report, score, trades, decisions and explain read it with --db."""
+    from tradecycle.render import backtest as view
+
+    bars: list = []
+
+    def progress(total: int, done: int):
+        if sys.stderr.isatty() and not as_json:
+            bars.append(view.ProgressBar(total, done))
+            return bars[-1]
+        return view.log_lines(total, done)
+
+    request = _command("backtest").Request(start.date(), end.date(), interval, out, resume, max_llm_calls, allow_contaminated)
+    try:
+        with _guard(show_traceback, config=config):
+            result = _command("backtest").backtest(config, request, view.announce, progress)
+    finally:
+        for bar in bars:
+            bar.stop()
+    if as_json:
+        _print_json(result)
+    else:
+        print(view.closing_line(result))
+        print(view.next_step(result))
+    if result["status"] != "completed":
+        raise typer.Exit(int(ExitCode.ABORTED))
 
 
 def main() -> None:

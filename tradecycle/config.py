@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, ValidationError, field_validator, model_validator
 
 from tradecycle.infra.environment import Secrets  # noqa: F401  (re-exported: the config's companion)
+from tradecycle.config_errors import describe_errors  # noqa: F401  (re-exported: replay words its errors the same way)
 from tradecycle.infra.errors import ConfigError
 from tradecycle.models import ExitRules, RiskLimits
 from tradecycle.infra.paths import read_toml, resolve_path
@@ -28,6 +29,8 @@ ALPACA_DATA_URL = "https://data.alpaca.markets"
 Percent = Annotated[Decimal, Field(gt=0, le=100)]
 ExitPercent = Annotated[Decimal, Field(ge=0, lt=100)]  # 0: this exit is off
 PositiveSeconds = Annotated[float, Field(gt=0)]
+UsdPerMillion = Annotated[Decimal, Field(ge=0)]  # a token price: USD per million tokens
+SWITCHES = frozenset({"broker_held_stops"})  # the keys that take true/false (and only that)
 
 
 class _Section(BaseModel):
@@ -36,9 +39,9 @@ class _Section(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_booleans(cls, value):
-        # No key takes true/false; pydantic would read `true` as 1 (a 1-second quote age, say).
-        if isinstance(value, bool):
+    def _no_booleans(cls, value, info):
+        # No key takes true/false but the switches named below; pydantic would read `true` as 1 (a 1-second quote age, say).
+        if isinstance(value, bool) and info.field_name not in SWITCHES:
             raise ValueError("must be a number or text, not true/false")
         return value
 
@@ -75,6 +78,9 @@ class RiskConfig(_Section):
     stop_loss_percent: ExitPercent = Decimal(8)
     take_profit_percent: ExitPercent = Decimal(0)
     trailing_stop_percent: ExitPercent = Decimal(0)
+    # A sell stop at the broker for each held position (cycle/stops.py); unset: on for
+    # broker.provider = "alpaca", off for the simulator (see Config.broker_held_stops).
+    broker_held_stops: StrictBool | None = None
 
     def exits(self) -> ExitRules:
         return ExitRules(
@@ -240,12 +246,17 @@ class SimMarketConfig(_Section):
     seed: int = 42  # extension: the simulator's random walk is reproducible per seed
 
 
+class CsvMarketConfig(_Section):
+    path: str = "data"  # a folder of OHLCV files, one a symbol (AAPL.csv, BTC-USD.csv): history for backtests
+
+
 class MarketDataConfig(_Section):
-    provider: Literal["sim", "live", "alpaca"] = "sim"
+    provider: Literal["sim", "live", "alpaca", "csv"] = "sim"  # "csv": backtests only
     alpaca: AlpacaDataConfig = AlpacaDataConfig()
     finnhub: FinnhubConfig = FinnhubConfig()
     coingecko: CoinGeckoConfig = CoinGeckoConfig()
     sim: SimMarketConfig = SimMarketConfig()
+    csv: CsvMarketConfig = CsvMarketConfig()
 
 
 class NewsConfig(_Section):
@@ -267,10 +278,13 @@ class ShadowConfig(_Section):
     model: str = ""
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     seed: int | None = None  # sent as ``seed`` when set (see AIConfig)
-    training_cutoff: date | None = None  # the model's declared training cutoff (see AIConfig)
     # The environment variable that holds this server's key. Unset: OPENAI_API_KEY
     # when the shadow uses ai.base_url (the same server), otherwise no key.
     api_key_env: str | None = None
+    training_cutoff: date | None = None  # as ai.training_cutoff, for this model
+    # What this model's tokens cost (USD per million): the verdict's costs (score, report). 0: free (a local model).
+    price_input_per_million_usd: UsdPerMillion = Decimal(0)
+    price_output_per_million_usd: UsdPerMillion = Decimal(0)
 
     @field_validator("base_url")
     @classmethod
@@ -305,11 +319,14 @@ class AIConfig(_Section):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     # Sent as ``seed`` when set: servers that honour it answer the same messages alike (a refusal drops it).
     seed: int | None = None
-    # The model's declared training cutoff: decisions about a moment on or before it are marked contaminated.
-    training_cutoff: date | None = None
     reanalyze_move_percent: Percent = Decimal("0.5")
     max_decision_age_minutes: Annotated[float, Field(gt=0)] = 15
+    # The last day the model may have learned from (YYYY-MM-DD): a backtest never asks it about a day on or before it.
+    training_cutoff: date | None = None
     shadow: list[ShadowConfig] = []  # [[ai.shadow]] challengers (see ai/shadow.py)
+    # What the main model's tokens cost (USD per million): the verdict's costs (score, report). 0: free (a local model).
+    price_input_per_million_usd: UsdPerMillion = Decimal(0)
+    price_output_per_million_usd: UsdPerMillion = Decimal(0)
 
     @field_validator("base_url")
     @classmethod
@@ -323,6 +340,11 @@ class AIConfig(_Section):
         return "OPENAI_API_KEY" if (shadow.base_url or self.base_url) == self.base_url else None
 
 
+class BacktestConfig(_Section):
+    slippage_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(5)  # against the order at every fill
+    fee_bps: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(0)  # of each fill's value, taken from cash
+
+
 class Config(_Section):
     cycle: CycleConfig = CycleConfig()
     risk: RiskConfig = RiskConfig()
@@ -333,6 +355,7 @@ class Config(_Section):
     market_data: MarketDataConfig = MarketDataConfig()
     news: NewsConfig = NewsConfig()
     ai: AIConfig = AIConfig()
+    backtest: BacktestConfig = BacktestConfig()
 
     # Set by load_config, not by the file: where relative paths resolve.
     _base_dir: Path = PrivateAttr(default=Path("."))
@@ -353,12 +376,25 @@ class Config(_Section):
         return self
 
     @property
+    def broker_held_stops(self) -> bool:
+        """``risk.broker_held_stops``, or its default: on at Alpaca, where a stop at the broker
+        protects a position while no cycle runs; off for the simulator, whose prices move only
+        when a cycle asks (a stop there protects nothing the cycle's own check does not)."""
+        if self.risk.broker_held_stops is not None:
+            return self.risk.broker_held_stops
+        return self.broker.provider == "alpaca"
+
+    @property
     def database_path(self) -> Path:
         return resolve_path(self.base_dir, self.database.path)
 
     @property
     def log_path(self) -> Path:
         return resolve_path(self.base_dir, self.log.path)
+
+    @property
+    def csv_path(self) -> Path:
+        return resolve_path(self.base_dir, self.market_data.csv.path)
 
 
 def shadow_key_names(config: "Config") -> tuple[str, ...]:
@@ -378,37 +414,6 @@ def load_config(path: Path) -> Config:
         if not file.parent.is_dir():
             raise ConfigError(f"invalid configuration: {key}: folder does not exist: {file.parent}")
     return config
-
-
-_MESSAGES = {
-    "greater_than_equal": "must be >= {ge}",
-    "greater_than": "must be > {gt}",
-    "less_than_equal": "must be <= {le}",
-    "less_than": "must be < {lt}",
-    "extra_forbidden": "unknown key",
-    "literal_error": "must be one of {expected}",
-    "finite_number": "must be a finite number",
-    "decimal_type": "must be a finite number",
-    "date_from_datetime_parsing": "must be a date, e.g. 2024-10-01",
-    "date_parsing": "must be a date, e.g. 2024-10-01",
-    "date_type": "must be a date, e.g. 2024-10-01",
-}
-
-
-def describe_errors(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"])
-        template = _MESSAGES.get(error["type"])
-        ctx = error.get("ctx") or {}
-        if template:
-            message = template.format(**{k: v for k, v in ctx.items()})
-        else:
-            message = str(ctx.get("error") or error["msg"])
-            message = message.removeprefix("Value error, ")
-        # A rule across keys names its keys itself.
-        lines.append(message if key and message.startswith(f"{key}.") or not key else f"{key}: {message}")
-    return "invalid configuration: " + "; ".join(lines)
 
 
 def required_environment(config: Config) -> dict[str, str]:

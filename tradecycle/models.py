@@ -271,16 +271,30 @@ def analyst_identity(model: str, prompt_hash: str | None) -> str:
     return f"{model}#{prompt_hash}" if prompt_hash else model
 
 
+STOP_ORDER_TYPES = ("stop", "stop_limit")  # the sell stops held at the broker (cycle/stops.py)
+
+
 @dataclass(frozen=True)
 class OrderIntent:
-    """A market order the risk check approved. Exactly one of notional_usd / qty is set."""
+    """An order the cycle decided to send: a market order the risk check approved
+    (exactly one of notional_usd / qty is set), or a sell stop that protects a
+    position (``order_type`` ``stop`` or ``stop_limit``, by ``qty``, with its
+    ``stop_price``, a ``limit_price`` for a stop-limit, and its ``time_in_force``)."""
 
     symbol: str
     side: Side
     client_order_id: str
-    price: Decimal  # the quote the order was sized at
+    price: Decimal  # the quote the order was sized at (a stop: its stop price)
     notional_usd: Decimal | None = None
     qty: Decimal | None = None
+    order_type: str = "market"
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    time_in_force: str | None = None  # None: the broker's usual one for the asset (day for stocks, gtc for crypto)
+
+    @property
+    def is_stop(self) -> bool:
+        return self.order_type in STOP_ORDER_TYPES
 
     @property
     def asset_class(self) -> AssetClass:
@@ -306,6 +320,10 @@ class OrderResult:
     submitted_at: str | None = None
     filled_at: str | None = None
     message: str = ""
+    order_type: str = ""  # "market", "stop", "stop_limit", ... ("" when the broker did not say)
+    stop_price: Decimal | None = None
+    limit_price: Decimal | None = None
+    time_in_force: str = ""
 
 
 @dataclass

@@ -53,7 +53,7 @@ class Broker(Protocol):
         """Positions with symbols normalized (``BTC/USD``, never ``BTCUSD``)."""
 
     def submit_order(self, intent: OrderIntent) -> OrderResult:
-        """Send one market order. Raises ``OrderRejected`` (``DuplicateOrder`` for
+        """Send one order (market, or a sell stop: ``intent.order_type``). Raises ``OrderRejected`` (``DuplicateOrder`` for
         a re-used client order id), ``OrderUncertain`` when it may have arrived,
         ``ServiceUnavailable`` when it surely did not."""
 
@@ -76,6 +76,14 @@ class Broker(Protocol):
     def cancel_order(self, broker_order_id: str) -> None:
         """Ask the broker to cancel an open order. Raises ``OrderRejected`` when it
         can no longer be canceled, ``ServiceError`` otherwise."""
+
+    def replace_order(self, broker_order_id: str, intent: OrderIntent) -> OrderResult:
+        """Replace an open stop order (``PATCH``) by ``intent``: its qty, stop and limit
+        prices, time in force and new ``client_order_id``. Returns the new order (a new
+        id; the old one ends ``replaced``). Raises ``OrderRejected`` (422) when the old
+        order can no longer be replaced (filled, canceled), ``OrderUncertain`` when the
+        replacement may have happened, ``OrderNotReceived`` when it surely did not and
+        ``ServiceUnavailable`` when nothing was sent."""
 
 
 class Analyst(Protocol):

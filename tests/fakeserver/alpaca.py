@@ -229,10 +229,10 @@ class AlpacaMixin:
                 reply = Reply(200, {"timestamp": clock.pop("timestamp"), **clock})
             elif parts[2] == "positions" and method == "GET":
                 if len(parts) == 3:
-                    reply = Reply(200, [dict(p) for p in self.positions])
+                    reply = Reply(200, self._positions_reply())
                 else:
                     wanted = position_symbol(unquote(parts[3]).upper())
-                    pos = next((p for p in self.positions if p["symbol"] == wanted), None)
+                    pos = next((p for p in self._positions_reply() if p["symbol"] == wanted), None)
                     reply = Reply(200, dict(pos)) if pos else self._alpaca_error(404, "position does not exist", 40410000)
             elif parts[2] == "assets" and len(parts) == 4 and method == "GET":
                 symbol = unquote(parts[3]).upper()
@@ -248,18 +248,17 @@ class AlpacaMixin:
                 coid = req.query.get("client_order_id", "")
                 order = self.orders.get(coid)
                 reply = Reply(200, dict(order)) if order else self._alpaca_error(404, "order not found", 40410000)
-            elif parts[2] == "orders" and len(parts) == 4 and method in ("GET", "DELETE"):
+            elif parts[2] == "orders" and len(parts) == 4 and method in ("GET", "DELETE", "PATCH"):
                 order_id = unquote(parts[3])
                 order = next((o for o in self.orders.values() if o["id"] == order_id), None)
                 if order is None:
                     reply = self._alpaca_error(404, f"order not found for {order_id}", 40410000)
                 elif method == "GET":
-                    reply = Reply(200, dict(order))
-                elif order["status"] in ("filled", "canceled", "expired", "rejected"):
-                    reply = self._alpaca_error(422, f"order is already in \"{order['status']}\" state", 42210000)
+                    reply = Reply(200, self._read_order(order))
+                elif method == "PATCH":
+                    reply = self._alpaca_replace_order(req, order)
                 else:
-                    self.set_order_status(order["client_order_id"], "canceled")
-                    reply = Reply(204, None)
+                    reply = self._alpaca_cancel_order(order)
             else:
                 reply = self._alpaca_error(404, "endpoint not found", 40410000)
         reply.headers.setdefault("X-Ratelimit-Limit", "200")

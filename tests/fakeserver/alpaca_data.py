@@ -44,7 +44,7 @@ class AlpacaDataMixin:
         """Snapshots and daily bars, stocks (``/v2/stocks/...``, keys required, IEX feed on the
         free plan) and crypto (``/v1beta3/crypto/us/...``, no key needed)."""
         stocks = req.subpath.startswith("/v2/stocks/")
-        if stocks and self.require_auth:
+        if (stocks or req.subpath == "/v1beta1/news") and self.require_auth:
             key, secret = req.headers.get("APCA-API-KEY-ID"), req.headers.get("APCA-API-SECRET-KEY")
             if (not key or not secret or (self.alpaca_key_id and key != self.alpaca_key_id)
                     or (self.alpaca_secret_key and secret != self.alpaca_secret_key)):
@@ -66,6 +66,8 @@ class AlpacaDataMixin:
             return Reply(200, found if stocks else {"snapshots": found})
         if req.subpath in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars"):
             return self._alpaca_bars(req, symbols, stocks)
+        if req.subpath == "/v1beta1/news":
+            return self._alpaca_news_page(req, symbols)
         return self._alpaca_error(404, "endpoint not found", 40410000)
 
     def snapshot(self, symbol: str) -> dict[str, Any]:
@@ -103,23 +105,49 @@ class AlpacaDataMixin:
             "prevDailyBar": previous,
         }
 
+    def set_history_bars(self, symbol: str, timeframe: str, rows: list[tuple[datetime, Any, Any, Any, Any, Any]]) -> None:
+        """Serve these (opens_at, open, high, low, close, volume) rows as ``symbol``'s bars at
+        ``timeframe`` ("1Day", "1Hour", "15Min", "1Min"); ``t`` is each bar's open, as Alpaca's."""
+        crypto = _is_crypto(symbol)
+        bars = [{"t": _rfc3339(t), "o": float(o), "h": float(h), "l": float(l), "c": float(c),
+                 "v": float(v) if crypto else int(v), "n": 100 + k, "vw": float(c)} for k, (t, o, h, l, c, v) in enumerate(rows)]
+        with self.lock:
+            self.history_bars[(symbol, timeframe)] = bars
+
+    def add_alpaca_news(self, symbols: list[str], headline: str, created_at: datetime, *, summary: str = "",
+                        source: str = "benzinga") -> dict[str, Any]:
+        """One item of Alpaca's news (``symbols`` as Alpaca names them: ``AAPL``, ``BTCUSD``)."""
+        with self.lock:
+            self._news_ids += 1
+            item = {"id": self._news_ids, "headline": headline, "summary": summary, "author": "Staff",
+                    "created_at": _rfc3339(created_at), "updated_at": _rfc3339(created_at),
+                    "url": f"https://www.benzinga.com/news/{self._news_ids}", "symbols": list(symbols),
+                    "source": source, "images": []}
+            self.alpaca_news.append(item)
+        return item
+
     def _alpaca_bars(self, req: RecordedRequest, symbols: list[str], stocks: bool) -> Reply:
-        if req.query.get("timeframe") != "1Day":
-            return self._alpaca_error(422, f"invalid timeframe: {req.query.get('timeframe')} (the fake serves 1Day)", 42210000)
+        timeframe = {"1D": "1Day", "1H": "1Hour", "15T": "15Min", "1T": "1Min"}.get(req.query.get("timeframe", ""),
+                                                                                  req.query.get("timeframe"))
+        if timeframe not in ("1Day", "1Hour", "15Min", "1Min", "5Min"):
+            return self._alpaca_error(422, f"invalid timeframe: {req.query.get('timeframe')}", 42210000)
         if not symbols:
             return Reply(400, {"code": 40010001, "message": "missing symbols"})
         try:
             limit = int(req.query.get("limit", "1000"))
-            start = req.query.get("start", "1970-01-01")[:10]
-            date.fromisoformat(start)
+            start, end = _moment(req.query.get("start", "1970-01-01")), _moment(req.query.get("end", "2999-01-01"))
             offset = int(base64.b64decode(req.query["page_token"]).decode()) if req.query.get("page_token") else 0
         except (ValueError, TypeError):
-            return Reply(400, {"code": 40010001, "message": "invalid limit, start or page_token"})
+            return Reply(400, {"code": 40010001, "message": "invalid limit, start, end or page_token"})
         if not 1 <= limit <= 10000:
             return self._alpaca_error(422, "invalid limit: must be between 1 and 10000", 42210000)
         with self.lock:  # Alpaca sorts by symbol, then time; the limit counts across symbols
+            def served(s: str) -> list[dict[str, Any]]:
+                found = self.history_bars.get((s, timeframe))
+                return found if found is not None else (self.daily_bars.get(s, []) if timeframe == "1Day" else [])
+
             rows = [(s, dict(b)) for s in sorted(symbols) if _is_crypto(s) != stocks
-                    for b in self.daily_bars.get(s, []) if b["t"][:10] >= start]
+                    for b in served(s) if start <= _moment(b["t"]) <= end]
         page = rows[offset: offset + min(limit, self.bars_page_size or limit)]
         body: dict[str, Any] = {}
         for symbol, bar in page:
@@ -127,6 +155,33 @@ class AlpacaDataMixin:
         more = offset + len(page) < len(rows)
         token = base64.b64encode(str(offset + len(page)).encode()).decode() if more else None
         return Reply(200, {"bars": body, "next_page_token": token})
+
+
+    def _alpaca_news_page(self, req: RecordedRequest, symbols: list[str]) -> Reply:
+        """``GET /v1beta1/news``: items naming any of ``symbols`` published in [start, end],
+        ``sort`` asc or desc (the default), at most 50 a page, ``next_page_token`` until the last."""
+        try:
+            limit = int(req.query.get("limit", "10"))
+            start, end = _moment(req.query.get("start", "1970-01-01")), _moment(req.query.get("end", "2999-01-01"))
+            offset = int(base64.b64decode(req.query["page_token"]).decode()) if req.query.get("page_token") else 0
+        except (ValueError, TypeError):
+            return Reply(400, {"code": 40010001, "message": "invalid limit, start, end or page_token"})
+        if not 1 <= limit <= 50:
+            return self._alpaca_error(422, "invalid limit: must be between 1 and 50", 42210000)
+        with self.lock:
+            items = [dict(i) for i in self.alpaca_news if start <= _moment(i["created_at"]) <= end
+                     and (not symbols or set(i["symbols"]) & set(symbols))]
+        items.sort(key=lambda i: (i["created_at"], i["id"]), reverse=req.query.get("sort", "desc") != "asc")
+        page = items[offset: offset + min(limit, self.news_page_size or limit)]
+        more = offset + len(page) < len(items)
+        token = base64.b64encode(str(offset + len(page)).encode()).decode() if more else None
+        return Reply(200, {"news": page, "next_page_token": token})
+
+
+def _moment(text: str) -> datetime:
+    """An RFC 3339 time or a date (midnight UTC), as Alpaca reads ``start`` and ``end``."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if "T" in text else datetime.fromisoformat(text[:10])
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _default_bars(symbol: str, price: str, days: int = DEFAULT_BAR_DAYS) -> list[tuple[Decimal, ...]]:

@@ -1,7 +1,8 @@
 """Alpaca paper orders (API_NOTES.md, "Alpaca paper trading"): POST /v2/orders
 with Alpaca's checks and refusals (client_order_id unique, time_in_force,
 fractional and crypto minimums, buying power, held quantity), listing orders,
-and fills that move cash and positions (crypto fees taken in coins)."""
+and fills that move cash and positions (crypto fees taken in coins). Stop
+orders' own checks, triggers, PATCH and DELETE: ``alpaca_stops``."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ class AlpacaOrdersMixin:
 
     def _alpaca_list_orders(self, req: RecordedRequest) -> Reply:
         status = req.query.get("status", "open")
-        open_states = {"new", "accepted", "partially_filled", "pending_new", "accepted_for_bidding", "held", "pending_review"}
+        open_states = {"new", "accepted", "partially_filled", "pending_new", "accepted_for_bidding", "held", "pending_review",
+                       "pending_cancel", "pending_replace"}
         orders = list(self.orders.values())
         if status == "open":
             orders = [o for o in orders if o["status"] in open_states]
@@ -77,8 +79,8 @@ class AlpacaOrdersMixin:
         if side not in ("buy", "sell"):
             return self._alpaca_error(422, "invalid side", 40010001)
         order_type = body.get("type", body.get("order_type"))
-        if order_type != "market":
-            return self._alpaca_error(422, f"this fake takes market orders only, not {order_type!r}", 42210000)
+        if order_type not in ("market", "stop", "stop_limit"):
+            return self._alpaca_error(422, f"this fake takes market, stop and stop_limit orders, not {order_type!r}", 42210000)
         tif = body.get("time_in_force")
         if (body.get("qty") is None) == (body.get("notional") is None):
             return self._alpaca_error(422, "qty or notional is required, but not both", 40010001)
@@ -103,6 +105,8 @@ class AlpacaOrdersMixin:
             return self._alpaca_error(422, "fractional orders must be DAY orders", 42210000)
         if fractional and not asset.get("fractionable", True):
             return self._alpaca_error(422, f"asset {symbol} is not fractionable", 42210000)
+        if order_type != "market" and (problem := self._stop_problem(body, symbol, crypto, order_type, notional, fractional)):
+            return self._alpaca_error(422, problem, 42210000)
 
         price = _dec(self.prices[symbol]) if self.prices.get(symbol) else None
         est_qty = qty if qty is not None else (notional / price if price else None)
@@ -124,7 +128,7 @@ class AlpacaOrdersMixin:
                 return self._alpaca_error(403, "insufficient buying power", 40310000)
         if side == "sell":
             pos = next((p for p in self.positions if p["symbol"] == position_symbol(symbol)), None)
-            held = _dec(pos["qty_available"]) if pos else Decimal(0)
+            held = self._available(pos) if pos else Decimal(0)  # less what open sells (stops) hold
             if est_qty is not None and (crypto or fractional or not self.allow_short) and est_qty > held:
                 message = ("insufficient balance for " + symbol.split("/")[0]) if crypto else \
                     f"insufficient qty available for order (requested: {_qty(est_qty)}, available: {_qty(held)})"
@@ -152,13 +156,13 @@ class AlpacaOrdersMixin:
             "filled_qty": "0",
             "filled_avg_price": None,
             "order_class": "",
-            "order_type": "market",
-            "type": "market",
+            "order_type": order_type,
+            "type": order_type,
             "side": side,
             "position_intent": "buy_to_open" if side == "buy" else "sell_to_close",
             "time_in_force": tif,
-            "limit_price": None,
-            "stop_price": None,
+            "limit_price": _money(_dec(body["limit_price"])) if order_type == "stop_limit" else None,
+            "stop_price": _money(_dec(body["stop_price"])) if order_type != "market" else None,
             "status": "new" if crypto or self.clock.get("is_open") else "accepted",  # stocks queue while closed
             "extended_hours": bool(body.get("extended_hours", False)),
             "legs": None,
@@ -172,7 +176,8 @@ class AlpacaOrdersMixin:
         if self.new_order_status:
             order["status"] = self.new_order_status
         self.orders[coid] = order
-        if self.fill_orders and not self.new_order_status and price is not None and (crypto or self.clock.get("is_open")):
+        if self.fill_orders and order_type == "market" and not self.new_order_status and price is not None \
+                and (crypto or self.clock.get("is_open")):
             self._fill(order, price, None)
         return Reply(200, dict(order))
 

@@ -1,6 +1,7 @@
 """CoinGecko's public host (API_NOTES.md, "CoinGecko"): /ping, /simple/price
 (unknown ids left out: ``{}`` when none is known; 24h change and update time),
-a Pro key refused with the 400 naming the pro host, and its error bodies."""
+a Pro key refused with the 400 naming the pro host (in either header, for the keys
+in ``coingecko_pro_keys``), and its error bodies."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ _COINGECKO_ERRORS = {
     503: "Service Unavailable",
 }
 PRO_KEY_HEADER = "x-cg-pro-api-key"
+DEMO_KEY_HEADER = "x-cg-demo-api-key"
 COINGECKO_PRO_KEY_ON_PUBLIC_HOST = {"status": {
     "error_code": 10010,
     "error_message": "If you are using Pro API key, please change your root URL from api.coingecko.com to pro-api.coingecko.com",
@@ -31,7 +33,9 @@ class CoinGeckoMixin:
     def _coingecko(self, req: RecordedRequest) -> Reply:
         if req.method != "GET":
             return Reply(405, self._error_body("coingecko", 405, "Method not allowed"))
-        if PRO_KEY_HEADER in req.headers:  # the public host answers a Pro key with a 400 naming the right root URL
+        # The public host answers a Pro key (in the Pro header, or a key it knows as Pro in the demo
+        # header) with a 400 naming the right root URL.
+        if PRO_KEY_HEADER in req.headers or req.headers.get(DEMO_KEY_HEADER) in self.coingecko_pro_keys:
             return Reply(400, COINGECKO_PRO_KEY_ON_PUBLIC_HOST)
         if req.subpath == "/ping":
             return Reply(200, {"gecko_says": "(V3) To the Moon!"})

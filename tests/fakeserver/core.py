@@ -18,6 +18,7 @@ from .alerts import AlertsMixin
 from .alpaca import _ALPACA_ERRORS, AlpacaMixin
 from .alpaca_data import AlpacaDataMixin, _default_bars
 from .alpaca_orders import AlpacaOrdersMixin
+from .alpaca_stops import AlpacaStopsMixin
 from .coingecko import _COINGECKO_ERRORS, CoinGeckoMixin
 from .config import ConfigMixin
 from .finnhub import _FINNHUB_ERRORS, FinnhubMixin
@@ -25,7 +26,7 @@ from .llm import _OPENAI_ERRORS, LLMMixin
 from .server import _Server, _Handler
 
 
-class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaDataMixin, FinnhubMixin, CoinGeckoMixin, LLMMixin,
+class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaStopsMixin, AlpacaDataMixin, FinnhubMixin, CoinGeckoMixin, LLMMixin,
                    AlertsMixin, ConfigMixin):
     """Alpaca paper + Finnhub + CoinGecko + OpenAI-compatible chat on one local port."""
 
@@ -67,6 +68,7 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaDataMixin, FinnhubMixin
             self.add_asset(symbol)
         self.allow_short = False  # stock sells beyond the position are refused (403) unless True
         self.crypto_fee_bps = 0  # Alpaca takes crypto buy fees from the coins received
+        self._init_stops()  # stop orders: refusals, cancels that pass through pending_cancel
 
         # --- Finnhub (t=None is served as "now", so default quotes never go stale)
         self.quotes: dict[str, dict[str, Any]] = {s: self._quote_from_price(s, DEFAULT_PRICES[s]) for s in DEFAULT_STOCKS}
@@ -79,6 +81,8 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaDataMixin, FinnhubMixin
         # --- CoinGecko (last_updated_at=None is served as "now"). It is the public
         # (demo) host: a Pro key header is refused as api.coingecko.com refuses it.
         self.coin_ids: dict[str, str] = dict(DEFAULT_COIN_IDS)
+        # Keys CoinGecko knows as Pro keys: sent to this (public) host, even in the demo header, refused (10010).
+        self.coingecko_pro_keys: set[str] = set()
         self.coins: dict[str, dict[str, Any]] = {
             self.coin_ids[s]: {"usd": float(DEFAULT_PRICES[s]), "usd_24h_change": 1.25, "last_updated_at": None}
             for s in DEFAULT_CRYPTO
@@ -88,6 +92,11 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaDataMixin, FinnhubMixin
         self.daily_bars: dict[str, list[dict[str, Any]]] = {}  # symbol -> Alpaca-shaped bars, oldest first
         self.day_volumes: dict[str, float] = {}  # symbol -> today's volume so far (the snapshot's dailyBar.v)
         self.bars_page_size: int | None = None  # page the bars replies at fewer bars than `limit` asks
+        # Historical bars at any timeframe, (symbol, "1Hour") -> Alpaca-shaped bars (1Day falls back to
+        # daily_bars), and Alpaca's news (GET /v1beta1/news): set with set_history_bars / add_alpaca_news.
+        self.history_bars: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.alpaca_news: list[dict[str, Any]] = []
+        self.news_page_size: int | None = None  # page the news replies at fewer items than `limit` asks
         for symbol in DEFAULT_STOCKS + DEFAULT_CRYPTO:
             self.set_daily_bars(symbol, _default_bars(symbol, DEFAULT_PRICES[symbol]))
 
@@ -242,6 +251,7 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaDataMixin, FinnhubMixin
                 if pos["symbol"] == position_symbol(symbol):
                     self._reprice_position(pos, _dec(price))
             self._recompute_account()
+            self._trigger_stops(symbol)  # a sell stop the price reached fills now
 
     # ------------------------------------------------------------------ recording
 

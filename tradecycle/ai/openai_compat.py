@@ -77,6 +77,7 @@ class OpenAICompatAnalyst:
         http: HttpSettings,
         max_workers: int = MAX_WORKERS,
         logger: Logger | None = None,
+        replies=None,
         seed: int | None = None,
         training_cutoff: str | None = None,
     ):
@@ -89,6 +90,9 @@ class OpenAICompatAnalyst:
         self._http = http
         self._max_workers = max(1, max_workers)
         self._logger = logger
+        # A backtest's cache of replies by exact request (backtest/llm.py): ``answer(base_url,
+        # payload, send)`` returns the stored reply or calls ``send()`` and stores it. None: always send.
+        self._replies = replies
         self.prompt_hash = prompt_hash()
 
     def __repr__(self) -> str:
@@ -184,6 +188,12 @@ class OpenAICompatAnalyst:
         a parameter refused by name is dropped; any other refusal turns json_schema into
         json_object. A third refusal, or one of another kind, is raised."""
         payload = self._payload(messages)
+        sent.update(payload)  # a reply served from the cache answered this payload
+        if self._replies is not None:
+            return self._replies.answer(self.base_url, payload, lambda: self._send(client, payload, symbol, events, sent))
+        return self._send(client, payload, symbol, events, sent)
+
+    def _send(self, client: HttpClient, payload: dict, symbol: str, events: list[_Event], sent: dict[str, Any]) -> Any:
         dropped = schema_refused = False
         while True:
             sent.clear()

@@ -4,7 +4,7 @@ returns to the module of the same name in ``tradecycle.render``.
 
 ``common`` (config, database, ``--since``), one module per command or family
 (``run``, ``killswitch``, ``status``, ``history``, ``check`` with ``probe``,
-``score``, ``replay``, ``report``, ``vacuum``), ``wiring`` (the one place that
+``score``, ``replay``, ``report``, ``vacuum``, ``backtest``), ``wiring`` (the one place that
 turns a config into real services) and ``alerts`` (which events deserve a
 message, sent after a cycle or a kill-switch change).
 

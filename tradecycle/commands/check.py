@@ -26,7 +26,8 @@ def check(config_option: str | None) -> dict[str, Any]:
             "ai": config.ai.provider,
         },
         "environment": {name: secrets.is_set(name) for name in (*Secrets.NAMES, *extra)},  # extra: the shadows' keys
-        "required": sorted(required_environment(config)),
+        "required": sorted(needed := required_environment(config)),
+        "needed_by": {name: needed[name] for name in sorted(needed)},  # each required variable: the setting that needs it
         # Nothing leaves the machine: no provider needs a key, or reads one.
         "offline": (config.broker.provider, config.market_data.provider, config.news.provider in ("sim", "none"),
                     config.ai.provider) == ("sim", "sim", True, "rules"),

@@ -24,13 +24,17 @@ def open_db(db_path: Path):
 
 
 @contextmanager
-def reading(db_path: Path):
+def reading(db_path: Path, *, write: bool = False):
     """The database for a read command, or None when there is none yet: reading
-    never creates one (a mistyped path must not quietly make a new database)."""
+    never creates one (a mistyped path must not quietly make a new database).
+    A database this user may only read is opened read-only (``store.open_read_only``);
+    ``write`` (replay records its answers) opens it for writing all the same."""
+    from tradecycle.store import can_write, open_read_only
+
     if not db_path.exists():
         yield None
         return
-    db = open_db(db_path)
+    db = open_db(db_path) if write or can_write(db_path) else open_read_only(db_path)
     try:
         yield db
     finally:

@@ -21,6 +21,8 @@ class KillSwitchView:
     database: Path
     changes: list[dict] = field(default_factory=list)  # the last few, newest first (when shown)
     note: str | None = None  # what the person should know besides (the log could not be written)
+    exists: bool = True  # False: shown for a database that does not exist (nothing was read)
+    already_on: bool = False  # `on` while it was on: the switch kept its time and reason
 
 
 def kill_switch(config_option: str | None, db_option: str | None, active: bool | None, reason: str | None,
@@ -39,19 +41,20 @@ def kill_switch(config_option: str | None, db_option: str | None, active: bool |
     if active is None:
         with reading(path) as db:
             if db is None:
-                return KillSwitchView(KillSwitch(False, None, None), path)
+                return KillSwitchView(KillSwitch(False, None, None), path, exists=False)
             return KillSwitchView(read_kill_switch(db), path, kill_switch_changes(db, KILL_SWITCH_CHANGES_SHOWN))
     db = open_db(path)  # an emergency stop before the first cycle must still be recorded
     try:
         if active and not reason:
             reason = "turned on by hand"
+        already_on = bool(active and read_kill_switch(db).active)
         switch = write_kill_switch(db, active, reason if active else None, now(), flatten=flatten, changed_by="person")
     finally:
         db.close()
     log = command_log(config_option)
-    log("killswitch.changed", "warning", active=switch.active, changed_by="person", reason=switch.reason,
-        flatten=switch.flatten, database=str(path))
-    return KillSwitchView(switch, path, note=log.error)
+    log("killswitch.changed", "warning", active=switch.active, changed_by="person", reason=reason if active else None,
+        flatten=switch.flatten, database=str(path), **({"already_on_since": switch.changed_at} if already_on else {}))
+    return KillSwitchView(switch, path, note=log.error, already_on=already_on)
 
 
 def command_log(config_option: str | None):

@@ -140,6 +140,8 @@ def _broker(config: Config, live) -> tuple:
 def _market_data(config: Config, live) -> list[tuple]:
     if config.market_data.provider == "sim":
         return [("market data (stocks)", "sim", None, OFFLINE), ("market data (crypto)", "sim", None, OFFLINE)]
+    if config.market_data.provider == "csv":
+        return [("market data", "csv", None, f"files in {config.csv_path}, for `tradecycle backtest` only: no call")]
     stocks, crypto = config.universe.stocks, config.universe.crypto
     if config.market_data.provider == "alpaca":
         return [

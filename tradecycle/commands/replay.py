@@ -44,7 +44,7 @@ def replay(config_option: str | None, db_option: str | None, cycle_id: str | Non
         raise ConfigError(describe_errors(exc).replace("invalid configuration: ", "replay: --")) from None
     secrets = Secrets(extra_names=(key_env,) if key_env else ())
     path = database_path(config_option, db_option)
-    with reading(path) as db:
+    with reading(path, write=True) as db:
         if db is None:
             raise NotFound(f"there is no database at {path} yet: nothing to replay")
         originals = scores.replayable(db, cycle_id, since)
@@ -81,8 +81,9 @@ def replay(config_option: str | None, db_option: str | None, cycle_id: str | Non
             card = {"analysts": scorecard.analysts(rows), "agreement": scorecard.agreement(rows),
                     "min_count": scorecard.MIN_COUNT, "horizons": list(scorecard.HORIZONS),
                     "calibration_horizon": scorecard.CALIBRATION_HORIZON}
-    return {"model": target.model, "base_url": target.base_url or config.ai.base_url, "since": since, "cycle_id": cycle_id,
-            "replayed": pairs, "score": card}
+    resolved = originals[0]["cycle_id"] if cycle_id == "last" else cycle_id  # `last`, named
+    return {"model": target.model, "base_url": target.base_url or config.ai.base_url, "since": since, "cycle_id": resolved,
+            "asked_for": cycle_id, "replayed": pairs, "score": card}
 
 
 def _replay_row(original: dict[str, Any], answer, analyst_id: str, now: str) -> dict[str, Any]:

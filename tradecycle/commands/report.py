@@ -22,6 +22,7 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
     from tradecycle.render import report as html_report
     from tradecycle.rules import scorecard
     from tradecycle.infra.errors import UsageError
+    from tradecycle.infra.logline import os_reason
     from tradecycle.store import report as report_rows
     from tradecycle.store import scores
     from tradecycle.store.chain import chain_head
@@ -29,12 +30,17 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
     target = Path(out).expanduser()
     if not target.parent.is_dir():
         raise UsageError(f"--out {out}: the folder {target.parent} does not exist")
+    if target.is_dir():
+        raise UsageError(f"--out {out}: is a folder; give a file name (e.g. --out {target / 'report.html'})")
     since = since_utc(since) if since else None
     state = status(config_option, db_option)
-    card = score(config_option, db_option, since)
-    equity, start, benchmark_at, trades, head = [], {}, {}, [], None
+    card = score(config_option, db_option, since, paths=True)
+    equity, start, benchmark_at, trades, backtest, head = [], {}, {}, [], None, None
     with reading(Path(state["database"])) as db:
         if db is not None:
+            from tradecycle.store.backtests import BacktestBook
+
+            backtest = BacktestBook(db).last_run()  # a backtest's database says so (and if it is contaminated)
             head = chain_head(db)
             equity = scores.equity_by_cycle(db, since)
             start, _ = scores.benchmark_prices(db, since, None)
@@ -46,9 +52,13 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
         "generated_at": iso_now(), "since": since, "database": state["database"],
         "database_exists": state["database_exists"], "status": state, "score": card, "equity": equity,
         "benchmark": {"start": start, "at": benchmark_at}, "trades": trades, "min_count": scorecard.MIN_COUNT,
+        "backtest": backtest,
         "chain_head": head,
     }
-    target.write_text(html_report.build_html(data), encoding="utf-8")
+    try:
+        target.write_text(html_report.build_html(data), encoding="utf-8")
+    except OSError as exc:  # read-only file system, a folder or file we may not write
+        raise UsageError(f"--out {out}: cannot write it: {os_reason(exc)}") from None
     return {"path": str(target.resolve()), "cycles": len(equity), "first": equity[0]["started_at"] if equity else None,
             "last": equity[-1]["started_at"] if equity else None, "database": state["database"],
             "database_exists": state["database_exists"]}

@@ -18,8 +18,12 @@ def run(config_option: str | None, db_option: str | None, dry_run: bool, watch=N
 
     config, secrets = load(config_option)
     db_path = Path(db_option).expanduser() if db_option else config.database_path
-    db = open_db(db_path)
-    log = JsonLog(config.log_path, config.log.level, secrets.values(), watch=watch)
+    log = JsonLog(config.log_path, config.log.level, secrets.values(), watch=watch)  # log.path unusable: exit 2
+    try:
+        db = open_db(db_path)
+    except BaseException:
+        log.close()
+        raise
     watchdog = _watchdog(config.cycle.max_cycle_seconds, log)
     try:
         services = build_services(config, db, secrets, log)

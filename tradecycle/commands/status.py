@@ -17,6 +17,7 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
 
     from tradecycle.config import load_config
     from tradecycle.store import reads
+    from tradecycle.store.stops import stop_cover
 
     config = load_config(paths.config_path(config_option))
     db_path = Path(db_option).expanduser() if db_option else config.database_path
@@ -27,7 +28,10 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
         last = reads.last_cycle(db) if db else None
         outage = reads.outage(db) if db else None
         marks = reads.position_marks(db) if db else {}
+        longs = [p["symbol"] for p in positions if Decimal(p["qty"]) > 0]
+        cover = stop_cover(db, longs) if db and config.broker_held_stops else {}
     positions = [p | _exit_levels(config.risk.exits(), p, marks.get(p["symbol"])) for p in positions]
+    positions = [p | ({"broker_stop": cover[p["symbol"]]} if p["symbol"] in cover else {}) for p in positions]
     if outage:
         outage["minutes"] = round((now() - parse_iso(outage["since"])).total_seconds() / 60)
     account = None
@@ -56,6 +60,11 @@ def status(config_option: str | None, db_option: str | None) -> dict[str, Any]:
         "outage": outage,
         "account": account,
         "positions": positions,
+        # risk.broker_held_stops: the long positions with no stop at the broker, and why (the cycle protects them alone)
+        "broker_held_stops": {
+            "enabled": config.broker_held_stops,
+            "missing": {s: c["missing"] for s, c in cover.items() if "missing" in c},
+        },
         "open_orders": orders,
         "limits": _limit_use(config.risk, account, positions, orders),
         "database": str(db_path),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tradecycle.config import Config, Secrets
+from tradecycle.infra.errors import ConfigError
 from tradecycle.cycle.run import CycleSettings
 from tradecycle.infra.lock import FileLock, lock_path_for
 from tradecycle.models import Deadline
@@ -35,12 +36,16 @@ def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:
         max_decision_age_minutes=config.ai.max_decision_age_minutes,
         keep_days=config.database.keep_days,
         exits=config.risk.exits(),
+        broker_held_stops=config.broker_held_stops,
     )
 
 
 def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog, clock: Clock | None = None) -> Services:
     """Build every service the config names (check ``config.missing_environment``
     first: a live service without its keys is a configuration error)."""
+    if config.market_data.provider == "csv":
+        raise ConfigError('market_data.provider: "csv" serves `tradecycle backtest` only; a cycle needs live prices'
+                          ' (use "sim", "live" or "alpaca")')
     clock = clock or SystemClock()
     deadline = Deadline(config.cycle.max_cycle_seconds)
     ledger = SimLedger(db)
@@ -69,6 +74,14 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
     else:  # Finnhub's candles are premium: no daily bars, so no indicators
         stock_quotes, crypto_quotes = live.finnhub_quotes(), _within_quota(live.coingecko(), config, db, clock, log)
     news = {"sim": market, "finnhub": live.finnhub_news, "none": lambda: None}[config.news.provider]()
+    analyst = build_analyst(live)
+    lock = FileLock(lock_path_for(db.path))
+    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline, bars, alert_sender(secrets))
+
+
+def build_analyst(live: "_LiveFactory"):
+    """The analyst of ``[ai]``, with its ``[[ai.shadow]]`` challengers beside it."""
+    config = live.config
     if config.ai.provider == "rules":
         from tradecycle.ai.rules import RulesAnalyst
 
@@ -79,8 +92,24 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
         from tradecycle.ai.shadow import ShadowedAnalyst
 
         analyst = ShadowedAnalyst(analyst, [live.shadow(s) for s in config.ai.shadow])
-    lock = FileLock(lock_path_for(db.path))
-    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline, bars, alert_sender(secrets))
+    return analyst
+
+
+def backtest_analyst(config: Config, secrets: Secrets, deadline: Deadline, log: EventLog, replies=None):
+    """The configured analyst for ``tradecycle backtest``: every model server
+    request goes through ``replies`` (the backtest's cache of exact requests)."""
+    return build_analyst(_LiveFactory(config, secrets, deadline, log, replies))
+
+
+def backtest_history_client(config: Config, secrets: Secrets):
+    """Alpaca's historical bars and news for ``tradecycle backtest`` (fetched once per run, before
+    the first cycle: each request has its own timeout and the cycle's retries, no cycle budget)."""
+    from tradecycle.connectors.alpaca_history import AlpacaHistory
+    from tradecycle.connectors.http import HttpSettings
+
+    http = HttpSettings.from_cycle_config(config.cycle, timeout_seconds=30, deadline=None, secrets=secrets.values())
+    return AlpacaHistory(config.market_data.alpaca.data_url, secrets.get("APCA_API_KEY_ID"),
+                         secrets.get("APCA_API_SECRET_KEY"), http)
 
 
 def alert_sender(secrets: Secrets):
@@ -125,8 +154,9 @@ def probe_factory(config: Config, secrets: Secrets, budget_seconds: float) -> "_
 class _LiveFactory:
     """Builders for the real services (imported only when configured)."""
 
-    def __init__(self, config: Config, secrets: Secrets, deadline: Deadline, log: EventLog):
+    def __init__(self, config: Config, secrets: Secrets, deadline: Deadline, log: EventLog, replies=None):
         self.config, self.secrets, self.deadline, self.log = config, secrets, deadline, log
+        self.replies = replies  # a backtest's reply cache (None: every request goes to the server)
 
     def _http(self, timeout_seconds: float):
         from tradecycle.connectors.http import HttpSettings
@@ -186,6 +216,7 @@ class _LiveFactory:
             self.secrets.get(key_env) if key_env else "",
             self._http(self.config.cycle.analysis_timeout_seconds),
             logger=lambda event, fields: self.log(event, "warning", **fields),
+            replies=self.replies,
             seed=ai.seed if same else seed,
             training_cutoff=_date_text(ai.training_cutoff if same else training_cutoff),
         )

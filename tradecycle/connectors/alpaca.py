@@ -182,6 +182,32 @@ class AlpacaBroker:
         except ServiceRefused as refused:
             raise OrderRejected(self.name, refused.detail, refused.status_code) from None
 
+    def replace_order(self, broker_order_id: str, intent: OrderIntent) -> OrderResult:
+        """PATCH /v2/orders/{id} with the stop's new qty, prices, time in force and
+        ``client_order_id``; returns the new order (the old one ends ``replaced``).
+
+        At most once, like ``submit_order``: no retry; a reply that may have been
+        lost is looked up by the new client order id (found: returned; the lookup
+        fails: ``OrderUncertain``; not there: ``OrderNotReceived``). A 4xx raises
+        ``OrderRejected`` (422: the old order is filled or canceled already)."""
+        body = replace_body(intent)
+        path = f"/v2/orders/{quote(broker_order_id, safe='')}"
+        try:
+            reply = self._http.patch(path, body, retry=False, timeout_seconds=self._order_timeout_seconds)
+            return parse_order(reply)
+        except ServiceRefused as refused:
+            raise OrderRejected(self.name, refused.detail, refused.status_code) from None
+        except ServiceDown as down:
+            if not down.may_have_arrived:
+                raise ServiceUnavailable(self.name, f"replacement {intent.client_order_id} not sent: {down.message}") from None
+            doubt = down.message
+        except BadResponse as exc:
+            if exc.status_code is not None and not 200 <= exc.status_code < 300:
+                raise OrderRejected(self.name, exc.message, exc.status_code) from None
+            doubt = exc.message
+        missing = OrderNotReceived(self.name, f"replacement {intent.client_order_id} did not arrive ({doubt})")
+        return self._look_up(intent, f"may have replaced its order ({doubt})", missing)
+
     def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
         """The smallest order value in USD the broker takes for ``symbol`` at ``price``.
 
@@ -262,11 +288,13 @@ class AlpacaBroker:
 
 
 def order_body(intent: OrderIntent) -> dict[str, str]:
-    """The JSON Alpaca wants for a market order: exactly one of ``notional`` / ``qty``, as strings.
+    """The JSON Alpaca wants for a market order: exactly one of ``notional`` / ``qty``, as strings;
+    for a stop, also its ``stop_price`` (and ``limit_price`` for a stop-limit).
 
     ``notional`` is rounded down to the cent, ``qty`` down to 9 decimals.
     Raises ``OrderRejected`` (status ``None``) when the intent has neither,
-    both, or a size that rounds to nothing: such an order is never sent.
+    both, or a size that rounds to nothing, or a stop without its prices or
+    by notional: such an order is never sent.
     """
     has_notional, has_qty = intent.notional_usd is not None, intent.qty is not None
     if has_notional == has_qty:
@@ -274,10 +302,14 @@ def order_body(intent: OrderIntent) -> dict[str, str]:
     body = {
         "symbol": intent.symbol,
         "side": intent.side,
-        "type": "market",
-        "time_in_force": "gtc" if is_crypto(intent.symbol) else "day",
+        "type": intent.order_type,
+        "time_in_force": intent.time_in_force or ("gtc" if is_crypto(intent.symbol) else "day"),
         "client_order_id": intent.client_order_id,
     }
+    if intent.order_type != "market":
+        body |= _stop_prices(intent)
+        if has_notional:
+            raise OrderRejected("alpaca", f"order {intent.client_order_id}: a {intent.order_type} order goes by qty")
     if has_notional:
         notional = to_cents(intent.notional_usd)
         if notional <= 0:
@@ -289,6 +321,28 @@ def order_body(intent: OrderIntent) -> dict[str, str]:
             raise OrderRejected("alpaca", f"order {intent.client_order_id}: qty {intent.qty} is not positive")
         body["qty"] = format(qty.normalize(), "f")
     return body
+
+
+def replace_body(intent: OrderIntent) -> dict[str, str]:
+    """The JSON of a PATCH that turns an open stop into ``intent``: qty, prices,
+    time in force and the new client order id, as strings."""
+    qty = to_qty(intent.qty or Decimal(0))
+    if qty <= 0:
+        raise OrderRejected("alpaca", f"replacement {intent.client_order_id}: qty {intent.qty} is not positive")
+    return {"qty": format(qty.normalize(), "f"), **_stop_prices(intent),
+            "time_in_force": intent.time_in_force or ("gtc" if is_crypto(intent.symbol) else "day"),
+            "client_order_id": intent.client_order_id}
+
+
+def _stop_prices(intent: OrderIntent) -> dict[str, str]:
+    if intent.order_type not in ("stop", "stop_limit") or intent.stop_price is None or intent.stop_price <= 0:
+        raise OrderRejected("alpaca", f"order {intent.client_order_id}: a {intent.order_type} order needs a positive stop_price")
+    prices = {"stop_price": format(intent.stop_price.normalize(), "f")}
+    if intent.order_type == "stop_limit":
+        if intent.limit_price is None or intent.limit_price <= 0:
+            raise OrderRejected("alpaca", f"order {intent.client_order_id}: a stop_limit order needs a positive limit_price")
+        prices["limit_price"] = format(intent.limit_price.normalize(), "f")
+    return prices
 
 
 def parse_order(data: Any) -> OrderResult:
@@ -305,6 +359,10 @@ def parse_order(data: Any) -> OrderResult:
         qty=_optional_decimal(data, "qty"),
         submitted_at=data.get("submitted_at"),
         filled_at=data.get("filled_at"),
+        order_type=str(data.get("type") or data.get("order_type") or ""),
+        stop_price=_optional_decimal(data, "stop_price"),
+        limit_price=_optional_decimal(data, "limit_price"),
+        time_in_force=str(data.get("time_in_force") or ""),
     )
 
 

@@ -14,13 +14,18 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from tradecycle.config import COINGECKO_PRO_HOST
+from tradecycle.config import COINGECKO_PRO_HOST, CoinGeckoConfig
 from tradecycle.infra.errors import BadResponse, ServiceError
 from tradecycle.models import Quote, normalize_symbol
-from tradecycle.connectors.http import HttpClient, HttpSettings
+from tradecycle.connectors.http import HttpClient, HttpSettings, ServiceRefused
 
 SERVICE = "coingecko"
 IDS_CONFIG_KEY = "market_data.coingecko.ids"
+BASE_URL_CONFIG_KEY = "market_data.coingecko.base_url"
+PRO_BASE_URL = f"https://{COINGECKO_PRO_HOST}/api/v3"
+PUBLIC_BASE_URL = CoinGeckoConfig.model_fields["base_url"].default
+# CoinGecko's 400 for a key sent to the other API: (the key it saw, the root URL it needs).
+WRONG_HOST = {"10010": ("a Pro key", PRO_BASE_URL), "10011": ("a demo key", PUBLIC_BASE_URL)}
 DEMO_KEY_HEADER = "x-cg-demo-api-key"
 PRO_KEY_HEADER = "x-cg-pro-api-key"
 
@@ -40,6 +45,7 @@ class CoinGeckoQuotes:
         headers = {key_header(base_url): api_key} if api_key else {}
         settings = replace(http, secrets=tuple(dict.fromkeys((*http.secrets, api_key)))) if api_key else http
         self._http = HttpClient(SERVICE, base_url, settings, headers)
+        self._base_url = base_url
         self._ids = {normalize_symbol(symbol): coin_id.strip() for symbol, coin_id in ids.items()}
 
     @property
@@ -76,6 +82,9 @@ class CoinGeckoQuotes:
             reply = self._http.get("/simple/price", params=params)
             if not isinstance(reply, dict):
                 raise BadResponse(SERVICE, "simple/price reply is not a JSON object")
+        except ServiceRefused as exc:
+            refused = wrong_host(exc, self._base_url) or exc
+            return {symbol: results.get(symbol, refused) for symbol in dict.fromkeys(symbols)}
         except ServiceError as exc:
             return {symbol: results.get(symbol, exc) for symbol in dict.fromkeys(symbols)}
 
@@ -85,6 +94,19 @@ class CoinGeckoQuotes:
             except BadResponse as exc:
                 results[symbol] = exc
         return {symbol: results[symbol] for symbol in dict.fromkeys(symbols)}
+
+
+def wrong_host(exc: ServiceRefused, base_url: str) -> BadResponse | None:
+    """CoinGecko's 400 for a key on the wrong API (``error_code`` 10010: a Pro
+    key at the public host; 10011: a demo key at the Pro host), as one plain
+    line naming the config key and the root URL to set. None for any other refusal."""
+    if exc.status_code != 400 or exc.error_code not in WRONG_HOST:
+        return None
+    key, root = WRONG_HOST[exc.error_code]
+    host = urlsplit(base_url).hostname or base_url
+    default = " (the default)" if root == PUBLIC_BASE_URL else ""
+    return BadResponse(SERVICE, f"COINGECKO_API_KEY is {key}, which {host} refuses: set {BASE_URL_CONFIG_KEY} = "
+                                f'"{root}"{default}', 400)
 
 
 def parse_price(symbol: str, coin_id: str, entry: Any) -> Quote:

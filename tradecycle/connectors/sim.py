@@ -43,6 +43,7 @@ from tradecycle.models import (
 from tradecycle.ports import Clock
 from tradecycle.store import SimLedger, iso
 from tradecycle.store.sim import SimPrice
+from tradecycle.connectors.sim_stops import SimStopsMixin
 
 BASE_PRICES = {
     "AAPL": "190",
@@ -222,8 +223,9 @@ _NEUTRAL = [
 ]
 
 
-class SimBroker:
-    """A paper broker that fills market orders at the simulated price. Implements Broker."""
+class SimBroker(SimStopsMixin):
+    """A paper broker that fills market orders at the simulated price, and holds
+    sell stops until the price reaches them (sim_stops.py). Implements Broker."""
 
     name = "sim"
 
@@ -254,6 +256,7 @@ class SimBroker:
         return MarketClock(is_open=True)
 
     def get_positions(self) -> list[Position]:
+        self._trigger_stops()
         now = self.clock.now()
         positions = []
         for symbol, (qty, avg) in self.ledger.holdings().items():
@@ -265,6 +268,8 @@ class SimBroker:
         return positions
 
     def submit_order(self, intent: OrderIntent) -> OrderResult:
+        if intent.is_stop:
+            return self._submit_stop(intent)
         if self.ledger.order(client_order_id=intent.client_order_id):
             raise DuplicateOrder("sim", "client_order_id must be unique", 422)
         self.get_account()  # make sure the books are open
@@ -285,8 +290,9 @@ class SimBroker:
             cash_delta = -cost
         else:
             qty = intent.qty if intent.qty is not None else to_qty(intent.notional_usd / price)
-            if qty <= 0 or qty > held_qty:
-                raise OrderRejected("sim", f"insufficient qty available for order (requested: {qty}, available: {held_qty})", 403)
+            available = held_qty - self.held_for_orders(intent.symbol)  # less what its stop holds
+            if qty <= 0 or qty > available:
+                raise OrderRejected("sim", f"insufficient qty available for order (requested: {qty}, available: {available})", 403)
             holding = (held_qty - qty, held_avg)
             cash_delta = (qty * price).quantize(Decimal("0.01"))
         order = {
@@ -307,10 +313,12 @@ class SimBroker:
         return _result(order)
 
     def get_order_by_client_id(self, client_order_id: str) -> OrderResult | None:
+        self._trigger_stops()
         order = self.ledger.order(client_order_id=client_order_id)
         return _result(order) if order else None
 
     def get_order(self, broker_order_id: str) -> OrderResult:
+        self._trigger_stops()
         order = self.ledger.order(order_id=broker_order_id)
         if order is None:
             raise OrderRejected("sim", f"order {broker_order_id} not found", 404)
@@ -322,15 +330,10 @@ class SimBroker:
     def min_order_notional(self, symbol: str, price: Decimal) -> Decimal:
         return Decimal("1")
 
-    def open_orders(self) -> list[OrderResult]:
-        """None: the simulator fills every market order at once."""
-        return []
+    # open_orders, cancel_order and replace_order: the stops (sim_stops.py); every market order fills at once.
 
-    def cancel_order(self, broker_order_id: str) -> None:
-        order = self.ledger.order(order_id=broker_order_id)
-        if order is None:
-            raise OrderRejected("sim", f"order {broker_order_id} not found", 404)
-        raise OrderRejected("sim", f"order is already in \"{order['status']}\" state", 422)
+    def _result_of(self, order: dict) -> OrderResult:
+        return _result(order)
 
 
 def _result(order: dict) -> OrderResult:
@@ -346,4 +349,8 @@ def _result(order: dict) -> OrderResult:
         submitted_at=order["submitted_at"],
         filled_at=order["filled_at"],
         message=order["message"] or "",
+        order_type=order.get("order_type") or "market",
+        stop_price=Decimal(order["stop_price"]) if order.get("stop_price") else None,
+        limit_price=Decimal(order["limit_price"]) if order.get("limit_price") else None,
+        time_in_force=order.get("time_in_force") or "",
     )

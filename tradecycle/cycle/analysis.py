@@ -85,7 +85,9 @@ def settle_if_unchanged(cycle: Cycle, item: AnalysisInput, now: datetime) -> boo
         reanalyze_move_percent=settings.reanalyze_move_percent,
         max_decision_age_minutes=settings.max_decision_age_minutes,
     )
-    decision = Decision(item.symbol, standing.action, standing.confidence, standing.reasoning, standing.model)
+    # The decision that stands, under the identity of the analyst who made it (no tokens: nobody was asked).
+    decision = Decision(item.symbol, standing.action, standing.confidence, standing.reasoning, standing.model,
+                        prompt_hash=standing.prompt_hash)
     verdict = None
     if stands and standing.is_refusal:
         verdict = risk.plan_order(decision, item.quote.price, current_portfolio(cycle), settings.limits,

@@ -29,22 +29,41 @@ def news_due(store: "Store", symbol: str, now: datetime, settings: CycleSettings
 
 
 def collect_quotes(cycle: Cycle, fetched: dict[str, Quote | Exception]) -> None:
+    """Keep the fresh quotes; a symbol without one falls back to its stored price
+    while that is young enough. A failed call gives every symbol it served the
+    same error: the cycle notes it once, naming those symbols."""
     market, store = cycle.market, cycle.store
     now = cycle.services.clock.now()
     fresh = []
+    failed: dict[int, tuple[Exception, list[str], dict[str, str]]] = {}  # error -> (it, symbols without a price, stored prices)
     for symbol, quote in fetched.items():
         if isinstance(quote, Quote):
             market.quotes[symbol] = quote
             fresh.append(quote)
             continue
         market.failures[symbol] = str(quote)
+        _, missing, stored = failed.setdefault(id(quote), (quote, [], {}))
         cached = store.last_quote(symbol)
         if cached and cached.age_seconds(now) <= cycle.settings.max_quote_age_seconds:
             market.quotes[symbol] = cached
-            cycle.note(f"{symbol}: quote unavailable ({quote}); using the stored price from {cached.as_of:%H:%M:%S}Z", symbol=symbol)
+            stored[symbol] = f"{cached.as_of:%H:%M:%S}Z"
         else:
-            cycle.note(f"{symbol}: no quote ({quote})", symbol=symbol)
+            missing.append(symbol)
+    for error, missing, stored in failed.values():
+        _note_failure(cycle, error, missing, stored)
     store.record_quotes(cycle.cycle_id, fresh, now)
+
+
+def _note_failure(cycle: Cycle, error: Exception, missing: list[str], stored: dict[str, str]) -> None:
+    parts = [f"{', '.join(missing)}: no quote ({error})"] if missing else []
+    if stored:
+        times = set(stored.values())
+        since = next(iter(times)) if len(times) == 1 else ", ".join(f"{s} {t}" for s, t in stored.items())
+        reason = "the same error" if missing else str(error)
+        parts.append(f"{', '.join(stored)}: quote unavailable ({reason}); using the stored price from {since}")
+    symbols = [*missing, *stored]
+    where = {"symbol": symbols[0]} if len(symbols) == 1 else {"symbols": symbols}
+    cycle.note("; ".join(parts), **where)
 
 
 def check_account_safety(cycle: Cycle) -> None:

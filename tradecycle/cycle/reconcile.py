@@ -63,6 +63,23 @@ def order_lookups(broker, trades: list[dict]) -> dict:
     }
 
 
+def lookups_beyond_list(broker, trades: list[dict], listed) -> dict:
+    """The broker's view of each trade, from ``listed`` (its open orders, fetched in
+    the same round trip as the account) where the order is there, else one lookup
+    each, all at once: only orders that stopped being open since cost a call.
+    ``listed`` an exception (the list failed): one lookup per trade, as before."""
+    open_ids = {} if isinstance(listed, Exception) else {o.broker_order_id: o for o in listed}
+    open_cids = {} if isinstance(listed, Exception) else {o.client_order_id: o for o in listed}
+    found, missing = {}, []
+    for trade in trades:
+        hit = open_ids.get(trade["broker_order_id"]) if trade["broker_order_id"] else open_cids.get(trade["client_order_id"])
+        if hit is not None:
+            found[f"order:{trade['client_order_id']}"] = hit
+        else:
+            missing.append(trade)
+    return found | gather(order_lookups(broker, missing))
+
+
 def apply_order_updates(cycle: Cycle, trades: list[dict], results: dict) -> None:
     """Write what the broker said of each order; a failed lookup is noted and retried later."""
     now = cycle.services.clock.now()

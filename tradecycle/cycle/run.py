@@ -24,6 +24,7 @@ from tradecycle.cycle import market
 from tradecycle.cycle import orders
 from tradecycle.cycle import protect
 from tradecycle.cycle import reconcile
+from tradecycle.cycle import stops
 from tradecycle.rules import risk
 from tradecycle.cycle import winddown
 from tradecycle.cycle.state import Cycle, CycleAborted, CycleReport, CycleSettings, Outcome, trade_row
@@ -109,9 +110,12 @@ def fetch_market_data(cycle: Cycle) -> None:
     source failing falls back, per symbol, to the last stored price if it is
     younger than ``max_quote_age_seconds``. News failing leaves no news;
     daily bars failing leave the bars already stored (``context.py``).
-    Orders still open from earlier cycles are refreshed in the same round
-    trip, so that risk counts what they may still buy. After the fetch, the
-    daily loss limit and the account's state may trip the kill switch.
+    Orders still open from earlier cycles are refreshed by the broker's list
+    of open orders, fetched in the same round trip (an order no longer in it
+    is looked up once more): risk counts what they may still buy, and the
+    stops held at the broker cost no call of their own (``stops.py``; one that
+    filled while no cycle ran is recorded as a protective exit). After the
+    fetch, the daily loss limit and the account's state may trip the kill switch.
     """
     services, settings, store = cycle.services, cycle.settings, cycle.store
     now = services.clock.now()
@@ -119,7 +123,8 @@ def fetch_market_data(cycle: Cycle) -> None:
     due_news = [s for s in settings.symbols if news and news.covers(s) and market.news_due(store, s, now, settings)]
     open_orders = store.open_orders()
     bars = context.DailyBarRefresh(cycle)  # due once a day per symbol, fetched in this same round trip
-    tasks = reconcile.order_lookups(services.broker, open_orders) | bars.tasks() | {
+    tasks = bars.tasks() | {
+        "open_orders": services.broker.open_orders,
         "account": services.broker.get_account,
         "clock": services.broker.get_clock,
         "positions": services.broker.get_positions,
@@ -143,8 +148,11 @@ def fetch_market_data(cycle: Cycle) -> None:
         fetched_at=services.clock.now(),
     )
     cycle.market = fetched
+    results |= reconcile.lookups_beyond_list(services.broker, open_orders, results["open_orders"])
     reconcile.apply_order_updates(cycle, open_orders, results)
-    cycle.open_orders = store.pending_trades()  # open, and any whose fate is still unknown
+    stops.record_fills(cycle, open_orders)
+    # Open, and any whose fate is still unknown; a stop held at the broker is no pending sale (stops.release).
+    cycle.open_orders = [t for t in store.pending_trades() if not stops.is_stop(t)]
     market.collect_quotes(cycle, {**market.per_symbol(results["stocks"], settings.stocks), **market.per_symbol(results["crypto"], settings.crypto)})
     bars.record(results)
     for symbol in due_news:
@@ -241,6 +249,8 @@ def execute(cycle: Cycle, approved: list[Outcome]) -> None:
     DatabaseUnusable aborts the cycle and the order is never sent. A
     rejection is recorded and the next symbol goes on; an order that may or
     may not have arrived is recorded ``unknown`` and resolved by the next cycle.
+    A sell first cancels the symbol's stop held at the broker and sees it
+    canceled (``stops.release``): the broker refuses to sell what a stop holds.
     """
     book = cycle.portfolio
     for item in approved:
@@ -253,6 +263,8 @@ def execute(cycle: Cycle, approved: list[Outcome]) -> None:
             item.outcome = "dry_run"
             cycle.orders_sent += 1
             book = book.after(intent)
+        elif intent.side == "sell" and (held := stops.release(cycle, intent.symbol)):
+            item.outcome, item.detail = held  # its stop at the broker filled first, or is not seen canceled yet
         else:
             accepted = orders.send(cycle, item)
             # What really left: a buy whose fate is unknown counts as bought, a sell as not sold.
@@ -272,19 +284,25 @@ def _recheck(cycle: Cycle, intent, book: risk.Portfolio) -> tuple[str, str] | No
 def sync_state(cycle: Cycle) -> None:
     """Write back positions and account as the broker now has them, and move
     earlier orders forward (new -> filled, unknown -> what the broker says).
-    A broker failure here is noted; the orders already sent stand."""
+    A broker failure here is noted; the orders already sent stand. Then the
+    stops held at the broker are made to match the positions (``stops.maintain``)."""
     services, store = cycle.services, cycle.store
     now = services.clock.now()
     pending = store.pending_trades()
+    if cycle.status == "running":
+        pending = [t for t in pending if not stops.is_stop(t)]  # the fetch refreshed them moments ago
     if not pending and not cycle.submitted:
         # Nothing changed at the broker since the fetch, seconds ago: write that back, no round trip.
-        store.replace_positions(list(cycle.market.positions.values()), now)
+        positions = list(cycle.market.positions.values())
+        store.replace_positions(positions, now)
         store.save_account(cycle.market.account, len(cycle.market.positions), now, cycle.cycle_id)
+        stops.maintain(cycle, positions)
         return
     tasks = {"positions": services.broker.get_positions, "account": services.broker.get_account}
     results = gather(tasks | reconcile.order_lookups(services.broker, pending))  # one round trip for all of it
     try:
         reconcile.apply_order_updates(cycle, pending, results)
+        stops.record_fills(cycle, pending)
         for key in ("positions", "account"):
             if isinstance(results[key], Exception):
                 raise results[key]
@@ -292,6 +310,8 @@ def sync_state(cycle: Cycle) -> None:
         store.save_account(results["account"], len(results["positions"]), now, cycle.cycle_id)
     except ServiceError as exc:
         cycle.note(f"sync with the broker failed ({exc}); it is retried next cycle")
+        return
+    stops.maintain(cycle, results["positions"])
 
 
 # -- 7. complete ------------------------------------------------------------------

@@ -35,6 +35,7 @@ class CycleSettings:
     max_decision_age_minutes: float = 15
     keep_days: int = 0  # prune history older than this; 0 keeps everything
     exits: ExitRules = ExitRules()  # protective exits the analyst cannot override (exits.py)
+    broker_held_stops: bool = False  # a sell stop at the broker for each held position (stops.py)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -138,6 +139,10 @@ def trade_row(cycle: Cycle, intent: OrderIntent, status: str) -> dict:
         "price": str(intent.price),
         "status": status,
         "client_order_id": intent.client_order_id,
+        "order_type": intent.order_type,
+        "stop_price": str(intent.stop_price) if intent.stop_price is not None else None,
+        "limit_price": str(intent.limit_price) if intent.limit_price is not None else None,
+        "time_in_force": intent.time_in_force,
         "dry_run": int(status == "dry_run"),
         "created_at": now,
         "updated_at": now,
@@ -162,10 +167,14 @@ def record_outcome(cycle: Cycle, item: Outcome) -> None:
         "quote_source": quote.source if quote else None,
         "reused_decision_id": item.reused_decision_id,
     }
-    asked = decision is not None and decision.exit is None and item.outcome != "unchanged"
+    # A decision reused from an earlier row (a hold or a refusal that still stands) was not asked for:
+    # it keeps the model and prompt hash of the decision it reuses, and adds no analyst, tokens or request.
+    asked = decision is not None and decision.exit is None and item.reused_decision_id is None
     if decision:
         row.update(_analyst_columns(cycle, decision, asked),
                    contaminated=int(is_contaminated(row["created_at"], decision.training_cutoff)))
+        if decision.prompt_hash:
+            row["prompt_hash"] = decision.prompt_hash
         if item.symbol in cycle.inputs:
             row["inputs"] = prompt_inputs_summary(cycle.inputs[item.symbol])
             if item.verdict and item.verdict.room:

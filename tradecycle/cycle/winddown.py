@@ -7,6 +7,8 @@ said stop expects, done once, by the first cycles after the switch.
   and every long position is sold at market (outcome ``flatten``), through
   the same order path as any order (trade row first, at most once). Stocks
   are sold while the market is open; until then the clean-up stays due.
+- The sell stops held at the broker (``stops.py``) stay while the switch is
+  on (they protect); ``--flatten`` cancels each, sees it canceled, and sells.
 
 The clean-up is done when every cancel went through and, with ``--flatten``,
 no long position is left; later cycles are skipped as before. Nothing is
@@ -19,6 +21,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tradecycle.cycle import orders
+from tradecycle.cycle import stops
 from tradecycle.rules import risk
 from tradecycle.cycle.state import Cycle, CycleAborted, Outcome
 from tradecycle.infra.errors import OrderRejected
@@ -45,9 +48,11 @@ def clean_up(cycle: Cycle) -> None:
     if cycle.settings.dry_run:
         _note_dry_run(cycle, found["orders"])
         return
+    ours = {t["client_order_id"] for t in cycle.store.open_stops()}  # released below, symbol by symbol
     done = _cancel(cycle, [o for o in found["orders"] if not o.client_order_id.startswith(f"{FLATTEN_PREFIX}-")
-                           and (switch.flatten or o.side == "buy")])
+                           and o.client_order_id not in ours and (switch.flatten or o.side == "buy")])
     if switch.flatten:
+        done = _release_stops(cycle) and done
         done = _flatten(cycle, found["orders"]) and done
     if unsure := [t for t in cycle.store.unconfirmed_trades() if switch.flatten or t["side"] == "buy"]:
         # An order whose fate is unknown may still land: it cannot be cancelled yet, so the clean-up stays due.
@@ -76,6 +81,27 @@ def _cancel(cycle: Cycle, open_orders) -> bool:
         else:
             cycle.note(f"{what} cancelled by the kill switch")
             cycle.log("order.canceled", symbol=order.symbol, side=order.side, client_order_id=order.client_order_id)
+    return done
+
+
+def _release_stops(cycle: Cycle) -> bool:
+    """With ``--flatten``: cancel our stops held at the broker, and see them canceled,
+    for every position that can be sold now (crypto; stocks while the market is
+    open: until then the stop keeps protecting it). A stop that filled first sold
+    the position already. True when none is left standing."""
+    done = True
+    for symbol in sorted({t["symbol"] for t in cycle.store.open_stops()}):
+        if not is_crypto(symbol) and not cycle.market.clock.is_open:
+            done = False
+            continue
+        held = stops.release(cycle, symbol)
+        if held and held[0] == "stop_loss":
+            cycle.market.positions.pop(symbol, None)  # the broker's stop sold it
+        elif held:
+            done = False
+            cycle.note(f"{symbol}: {held[1]}")
+        else:
+            cycle.note(f"{symbol}: its stop at the broker canceled by the kill switch (--flatten)")
     return done
 
 

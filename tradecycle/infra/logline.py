@@ -32,6 +32,11 @@ def append_event(path: Path, event: str, level: str, fields: dict, secrets: Iter
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}  # the ``logging`` module's numbers
 
 
+def os_reason(exc: OSError) -> str:
+    """What the file system said, as a user reads it: "is a directory", "permission denied"."""
+    return (exc.strerror or str(exc)).lower()
+
+
 class EventFile:
     """The ``EventLog`` of a command that writes an event or two (``killswitch``):
     each appended as it happens. A file that cannot be written loses the event,
@@ -50,7 +55,7 @@ class EventFile:
         try:
             append_event(self.path, event, level, {**self.context, **fields}, self.secrets)
         except OSError as exc:
-            self.error = f"could not write the log {self.path}: {exc.strerror or exc}"
+            self.error = f"could not write the log (log.path {self.path}): {os_reason(exc)}"
 
     def bind(self, **context) -> None:
         self.context.update(context)

@@ -8,13 +8,15 @@ import logging
 import logging.handlers
 from pathlib import Path
 
-from tradecycle.infra.logline import LEVELS, event_line
+from tradecycle.infra.errors import ConfigError
+from tradecycle.infra.logline import LEVELS, event_line, os_reason
 MAX_BYTES = 5_000_000
 BACKUPS = 5
 
 
 class JsonLog:
-    """Callable as ``log(event, level="info", **fields)`` (the ``EventLog`` port)."""
+    """Callable as ``log(event, level="info", **fields)`` (the ``EventLog`` port).
+    A ``path`` that cannot be opened for appending is a ConfigError naming ``log.path``."""
 
     def __init__(self, path: Path | None, level: str = "INFO", secrets: list[str] | None = None, watch=None,
                  max_bytes: int = MAX_BYTES):
@@ -27,7 +29,10 @@ class JsonLog:
         self.watch = watch  # called with every event, whatever the level (live terminal view)
         self.context: dict = {}
         if path is not None:
-            handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=BACKUPS, encoding="utf-8")
+            try:
+                handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=BACKUPS, encoding="utf-8")
+            except OSError as exc:  # a folder, a read-only file system, a folder we may not write
+                raise ConfigError(f"log.path {path}: {os_reason(exc)}: set log.path to a file you can write") from None
             handler.setFormatter(logging.Formatter("%(message)s"))
             self._logger.addHandler(handler)
 

@@ -1,5 +1,5 @@
 """What people see: rich tables for each command (``run``, ``status``,
-``history``, ``check``, ``score``; shared machinery in ``console``) and the
+``history``, ``check``, ``score``, ``backtest``; shared machinery in ``console``) and the
 self-contained HTML file of ``tradecycle report`` (``report``).
 
 May import: rich, plotly (only ``report``), ``tradecycle.rules`` for figures

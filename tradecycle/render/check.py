@@ -34,6 +34,14 @@ def check(result: dict[str, Any], console: Console | None = None) -> None:
     if result.get("offline"):
         say(console, "no keys needed: every provider runs offline", "green")
     else:
+        needed = result.get("needed_by") or {}
+        if needed:
+            reasons: dict[str, list[str]] = {}
+            for name, why in needed.items():
+                reasons.setdefault(why, []).append(name)
+            say(console, "this config needs: " + "; ".join(f"{', '.join(names)} (for {why})" for why, names in reasons.items()))
+        else:
+            say(console, "this config needs no environment variable (the others are optional)")
         for name, is_set in result["environment"].items():
             need = " (required)" if name in result["required"] else ""
             say(console, f"  {name}: {'set' if is_set else 'not set'}{need}")

@@ -51,10 +51,40 @@ class _Console(Console):
         raise SystemExit(0)
 
 
+class _TrimmedLines:
+    """stdout for a pipe: each line without the trailing spaces rich pads cells and
+    grids with (a script, a mail or ``diff`` sees the text, not the padding)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        if lines:
+            self.stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.stream.write(self.pending)
+            self.pending = ""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
 def default_console() -> Console:
-    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+    if sys.stdout.isatty():
         return _Console()
-    return _Console(width=PIPE_WIDTH)
+    trimmed = _TrimmedLines(sys.stdout)
+    if os.environ.get("COLUMNS"):
+        return _Console(file=trimmed)
+    return _Console(width=PIPE_WIDTH, file=trimmed)
 
 
 # -- tables that fit -----------------------------------------------------------------
@@ -188,9 +218,12 @@ def grid(rows: Sequence[tuple[str, RenderableType]]) -> Table:
     return grid
 
 
+PROSE_WIDTH = 80  # prose wraps here even on a wider console (or a pipe's 160): it is read, not scanned
+
+
 def say(console: Console, text: str, style: str = "") -> None:
-    """One line of prose, wrapped at spaces to the console's width."""
-    console.print(Text(text, style=style), overflow="fold")
+    """One line of prose, wrapped at spaces to the console's width, 80 columns at most."""
+    console.print(Text(text, style=style), overflow="fold", width=min(console.width, PROSE_WIDTH))
 
 
 def outcome_text(outcome: str | None) -> Text:

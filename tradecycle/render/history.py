@@ -38,7 +38,7 @@ HISTORY_COLUMNS: dict[str, list[Col]] = {
         Col("time", "created_at", hide=4),
         Col("cycle id", "cycle_id"),
         Col("symbol", "symbol"),
-        Col("side", "side"),
+        Col("side", lambda t: t["side"] if t.get("order_type") in (None, "market") else f"{t['side']} {t['order_type']} {t['stop_price']}"),
         Col("notional", "notional_usd", right=True),
         Col("qty", "quantity", right=True, hide=1),
         Col("quoted", "price", right=True, hide=3),

@@ -22,11 +22,13 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
+from tradecycle.render import verdict_html
 from tradecycle.rules import scorecard
 
 MAX_CHART_POINTS = 2000  # a year of minute cycles is thinned to this many points per line
 LAST_TRADES = 25
 SECTIONS = {
+    "verdict": "Verdict",
     "summary": "Summary",
     "equity": "Equity vs. buy and hold",
     "drawdown": "Drawdown",
@@ -36,9 +38,12 @@ SECTIONS = {
     "trades": "Last trades and their reasoning",
 }
 # Chart colours (the browser test looks for them in the screenshot).
-EQUITY_COLOR, BENCHMARK_COLOR = "#1f77b4", "#ff7f0e"
+EQUITY_COLOR, BENCHMARK_COLOR, MATCHED_COLOR, CASH_COLOR = "#1f77b4", "#ff7f0e", "#9467bd", "#7f7f7f"
 DRAWDOWN_COLOR, GAIN_COLOR, LOSS_COLOR = "#d62728", "#2ca02c", "#d62728"
-PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+# No toolbar: plotly's floats over the top right of the chart and covers the lines (drag still zooms,
+# a double click resets).
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
+GAP_FACTOR = 4  # a step between chart points this many times the usual one is a gap (a closure): no line across it
 # The page may run its own inline scripts and styles and show inline images; it may fetch nothing.
 CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; font-src data:"
 EXIT_KINDS = (("stop_loss", "stop-loss"), ("trailing_stop", "trailing stop"), ("take_profit", "take-profit"))
@@ -70,6 +75,29 @@ def daily_pnl(equity_rows: Sequence[dict[str, Any]]) -> list[tuple[str, Decimal]
     return result
 
 
+def with_gaps(times: Sequence[str], *series: Sequence[Any]) -> tuple[list[Any], ...]:
+    """``times`` and each of ``series`` with a None point inserted wherever the step
+    between two points exceeds ``GAP_FACTOR`` times the median step: plotly draws no
+    line across a None, so a weekend or an outage shows as a gap, not a slope."""
+    from datetime import datetime
+
+    moments = [datetime.fromisoformat(t) for t in times]
+    steps = sorted((b - a).total_seconds() for a, b in zip(moments, moments[1:]))
+    if not steps:
+        return (list(times), *(list(s) for s in series))
+    limit = max(steps[len(steps) // 2], 1) * GAP_FACTOR
+    out_times, outs = [], [[] for _ in series]
+    for i, moment in enumerate(moments):
+        if i and (moment - moments[i - 1]).total_seconds() > limit:
+            out_times.append(times[i - 1])  # a point with no value, at the gap's start
+            for out in outs:
+                out.append(None)
+        out_times.append(times[i])
+        for out, values in zip(outs, series):
+            out.append(values[i])
+    return (out_times, *outs)
+
+
 def benchmark_equity(start_equity: Decimal, start: dict[str, str], prices: dict[str, str] | None) -> Decimal | None:
     """What ``start_equity`` would be worth in the scorecard's buy-and-hold benchmark
     (``scorecard.benchmark_return_percent``) at these prices; None before any."""
@@ -88,8 +116,10 @@ def build_html(data: dict[str, Any]) -> str:
     for the chart points), ``trades`` (``store.report.last_trades``), ``chain_head``
     (``store.chain.chain_head``: the record's head, shown in the footer; None: nothing written)."""
     charts = _charts(data) if data["equity"] else {}
+    verdict = verdict_html.section(data["score"]["analysts"], PLOTLY_CONFIG, data["score"].get("multiple_models"))
     body = [
         _header(data),
+        _section("verdict", verdict),
         _section("summary", _summary(data)),
         *(_section(key, charts.get(key) or _empty_chart(data)) for key in ("equity", "drawdown", "daily-pnl")),
         _section("scorecard", _scorecard(data["score"], data["since"])),
@@ -98,7 +128,7 @@ def build_html(data: dict[str, Any]) -> str:
         f"<footer>tradecycle report, generated {escape(data['generated_at'])}. Charts: plotly, inline; this file"
         f" needs no network.{_chain_line(data.get('chain_head'))}</footer>",
     ]
-    plotly_js = f"<script>{_plotly_js()}</script>" if charts else ""
+    plotly_js = f"<script>{_plotly_js()}</script>" if charts or 'class="plotly-graph-div"' in verdict else ""
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -123,11 +153,13 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 8p
 h3 { font-size: 14px; margin: 16px 0 6px; }
 .meta, .note, footer { color: #666; } footer { margin: 32px 0 8px; font-size: 12px; }
 .empty { padding: 16px; background: #f6f6f6; color: #555; border-radius: 4px; }
-table { border-collapse: collapse; margin: 4px 0 8px; } th, td { padding: 3px 10px; border-bottom: 1px solid #eee; }
+table { border-collapse: collapse; margin: 4px 0 8px; max-width: 100%; } th, td { padding: 3px 10px; border-bottom: 1px solid #eee; }
 th { text-align: left; background: #fafafa; font-weight: 600; white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.id { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; white-space: nowrap; }
-td.time { white-space: nowrap; } td.why { min-width: 380px; } tr.all td { font-weight: 600; }
+td.id { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; overflow-wrap: anywhere; }
+td.time { white-space: nowrap; } td.why { min-width: 16em; white-space: normal; overflow-wrap: anywhere; }
+tr.all td { font-weight: 600; }
+.verdict-text { font-size: 16px; font-weight: 600; margin: 4px 0 8px; } .costs { margin: 4px 0 16px; }
 .gain { color: #1a7f1a; } .loss { color: #c0262d; } .on { color: #c0262d; font-weight: 600; }
 dl.grid { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; margin: 0; } dt { color: #555; } dd { margin: 0; }
 """
@@ -162,8 +194,14 @@ def _header(data: dict[str, Any]) -> str:
     switch = data["status"]["kill_switch"]
     state = (f'<span class="on">kill switch ON</span>: {escape(switch["reason"] or "")}' if switch["active"]
              else "kill switch off")
+    run = data.get("backtest")
+    backtest = "" if not run else (
+        f"\n<p class=\"meta\">Backtest of {escape(run['from'])} to {escape(run['to'])} at {escape(run['interval'])}"
+        f" on {escape(run['source'])} history ({escape(run['status'])})."
+        + (' <span class="on">CONTAMINATED</span>: a model was asked about days on or before its training cutoff'
+           " (--allow-contaminated)." if run["contaminated"] else "") + "</p>")
     return (f"<header><h1>tradecycle report</h1>\n<p class=\"meta\">{escape(data['database'])}: {escape(period)}{since}."
-            f" {state}. Generated {escape(data['generated_at'])}.</p></header>")
+            f" {state}. Generated {escape(data['generated_at'])}.</p>{backtest}</header>")
 
 
 def _empty_chart(data: dict[str, Any]) -> str:
@@ -211,13 +249,22 @@ def _charts(data: dict[str, Any]) -> dict[str, str]:
     held = [benchmark_equity(values[0], start, at.get(rows[i]["cycle_id"])) for i in picks]
 
     mode = "lines" if len(picks) > 1 else "markers"  # one point draws no line
+    gapped, strategy, benchmark, cash, below = with_gaps(
+        times, [float(values[i]) for i in picks], [None if h is None else float(h) for h in held],
+        [float(values[0])] * len(picks), [-float(drawdowns[i]) for i in picks])
     equity = go.Figure()
-    equity.add_scatter(x=times, y=[float(values[i]) for i in picks], name="strategy equity", mode=mode,
-                       line={"color": EQUITY_COLOR, "width": 2})
+    equity.add_scatter(x=gapped, y=strategy, name="strategy equity", mode=mode, line={"color": EQUITY_COLOR, "width": 2})
     if any(h is not None for h in held):
-        equity.add_scatter(x=times, y=[None if h is None else float(h) for h in held], name="buy and hold", mode=mode,
+        equity.add_scatter(x=gapped, y=benchmark, name="buy and hold", mode=mode,
                            line={"color": BENCHMARK_COLOR, "width": 2, "dash": "dash"})
-    drawdown = go.Figure(go.Scatter(x=times, y=[-float(drawdowns[i]) for i in picks], name="drawdown", mode=mode,
+    paths = next((a.get("paths") for a in data["score"]["analysts"] if a.get("paths")), None)
+    if paths:
+        matched_times, matched = with_gaps([_plot_time(t) for t in paths["times"]],
+                                           [float(values[0]) * v for v in paths["exposure_matched_buy_and_hold"]])
+        equity.add_scatter(x=matched_times, y=matched, name="buy and hold at the strategy's exposure", mode=mode,
+                           line={"color": MATCHED_COLOR, "width": 2, "dash": "dot"})
+    equity.add_scatter(x=gapped, y=cash, name="cash", mode=mode, line={"color": CASH_COLOR, "width": 1, "dash": "dot"})
+    drawdown = go.Figure(go.Scatter(x=gapped, y=below, name="drawdown", mode=mode,
                                     fill="tozeroy", line={"color": DRAWDOWN_COLOR, "width": 1.5}))
     days = daily_pnl(rows)
     daily = go.Figure(go.Bar(x=[d for d, _ in days], y=[float(p) for _, p in days], name="P&L",

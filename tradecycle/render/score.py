@@ -83,6 +83,35 @@ def _analyst_blocks(card: dict[str, Any], console: Console) -> None:
         horizon = HORIZON_LABELS.get(card["calibration_horizon"], card["calibration_horizon"])
         say(console, f"calibration at {horizon}: Brier {score} (n={brier['n']}; 0 is perfect, 0.25 a coin flip)"
                        + (f"; hit rate by confidence: {bands}" if bands else ""))
+        if entry.get("verdict"):
+            _verdict_lines(entry, console)
+
+
+BASELINE_LABELS = {"cash": "cash", "buy_and_hold": "buy and hold",
+                   "exposure_matched_buy_and_hold": "buy and hold at its exposure"}
+
+
+def _verdict_lines(entry: dict[str, Any], console: Console) -> None:
+    """The verdict in words, then each baseline with the 95 % interval of the excess, then the costs."""
+    verdict = entry["verdict"]
+    say(console, f"verdict: {verdict['text']}", "bold")
+    measured = "net return" if entry["basis"] == "equity" else "return of its decisions (one stake each, to the horizon)"
+    parts = []
+    for key, label in BASELINE_LABELS.items():
+        base = entry["baselines"].get(key)
+        if base is None:
+            continue
+        interval = base["excess_ci95"]
+        ci = f", 95% interval {interval[0]:+.2f} to {interval[1]:+.2f}" if interval else ""
+        parts.append(f"{label} {base['return_percent']}% (excess {base['excess_percent']}{ci})")
+    random = entry["baselines"]["random_entry"]
+    if random["percentile"] is not None:
+        parts.append(f"random entry median {random['median_return_percent']}% (percentile {random['percentile']:.0f}"
+                     f" of {random['runs']} runs)")
+    say(console, f"{measured} {entry['return_percent']}% vs " + "; ".join(parts))
+    costs = entry["costs"]
+    net = "" if entry["net_pnl_usd"] is None else f"; P&L gross {entry['gross_pnl_usd']}, net {entry['net_pnl_usd']} USD"
+    say(console, f"costs: tokens {costs['tokens_usd']}, slippage {costs['slippage_usd']}, fees {costs['fees_usd']} USD{net}")
 
 
 def score(card: dict[str, Any], console: Console | None = None) -> None:
@@ -100,6 +129,10 @@ def score(card: dict[str, Any], console: Console | None = None) -> None:
     if not card["analysts"]:
         say(console, "no analysed decisions " + ("match" if used else "yet"))
     _analyst_blocks(card, console)
+    models = card.get("multiple_models") or {}
+    if models.get("p_value") is not None and len(models["models"]) > 1:
+        say(console, f"{len(models['models'])} analysts tried: the best of them beats holding cash with p = "
+                     f"{models['p_value']:.2f} once that is allowed for (Hansen's SPA test, {models['periods']} cycles)")
     if card["agreement"]:
         console.print()
         print_table(console, "agreement with the main analyst (same symbol, same cycle)", AGREEMENT_COLUMNS, card["agreement"])
@@ -156,7 +189,9 @@ def replay(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or default_console()
     pairs = result["replayed"]
     same = sum(1 for p in pairs if p["agree"])
-    say(console, f"replayed {len(pairs)} recorded request(s) on {result['model']} at {result['base_url']}: "
+    of = (f" of cycle {result['cycle_id']}" + (" (the last one asked)" if result.get("asked_for") == "last" else "")
+          if result.get("cycle_id") else f" since {result['since']}" if result.get("since") else "")
+    say(console, f"replayed {len(pairs)} recorded request(s){of} on {result['model']} at {result['base_url']}: "
                    f"{same} of {len(pairs)} with the same action", "bold")
     print_table(console, None, REPLAY_COLUMNS, pairs)
     if len(pairs) <= WHY_LIMIT:

@@ -53,6 +53,7 @@ OPEN_ORDER_COLUMNS = [
     Col("symbol", "symbol"),
     Col("side", "side"),
     Col("notional", "notional_usd", right=True),
+    Col("stop", "stop_price", right=True, hide=2),
     Col("filled qty", "filled_qty", right=True, hide=2),
     Col("status", "status"),
     Col("client order id", "client_order_id"),
@@ -105,6 +106,9 @@ def status(data: dict[str, Any], console: Console | None = None) -> None:
         print_table(console, "positions", POSITION_COLUMNS, positions)
     else:
         say(console, "positions: none open")
+    if missing := (data.get("broker_held_stops") or {}).get("missing"):
+        say(console, "no stop at the broker for " + "; ".join(f"{s} ({why})" for s, why in missing.items())
+            + ": the cycle protects them itself, only while it runs", "yellow")
     if orders := data.get("open_orders") or []:
         console.print()
         print_table(console, "open orders (they count against the limits until they fill)", OPEN_ORDER_COLUMNS, orders)
@@ -147,10 +151,16 @@ def _last_cycle(last: dict[str, Any]) -> list[tuple[str, RenderableType]]:
     text.append_text(status_text(last))
     if last.get("dry_run"):
         text.append(" (dry run)")
-    text.append(f": {last.get('orders_count') or 0} order(s), {last.get('errors_count') or 0} error(s)"
-                f"\nstarted {last['started_at']}, took {duration(last.get('duration_ms'))}")
+    skipped = last.get("status") == "skipped"
+    if skipped:  # why it was skipped, once: it decided nothing, so no error count
+        orders = last.get("orders_count") or 0
+        text.append(f": {last.get('error') or 'no reason recorded'}"
+                    + (f"; {orders} closing order(s) sent" if orders else ""))
+    else:
+        text.append(f": {last.get('orders_count') or 0} order(s), {last.get('errors_count') or 0} error(s)")
+    text.append(f"\nstarted {last['started_at']}, took {duration(last.get('duration_ms'))}")
     rows: list[tuple[str, RenderableType]] = [("last cycle", text)]
-    if last.get("error"):
+    if last.get("error") and not skipped:
         rows.append(("error", Text(last["error"], style="red")))
     return rows
 

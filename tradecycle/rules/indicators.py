@@ -61,14 +61,36 @@ def series(history: Sequence[DailyBar], today: DailyBar | None, price: Decimal) 
 def preload() -> None:
     """Import numpy and TA-Lib (about 50 ms), e.g. on a worker thread while the fetch waits."""
     import numpy  # noqa: F401
-    import talib  # noqa: F401
+
+    _talib()
+
+
+def _talib():
+    """TA-Lib, without the pandas and polars wrappers it loads when they are installed
+    (arch brings pandas, for ``score``): a cycle passes numpy arrays and never pays
+    for importing pandas. A None in ``sys.modules`` makes TA-Lib's own import of
+    them fail as if they were absent, which it handles."""
+    import sys
+
+    if "talib" in sys.modules:
+        return sys.modules["talib"]
+    blocked = [name for name in ("pandas", "polars") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import talib
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return talib
 
 
 def compute(history: Sequence[DailyBar], today: DailyBar | None, price: Decimal) -> Indicators:
     """The indicators of one symbol. Never raises for a short history (values are None)."""
     import numpy as np
-    import talib
 
+    talib = _talib()
     completed, bars = series(history, today, price)
     small = price < 1
 

@@ -44,6 +44,7 @@ class StandingHold:
     action: str = "hold"
     outcome: str = "hold"
     min_notional_usd: Decimal = Decimal(1)  # the broker's minimum the refusal was checked against
+    prompt_hash: str | None = None  # with ``model``, who decided: a reuse keeps this identity
 
     @property
     def is_refusal(self) -> bool:

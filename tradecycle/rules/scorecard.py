@@ -45,8 +45,9 @@ def rate(hits: int, n: int) -> dict[str, Any]:
     return {"n": n, "hits": hits, "rate": round(hits / n, 4) if n >= MIN_COUNT else None}
 
 
-def is_hit(action: str, price: Decimal, later: Decimal) -> bool:
-    """A buy is right when the price rose, a sell when it fell."""
+def is_hit(action: str, price: Decimal | float, later: Decimal | float) -> bool:
+    """A buy is right when the price rose, a sell when it fell. (Prices read from the same
+    stored decimal text compare alike as floats: ``analyst_stats`` reads them so, for speed.)"""
     return later > price if action == "buy" else later < price
 
 
@@ -62,6 +63,8 @@ def analyst_stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     actions = {"buy": 0, "sell": 0, "hold": 0, "failed": 0}
     hits = {h: [0, 0] for h in HORIZONS}
     squared, bands = [], {f"{lo:.1f}-{hi:.1f}": [0, 0] for lo, hi in BANDS}
+    columns = [(horizon, f"price_{horizon}") for horizon in HORIZONS]
+    band_names: dict[float, str] = {}
     for row in rows:
         if row["outcome"] in FAILURES:
             actions["failed"] += 1
@@ -69,18 +72,19 @@ def analyst_stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         actions[row["action"]] = actions.get(row["action"], 0) + 1
         if row["action"] not in ("buy", "sell") or not row.get("price"):
             continue
-        price = Decimal(row["price"])
-        for horizon in HORIZONS:
-            later = row.get(f"price_{horizon}")
+        price = float(row["price"])
+        for horizon, column in columns:
+            later = row.get(column)
             if later is None:
                 continue
-            hit = is_hit(row["action"], price, Decimal(later))
+            hit = is_hit(row["action"], price, float(later))
             hits[horizon][0] += hit
             hits[horizon][1] += 1
             if horizon == CALIBRATION_HORIZON:
                 confidence = float(row["confidence"] or 0)
                 squared.append((confidence - hit) ** 2)
-                band = bands.setdefault(band_of(confidence), [0, 0])
+                name = band_names.get(confidence) or band_names.setdefault(confidence, band_of(confidence))
+                band = bands.setdefault(name, [0, 0])
                 band[0] += hit
                 band[1] += 1
     return {

@@ -26,7 +26,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from tradecycle.store.db import Database
+from tradecycle.infra.errors import DatabaseUnusable
+from tradecycle.store.db import Database, can_write
 from tradecycle.store.flags import KillSwitch, iso, kill_switch_changes, parse_iso, read_kill_switch, write_kill_switch
 from tradecycle.store.schema import LATEST_VERSION, migrate, schema_version
 
@@ -46,8 +47,27 @@ def open_database(path: Path) -> Database:
     return db
 
 
+def open_read_only(path: Path) -> Database:
+    """Open an existing database this user may only read (``Database(read_only=True)``).
+    Raises DatabaseUnusable when its schema is older than this version's: a
+    reader cannot upgrade it."""
+    db = Database(path, read_only=True)
+    version = schema_version(db)
+    if version > LATEST_VERSION:
+        db.close()
+        raise DatabaseUnusable(f"database {path} has schema version {version}, newer than this tradecycle ({LATEST_VERSION}):"
+                               " upgrade tradecycle")
+    if version < LATEST_VERSION:
+        db.close()
+        raise DatabaseUnusable(f"database {path} is read-only for you and has schema version {version}, older than this"
+                               f" tradecycle's {LATEST_VERSION}: run `tradecycle run` once as its owner to upgrade it")
+    return db
+
+
 __all__ = [
     "Database",
+    "can_write",
+    "open_read_only",
     "KillSwitch",
     "LATEST_VERSION",
     "SimLedger",

@@ -17,6 +17,7 @@ from tradecycle.store.spans import Spans
 from tradecycle.store.db import Database
 from tradecycle.store.flags import KillSwitch, iso, parse_iso
 from tradecycle.store.scores import RequestLog
+from tradecycle.store.stops import BrokerStops
 
 # Ours: written before the send (``submitting``) or after a send whose fate is unknown.
 UNCONFIRMED_TRADE_STATUSES = ("submitting", "unknown")
@@ -42,7 +43,7 @@ def _cached_quote(row: dict) -> Quote:
     )
 
 
-class Store(DailyBarCache, RequestLog):
+class Store(DailyBarCache, RequestLog, BrokerStops):
     """The store one cycle (or one read command) talks to. It remembers the
     cycle it started, so that the kill switch the tool trips names it."""
 
@@ -233,6 +234,7 @@ class Store(DailyBarCache, RequestLog):
             action=row["action"],
             outcome=row["outcome"],
             min_notional_usd=Decimal((inputs.get("room") or {}).get("min_notional_usd") or 1),
+            prompt_hash=row["prompt_hash"],
         )
 
     def record_decision(self, row: dict[str, Any]) -> int:

@@ -8,6 +8,7 @@ one short ``BEGIN IMMEDIATE`` so that ``killswitch on`` never waits long.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -22,21 +23,33 @@ BUSY_TIMEOUT_SECONDS = 5.0
 
 
 class Database:
-    def __init__(self, path: Path, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS):
+    def __init__(self, path: Path, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS, read_only: bool = False):
+        """Open (creating it, unless ``read_only``) the database at ``path``.
+
+        ``read_only`` opens it as a user who may only read it does (SQLite's
+        ``mode=ro``): nothing is ever written, not even the WAL switch. When
+        the folder cannot hold the ``-shm`` file a reader needs and no writer
+        left one, the file is read as it stands (``immutable``): no cycle is
+        writing it then, or its ``-wal`` would be there."""
         self.path = Path(path)
+        self.read_only = read_only
         self._lock = threading.RLock()
         try:
             if not self.path.parent.is_dir():
                 raise DatabaseUnusable(f"database folder does not exist: {self.path.parent}")
-            conn = sqlite3.connect(
-                self.path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
-            # Takes effect only on a new, empty file, and only before WAL is set: pruned pages
-            # then go back to the file system a few at a time (store/retention.py).
-            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            mode = _enable_wal(conn, busy_timeout_seconds)
-            conn.execute("PRAGMA synchronous = NORMAL")
+            if read_only:
+                conn = _connect_read_only(self.path, busy_timeout_seconds)
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            else:
+                conn = sqlite3.connect(
+                    self.path, timeout=busy_timeout_seconds, isolation_level=None, check_same_thread=False
+                )
+                conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
+                # Takes effect only on a new, empty file, and only before WAL is set: pruned pages
+                # then go back to the file system a few at a time (store/retention.py).
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                mode = _enable_wal(conn, busy_timeout_seconds)
+                conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
             raise DatabaseUnusable(_describe(self.path, exc)) from None
         self.journal_mode = mode
@@ -48,8 +61,19 @@ class Database:
         """sqlite-utils over the same connection, for schema work (imported on
         first use: ``killswitch`` and ``status`` never need it)."""
         if self._utils is None:
-            import sqlite_utils
+            import sys
 
+            # sqlite-utils imports pandas when it is installed (arch brings it, for score); the
+            # schema work never uses it, so a migrating cycle does not pay for it: a None in
+            # sys.modules makes that import fail as if pandas were absent, which sqlite-utils handles.
+            blocked = "pandas" not in sys.modules
+            if blocked:
+                sys.modules["pandas"] = None  # type: ignore[assignment]
+            try:
+                import sqlite_utils
+            finally:
+                if blocked and sys.modules.get("pandas", 0) is None:
+                    del sys.modules["pandas"]
             self._utils = sqlite_utils.Database(self.conn)
         return self._utils
 
@@ -120,8 +144,54 @@ def _enable_wal(conn: sqlite3.Connection, timeout_seconds: float) -> str:
             time.sleep(0.01)
 
 
+def _connect_read_only(path: Path, timeout_seconds: float) -> sqlite3.Connection:
+    for extra in ("", "&immutable=1"):
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{extra}", uri=True, timeout=timeout_seconds,
+                               isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout_seconds * 1000)}")
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the header (and the -shm)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            # No -shm to read through, and none can be made: "unable to open", or (SQLite's
+            # READONLY_CANTINIT) "attempt to write a readonly database".
+            if extra or not any(word in str(exc) for word in ("unable to open", "readonly")):
+                raise
+    raise AssertionError("unreachable")
+
+
+def can_write(path: Path) -> bool:
+    """Whether this user may write ``path`` and create files beside it (SQLite's ``-wal`` and ``-shm``)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _cannot_write(path: Path) -> str | None:
+    """Why SQLite could not open ``path``, when the cause is the file system: it
+    writes the database and its ``-wal`` and ``-shm`` files, all in its folder."""
+    import tempfile  # only after a failure: `killswitch` never pays for it
+
+    folder = path.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        return (f"database {path}: {reason}: cannot write in the folder {folder} (SQLite writes the database and its"
+                " -wal and -shm files there): set database.path (or --db) to a folder you can write")
+    try:
+        if path.exists():
+            with open(path, "r+b"):
+                pass
+    except OSError as exc:
+        return f"database {path}: {(exc.strerror or str(exc)).lower()}: the file cannot be written"
+    return None
+
+
 def _describe(path: Path, exc: sqlite3.Error) -> str:
     text = str(exc)
+    if "unable to open" in text and (denied := _cannot_write(path)):
+        return denied
     if "not a database" in text or "malformed" in text:
         return f"database {path} is corrupt ({text}); move it aside or restore a backup"
     if "locked" in text or "busy" in text:

@@ -46,14 +46,21 @@ def write_kill_switch(db: Database, active: bool, reason: str | None, now: datet
     write transaction: never waits on a running cycle beyond SQLite's busy
     timeout. ``changed_by`` is ``person`` (the CLI) or ``tool`` (a cycle, named
     by ``cycle_id``). Every change starts the clean-up afresh (the next cycle
-    cancels open buys, or with ``flatten`` every open order and every position)."""
+    cancels open buys, or with ``flatten`` every open order and every position).
+
+    On while already on, the switch keeps the time and reason it was turned on
+    with (the new reason goes to the history only); ``flatten`` is never taken back."""
     flatten = active and flatten
     with db.transaction():
-        db.execute(
-            "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ?,"
-            " kill_switch_flatten = ?, kill_switch_cleanup_at = NULL WHERE id = 1",
-            (int(active), reason, iso(now), int(flatten)),
-        )
+        if active and read_kill_switch(db).active:
+            db.execute("UPDATE agent_status SET kill_switch_flatten = MAX(kill_switch_flatten, ?), kill_switch_cleanup_at = NULL"
+                       " WHERE id = 1", (int(flatten),))
+        else:
+            db.execute(
+                "UPDATE agent_status SET kill_switch_active = ?, kill_switch_reason = ?, kill_switch_changed_at = ?,"
+                " kill_switch_flatten = ?, kill_switch_cleanup_at = NULL WHERE id = 1",
+                (int(active), reason, iso(now), int(flatten)),
+            )
         db.execute(
             "INSERT INTO kill_switch_changes (changed_at, active, changed_by, reason, flatten, cycle_id)"
             " VALUES (?, ?, ?, ?, ?, ?)",

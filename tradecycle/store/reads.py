@@ -40,7 +40,7 @@ def open_orders(db: Database) -> list[dict[str, Any]]:
 
     return db.query(
         "SELECT cycle_id, symbol, side, notional_usd, quantity, filled_qty, filled_avg_price, price, status, client_order_id,"
-        f" broker_order_id, created_at FROM trades WHERE {NOT_FINAL} ORDER BY id",
+        f" broker_order_id, created_at, order_type, stop_price FROM trades WHERE {NOT_FINAL} ORDER BY id",
         FINAL_TRADE_STATUSES,
     )
 

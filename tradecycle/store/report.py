@@ -24,9 +24,9 @@ def prices_at(db: Database, symbols: Sequence[str], moments: Sequence[str]) -> l
     for moment in moments:
         prices = {}
         for symbol in symbols:
-            row = db.one(sql, (symbol, moment))
+            row = db.execute(sql, (symbol, moment)).fetchone()  # a tuple: thousands of look-ups, no dict each
             if row is not None:
-                prices[symbol] = row["price"]
+                prices[symbol] = row[0]
         result.append(prices)
     return result
 

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite_utils
 
-# decisions_v as migration 8 made it (schema.SCORED_DECISIONS_VIEW), plus the provenance of each answer.
-PROVENANCE_DECISIONS_VIEW = """SELECT id, cycle_id, created_at, symbol, role, analyst, action, confidence, outcome, detail,
-    CAST(price AS REAL) AS price, quote_age_seconds, quote_source, model, prompt_hash, reasoning, reused_decision_id,
-    latency_ms, prompt_tokens, completion_tokens, request_id, replay_of, served_model, system_fingerprint, temperature,
-    seed, training_cutoff, contaminated
-    FROM ai_decisions"""
+# decisions_v as store/views.py makes it, plus the provenance of each answer.
+def _provenance_view() -> str:
+    from tradecycle.store.views import EVERY_MONEY_COLUMN
+
+    return EVERY_MONEY_COLUMN["decisions_v"].replace(
+        " FROM ai_decisions", ", served_model, system_fingerprint, temperature, seed, training_cutoff, contaminated FROM ai_decisions")
 
 
-def _m10_decision_provenance(db: sqlite_utils.Database) -> None:
-    """Version 10: under what terms each analyst answered: the model the server
+def _m_decision_provenance(db: sqlite_utils.Database) -> None:
+    """Under what terms each analyst answered: the model the server
     says answered (``served_model``: the reply's ``model``, often a dated
     snapshot of the one asked for), its ``system_fingerprint`` where the server
     sends one, the ``temperature`` and ``seed`` the request carried, the model's
@@ -31,11 +31,11 @@ def _m10_decision_provenance(db: sqlite_utils.Database) -> None:
         db["ai_decisions"].add_column(column, kind)
     db.execute("ALTER TABLE ai_decisions ADD COLUMN contaminated INTEGER NOT NULL DEFAULT 0")
     db.execute("DROP VIEW IF EXISTS decisions_v")
-    db.execute(f"CREATE VIEW decisions_v AS {PROVENANCE_DECISIONS_VIEW}")
+    db.execute(f"CREATE VIEW decisions_v AS {_provenance_view()}")
 
 
-def _m11_record_chain(db: sqlite_utils.Database) -> None:
-    """Version 11: the hash chain over ``ai_decisions`` and ``trades`` (store/chain.py):
+def _m_record_chain(db: sqlite_utils.Database) -> None:
+    """The hash chain over ``ai_decisions`` and ``trades`` (store/chain.py):
     one link per write, a partial index for the deletion links and one for the
     checkpoints (each a handful of rows a day). Every row already there is linked
     now, oldest first (about 3.5 s per 100,000 rows on a busy 2-core machine, once)."""

@@ -152,10 +152,12 @@ def benchmark_prices(db: Database, since: str | None, symbol: str | None) -> tup
     names = [symbol] if symbol else [r["symbol"] for r in db.query("SELECT DISTINCT symbol FROM quotes ORDER BY symbol")]
     start, end = {}, {}
     for name in names:
+        # as_of <= t0 (a quote is quoted before it is fetched) lets the (symbol, as_of) index find
+        # the row at once instead of reading every quote of the symbol.
         standing = db.one(
-            "SELECT price FROM quotes WHERE symbol = ? AND source != 'cache' AND fetched_at <= ?"
-            " AND COALESCE(last_seen_at, fetched_at) >= ? ORDER BY fetched_at DESC, id LIMIT 1",
-            (name, t0, since or t0),
+            "SELECT price FROM quotes WHERE symbol = ? AND source != 'cache' AND fetched_at <= ? AND as_of <= ?"
+            " AND COALESCE(last_seen_at, fetched_at) >= ? ORDER BY as_of DESC, id DESC LIMIT 1",
+            (name, t0, t0, since or t0),
         ) or db.one(
             "SELECT price FROM quotes WHERE symbol = ? AND source != 'cache' AND fetched_at >= ? ORDER BY fetched_at, id LIMIT 1",
             (name, t0),
@@ -172,3 +174,24 @@ def position_rows(db: Database, symbol: str | None = None) -> list[dict[str, Any
     if symbol:
         return db.query("SELECT symbol, unrealized_pl FROM positions WHERE symbol = ?", (symbol,))
     return db.query("SELECT symbol, unrealized_pl FROM positions ORDER BY symbol")
+
+
+def verdict_fills(db: Database) -> list[dict[str, Any]]:
+    """Every fill of the account (dry runs excluded), oldest first, with the quote the
+    order was sized at (``quote_price``: the price its decision saw) and its fee."""
+    return db.query(
+        "SELECT symbol, side, filled_qty, filled_avg_price, fee_usd, price AS quote_price,"
+        " COALESCE(executed_at, updated_at, created_at) AS filled_at"
+        " FROM trades WHERE COALESCE(dry_run, 0) = 0 AND CAST(COALESCE(filled_qty, '0') AS REAL) > 0"
+        " AND filled_avg_price IS NOT NULL ORDER BY COALESCE(executed_at, updated_at, created_at), id"
+    )
+
+
+def prices_at(db: Database, times: Sequence[str]) -> dict[str, list[float | None]]:
+    """Each quoted symbol's last price quoted at or before each of ``times`` (None before
+    its first): ``store.report.prices_at``, one indexed look-up per symbol and time."""
+    from tradecycle.store.report import prices_at as rows_at
+
+    symbols = [r["symbol"] for r in db.query("SELECT DISTINCT symbol FROM quotes ORDER BY symbol")]
+    rows = rows_at(db, symbols, times)
+    return {s: [float(r[s]) if s in r else None for r in rows] for s in symbols}

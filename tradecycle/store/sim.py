@@ -75,21 +75,42 @@ class SimLedger:
             return self.db.one("SELECT * FROM sim_orders WHERE client_order_id = ?", (client_order_id,))
         return self.db.one("SELECT * FROM sim_orders WHERE id = ?", (order_id,))
 
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Orders waiting at the simulated broker (its stops), oldest first."""
+        return self.db.query("SELECT * FROM sim_orders WHERE status IN ('new', 'accepted') ORDER BY submitted_at, rowid")
+
+    def add_order(self, order: dict[str, Any]) -> None:
+        """Record an order that waits (a stop): no cash or position moves yet."""
+        self.db.execute(f"INSERT INTO sim_orders ({', '.join(order)}) VALUES ({', '.join('?' for _ in order)})", tuple(order.values()))
+
+    def set_order(self, order_id: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE sim_orders SET {sets} WHERE id = ?", (*fields.values(), order_id))
+
+    def fill_waiting(self, order_id: str, fields: dict[str, Any], cash_delta: Decimal, new_holding: tuple[Decimal, Decimal] | None) -> None:
+        """Book the fill of a waiting order atomically: the order, the cash, the position."""
+        with self.db.transaction():
+            self.set_order(order_id, **fields)
+            self._book(self.order(order_id=order_id)["symbol"], cash_delta, new_holding)
+
     def record_fill(self, order: dict[str, Any], cash_delta: Decimal, new_holding: tuple[Decimal, Decimal] | None) -> None:
         """Book a filled order atomically: the order, the cash, the position."""
-        symbol = order["symbol"]
         with self.db.transaction():
             columns = ", ".join(order)
             self.db.execute(
                 f"INSERT INTO sim_orders ({columns}) VALUES ({', '.join('?' for _ in order)})", tuple(order.values())
             )
-            cash = Decimal(self.db.one("SELECT cash FROM sim_account WHERE id = 1")["cash"])
-            self.db.execute("UPDATE sim_account SET cash = ? WHERE id = 1", (str(cash + cash_delta),))
-            if new_holding is None or new_holding[0] == 0:
-                self.db.execute("DELETE FROM sim_positions WHERE symbol = ?", (symbol,))
-            else:
-                self.db.execute(
-                    """INSERT INTO sim_positions (symbol, qty, avg_entry_price) VALUES (?, ?, ?)
-                       ON CONFLICT(symbol) DO UPDATE SET qty = excluded.qty, avg_entry_price = excluded.avg_entry_price""",
-                    (symbol, str(new_holding[0]), str(new_holding[1])),
-                )
+            self._book(order["symbol"], cash_delta, new_holding)
+
+    def _book(self, symbol: str, cash_delta: Decimal, new_holding: tuple[Decimal, Decimal] | None) -> None:
+        """The cash and the position a fill moves (inside the caller's transaction)."""
+        cash = Decimal(self.db.one("SELECT cash FROM sim_account WHERE id = 1")["cash"])
+        self.db.execute("UPDATE sim_account SET cash = ? WHERE id = 1", (str(cash + cash_delta),))
+        if new_holding is None or new_holding[0] == 0:
+            self.db.execute("DELETE FROM sim_positions WHERE symbol = ?", (symbol,))
+        else:
+            self.db.execute(
+                """INSERT INTO sim_positions (symbol, qty, avg_entry_price) VALUES (?, ?, ?)
+                   ON CONFLICT(symbol) DO UPDATE SET qty = excluded.qty, avg_entry_price = excluded.avg_entry_price""",
+                (symbol, str(new_holding[0]), str(new_holding[1])),
+            )
