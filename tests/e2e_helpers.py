@@ -50,6 +50,19 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 CLI_TIMEOUT_SECONDS = 20
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config.toml"
+
+
+def copy_shipped_config(folder: Path) -> Path:
+    """The shipped config.toml in ``folder``, its simulated stocks open around the clock
+    (``market_data.sim.market_hours = "always"``): these tests run the CLI at the wall
+    clock's time and must see stocks trade whatever the day and hour."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = SHIPPED_CONFIG.read_text(encoding="utf-8")
+    assert '\nmarket_hours = "exchange"' in text
+    path = folder / "config.toml"
+    path.write_text(text.replace('\nmarket_hours = "exchange"', '\nmarket_hours = "always"', 1), encoding="utf-8")
+    return path
 
 
 def cli_command(args: Sequence[str]) -> list[str]:

@@ -413,8 +413,9 @@ def test_a_stock_csv_trades_at_the_session_close_and_leaves_out_bars_outside_the
 
 
 def test_broker_held_stops_are_placed_expire_with_their_session_and_fill_when_a_bar_goes_through(tmp_path):
+    # A 5 % stop: the simulator's calibrated market (about 2 % a day) reaches it within the three months.
     config = write_config(tmp_path, universe={"stocks": ["AAPL", "MSFT", "NVDA"], "crypto": []},
-                          risk={"broker_held_stops": True})
+                          risk={"broker_held_stops": True, "stop_loss_percent": 5})
     result = invoke("backtest", "--from", "2026-09-01", "--to", "2026-12-01", "--config", config)
     assert result.exit_code == 0, result.stderr
     out = tmp_path / "backtest.db"

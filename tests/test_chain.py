@@ -282,8 +282,8 @@ def test_a_checkpoint_vouches_for_an_old_open_order_so_deleting_it_later_is_seen
     db = writer.store.db
     cycle = writer.new_cycle()
     writer.order(cycle, "AAPL")  # stays open: pruning never deletes it
-    for _ in range(6):
-        writer.decide(writer.new_cycle(), "MSFT", "hold", 0.5)
+    for symbol in ("MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA"):  # six rows (one symbol's holds would be one span)
+        writer.decide(writer.new_cycle(), symbol, "hold", 0.5)
     report = retention.prune(db, iso(T0 + timedelta(minutes=5)), budget_seconds=60, chain_batch=2, sleep=lambda s: None)
     assert report.done and report.deleted == {"ai_decisions": 3, "chain_links": 4}
     checkpoint = verify_chain(db)["checkpoint"]

@@ -26,6 +26,7 @@ from tradecycle.cli import cli
 from tradecycle.config import Secrets, load_config
 from tradecycle.commands.probe import probe_services
 
+from .e2e_helpers import copy_shipped_config
 from .fakeserver import FakeServices
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config.toml"
@@ -39,8 +40,7 @@ def invoke(*args: str, env: dict | None = None):
 
 
 def sim_config(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(REPO_CONFIG, folder / "config.toml"))
+    return copy_shipped_config(folder)
 
 
 def run_cycles(config: Path, count: int) -> None:
@@ -110,11 +110,13 @@ def test_trades_json_holds_the_order_the_first_cycle_sent(history):
     assert rows[0]["client_order_id"] and rows[0]["broker_order_id"]
 
 
-def test_decisions_json_has_one_row_per_symbol_per_cycle(history):
+def test_decisions_json_stands_for_every_symbol_in_every_cycle(history):
     config, ids = history
     rows = as_json(invoke("decisions", "--json", "--config", config))
-    assert len(rows) == 3 * len(SYMBOLS)
-    assert rows[0]["cycle_id"] == ids[0]  # newest first
+    # A hold that repeats the one before extends its row (store/spans.py): rows x cycles each spans.
+    assert sum(1 + r["repeats"] for r in rows) == 3 * len(SYMBOLS)
+    assert len(rows) < 3 * len(SYMBOLS)
+    assert ids[0] in {r["last_cycle_id"] or r["cycle_id"] for r in rows}  # the newest cycle is covered
     first = {r["symbol"]: r for r in rows if r["cycle_id"] == ids[-1]}
     assert sorted(first) == sorted(SYMBOLS)
     assert first["AAPL"]["action"] == "buy" and first["AAPL"]["outcome"] == "ordered"
@@ -133,8 +135,8 @@ def test_decisions_json_has_one_row_per_symbol_per_cycle(history):
         ("trades", ["--symbol", "MSFT"], 0),
         ("trades", ["--since", "2999-01-01T00:00"], 0),
         ("decisions", ["--limit", "4"], 4),
-        ("decisions", ["-n", "100", "--symbol", "btc/usd"], 3),
-        ("decisions", ["--symbol", "NVDA", "--limit", "2"], 2),
+        ("decisions", ["-n", "100", "--symbol", "btc/usd"], 3),  # decisions: rows x the cycles each spans
+        ("decisions", ["--symbol", "AAPL", "--limit", "1"], 1),
         ("decisions", ["--since", "2000-01-01T00:00", "-n", "100"], 15),
         ("decisions", ["--since", "2999-01-01T00:00"], 0),
     ],
@@ -142,7 +144,9 @@ def test_decisions_json_has_one_row_per_symbol_per_cycle(history):
 def test_history_options_are_honoured(history, kind, options, expected_count):
     config, _ = history
     rows = as_json(invoke(kind, "--json", "--config", config, *options))
-    assert isinstance(rows, list) and len(rows) == expected_count
+    limited = "--limit" in options
+    counted = sum(1 + r["repeats"] for r in rows) if kind == "decisions" and not limited else len(rows)
+    assert isinstance(rows, list) and counted == expected_count
     if "--symbol" in options:
         wanted = options[options.index("--symbol") + 1].upper()
         assert {r["symbol"] for r in rows} <= {wanted}

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from tradecycle.cli import cli
 
+from .e2e_helpers import copy_shipped_config
+
 REPO = Path(__file__).resolve().parent.parent
 CONTRACT_TABLES = {"agent_status", "cycles", "ai_decisions", "trades", "positions"}
 
@@ -22,7 +24,7 @@ CONTRACT_TABLES = {"agent_status", "cycles", "ai_decisions", "trades", "position
 @pytest.fixture
 def home(tmp_path):
     """A folder with the shipped config.toml, as a user would have after cloning."""
-    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
+    copy_shipped_config(tmp_path)  # its stocks open around the clock: these runs are at the wall clock's time
     return tmp_path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from tradecycle.config import Secrets, check_environment, load_config
@@ -121,6 +123,35 @@ def test_ai_temperature_out_of_range_names_the_key(tmp_path):
         load_config(write(tmp_path, "[ai]\ntemperature = 3\n"))
 
 
+# -- issue 23: no whipsaw, volatility sizing, the simulator's hours -----------------------
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[risk]\nsizing = "kelly"\n', "risk.sizing: "),
+    ("[risk]\nrisk_per_trade_percent = 0\n", "risk.risk_per_trade_percent: "),
+    ("[risk]\nreentry_cooldown_minutes = -5\n", "risk.reentry_cooldown_minutes: "),
+    ("[risk]\nstop_loss_guard_count = 2.5\n", "risk.stop_loss_guard_count: "),
+    ("[risk]\nstop_loss_guard_minutes = true\n", "risk.stop_loss_guard_minutes: must be a number or text, not true/false"),
+    ('[risk]\nscale_by_confidence = "yes"\n', "risk.scale_by_confidence: "),
+    ('[market_data.sim]\nmarket_hours = "24/7"\n', "market_data.sim.market_hours: "),
+])
+def test_the_new_keys_refuse_bad_values_naming_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(write(tmp_path, text))
+
+
+def test_the_new_keys_reach_the_cycle(tmp_path):
+    from tradecycle.commands.wiring import cycle_settings
+
+    config = load_config(write(tmp_path, '[risk]\nreentry_cooldown_minutes = 30\nstop_loss_guard_count = 0\n'
+                                         'sizing = "volatility"\nrisk_per_trade_percent = 0.5\nscale_by_confidence = true\n'))
+    settings = cycle_settings(config, dry_run=False)
+    assert (settings.protections.reentry_cooldown_minutes, settings.protections.stop_loss_guard_count) == (30, 0)
+    assert (settings.limits.sizing, settings.limits.risk_per_trade_percent, settings.limits.scale_by_confidence) == (
+        "volatility", Decimal("0.5"), True)
+    defaults = cycle_settings(load_config(write(tmp_path, "")), dry_run=False)
+    assert (defaults.protections.reentry_cooldown_minutes, defaults.protections.stop_loss_guard_count,
+            defaults.protections.stop_loss_guard_minutes, defaults.limits.sizing) == (240, 3, 1440, "fixed")
 @pytest.mark.parametrize("text, held", [
     ("", False),  # the simulator: its prices move only when a cycle asks
     ('[broker]\nprovider = "alpaca"\n', True),

@@ -5,6 +5,8 @@ the portfolio and its room under each limit."""
 
 from __future__ import annotations
 
+import json
+
 from datetime import timedelta
 from decimal import Decimal
 
@@ -95,7 +97,7 @@ def test_the_analyst_sees_the_indicators_talib_computes_from_the_bars(db, store,
     assert f"SMA(20) {talib.SMA(closes, timeperiod=20)[-1]:.2f}" in text
     assert f"volume ratio {1_500_000 / avg_volume:.2f}" in text
     [row] = db.query("SELECT inputs FROM ai_decisions WHERE symbol = 'AAPL'")
-    assert f'"rsi_14": "{talib.RSI(closes, timeperiod=14)[-1]:.2f}"' in row["inputs"]
+    assert json.loads(row["inputs"])["indicators"]["rsi_14"] == f"{talib.RSI(closes, timeperiod=14)[-1]:.2f}"
 
 
 def test_a_failing_bars_source_leaves_indicators_unavailable_and_is_not_asked_again_at_once(db, store, log):

@@ -55,8 +55,10 @@ class LosingBroker(FakeBroker):
 
 
 def rows(db, symbol="AAPL") -> list[dict]:
-    return db.query("SELECT action, outcome, detail, reasoning, model, quote_source FROM ai_decisions WHERE symbol = ? ORDER BY id",
-                    (symbol,))
+    """One entry per cycle: a row that repeats the one before stands for each cycle it spans (store/spans.py)."""
+    found = db.query("SELECT action, outcome, detail, reasoning, model, quote_source, repeats FROM ai_decisions"
+                     " WHERE symbol = ? ORDER BY id", (symbol,))
+    return [{k: v for k, v in r.items() if k != "repeats"} for r in found for _ in range(1 + r["repeats"])]
 
 
 # -- the rules, as a table ------------------------------------------------------------------------
@@ -136,7 +138,8 @@ def test_the_trailing_stop_follows_the_high_and_fires_on_the_pull_back(db, store
     # The high reached 120; 5 % under it is 114: 114.5 holds, 113.9 sells, and nothing more is sent.
     assert fired_at == "113.9"
     assert [(o.side, o.qty) for o in broker.orders] == [("sell", D("10"))]
-    assert [r["outcome"] for r in rows(db)] == ["hold"] * 5 + ["trailing_stop", "hold"]
+    # The minute after the stop, no buy back (risk.reentry_cooldown_minutes): the analyst is not even asked.
+    assert [r["outcome"] for r in rows(db)] == ["hold"] * 5 + ["trailing_stop", "cooldown"]
     assert db.query("SELECT * FROM position_marks") == []  # the position is closed: its mark is gone
 
 

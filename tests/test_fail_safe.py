@@ -20,7 +20,9 @@ from .fakes import FakeBroker, FakeClock, FakeQuotes, ScriptedAnalyst, services,
 
 
 def outcome_rows(db) -> list[dict]:
-    return db.query("SELECT symbol, action, outcome, detail, quote_source, price FROM ai_decisions ORDER BY id")
+    """One entry per cycle: a row that repeats the one before stands for each cycle it spans (store/spans.py)."""
+    found = db.query("SELECT symbol, action, outcome, detail, quote_source, price, repeats FROM ai_decisions ORDER BY id")
+    return [{k: v for k, v in r.items() if k != "repeats"} for r in found for _ in range(1 + r["repeats"])]
 
 
 def latest(db, symbol: str) -> dict:

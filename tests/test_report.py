@@ -149,7 +149,7 @@ def test_each_of_the_last_trades_shows_the_reasoning_that_led_to_it(week, writte
     trades = rows(week, """SELECT t.cycle_id, t.symbol, t.side, d.reasoning FROM trades t JOIN ai_decisions d
                            ON d.cycle_id = t.cycle_id AND d.symbol = t.symbol AND d.role = 'main'
                            ORDER BY t.created_at DESC, t.id DESC LIMIT ?""", (report.LAST_TRADES,))
-    assert len(trades) >= 5, "a week of cycles should have traded"
+    assert len(trades) >= 3, "a week of cycles should have traded (carefully: a calibrated market, no buy back after a stop)"
     section = text[text.index('<section id="trades">'):]
     for trade in trades:
         from html import escape

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradecycle.models import Account, Decision, RiskLimits
+from tradecycle.models import Account, Decision, RiskLimits, to_cents
 from tradecycle.rules.risk import (
     Holding,
     Portfolio,
@@ -158,3 +158,55 @@ def test_an_open_sell_is_not_sold_again(open_sell_qty, allowed, qty):
         assert verdict.reason == "no_position" and "open sell" in verdict.detail
     # Until it fills, an open sell frees no room: exposure is still the whole position.
     assert portfolio.exposure == D("5000")
+
+
+# -- volatility sizing (issue 23) ----------------------------------------------------
+
+VOLATILITY = RiskLimits(D(10), D(50), 15, D(5), 0.6, sizing="volatility", risk_per_trade_percent=D("0.25"))
+
+
+@pytest.mark.parametrize("situation, price, atr, confidence, limits, notional, said", [
+    # 0.25 % of 100,000 = 250 USD per ATR of 4 -> 62.5 shares at 100 = 6,250 USD
+    ("one ATR costs 0.25 % of equity", "100", "4", 0.9, VOLATILITY, "6250.00", "250.00 USD per ATR(14) 4 -> 62.5000 x 100 = 6250.00 USD"),
+    ("a wilder stock gets less", "100", "8", 0.9, VOLATILITY, "3125.00", "31.2500 x 100"),
+    ("a calm one is capped by the position limit", "100", "1", 0.9, VOLATILITY, "10000.00", "capped by risk.max_position_size_percent"),
+    ("scaled by confidence: half at min_confidence", "100", "4", 0.6,
+     RiskLimits(D(10), D(50), 15, D(5), 0.6, sizing="volatility", risk_per_trade_percent=D("0.25"), scale_by_confidence=True),
+     "3125.00", "x confidence scale 0.50"),
+    ("scaled by confidence: all of it at 1", "100", "4", 1.0,
+     RiskLimits(D(10), D(50), 15, D(5), 0.6, sizing="volatility", risk_per_trade_percent=D("0.25"), scale_by_confidence=True),
+     "6250.00", "x confidence scale 1.00"),
+    ("no daily bars: fixed sizing, said so", "100", None, 0.9, VOLATILITY, "10000.00", "no daily bars): fixed sizing"),
+    ("fixed sizing ignores the ATR", "100", "4", 0.9, LIMITS, "10000.00", None),
+])
+def test_volatility_sizing(situation, price, atr, confidence, limits, notional, said):
+    verdict = plan_order(buy(confidence=confidence), D(price), book(), limits, client_order_id="c",
+                         atr=D(atr) if atr else None)
+    assert verdict.allowed, situation
+    assert verdict.intent.notional_usd == D(notional), situation
+    if said:
+        assert said in verdict.detail, verdict.detail
+    else:
+        assert "sizing" not in verdict.detail
+
+
+def test_volatility_sizing_below_the_minimum_order_is_not_sent():
+    verdict = plan_order(buy(), D(100), book(), VOLATILITY, client_order_id="c", atr=D(40))  # 625 USD < 1 % of equity
+    assert (verdict.allowed, verdict.reason) == (False, "below_minimum")
+    assert "volatility sizing" in verdict.detail and "risk.min_order_percent" in verdict.detail
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    atr=st.decimals(min_value="0.01", max_value="500", places=2),
+    price=st.decimals(min_value="1", max_value="5000", places=2),
+    percent=st.decimals(min_value="0.01", max_value="5", places=2),
+    held=st.integers(min_value=0, max_value=12000),
+)
+def test_volatility_sizing_never_breaks_a_limit(atr, price, percent, held):
+    limits = RiskLimits(D(10), D(50), 15, D(5), 0.6, sizing="volatility", risk_per_trade_percent=percent)
+    portfolio = book(AAPL=str(held)) if held else book()
+    verdict = plan_order(buy(), price, portfolio, limits, client_order_id="c", atr=atr)
+    if verdict.allowed:
+        assert check_order(verdict.intent, portfolio, limits) is None
+        assert verdict.intent.notional_usd <= to_cents(D(100000) * percent / 100 * price / atr) + D("0.01")

@@ -3,7 +3,7 @@ paper broker that fills, both kept in the database."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -102,3 +102,65 @@ def test_reads_within_one_second_see_one_price(world):
     clock.advance(0.5)
     prices |= {market.get_quotes(["AAPL"])["AAPL"].price for _ in range(50)}
     assert len(prices) == 1
+
+
+# -- calibration (issue 23) ----------------------------------------------------------
+
+RANGES = {"AAPL": (1.5, 2.5), "MSFT": (1.5, 2.5), "NVDA": (1.5, 2.5), "BTC/USD": (3.0, 4.0), "ETH/USD": (3.0, 4.0)}
+
+
+def _stdev_percent(closes: list[Decimal]) -> float:
+    import math
+    import statistics
+
+    return 100 * statistics.pstdev([math.log(b / a) for a, b in zip(closes, closes[1:])])
+
+
+def test_a_day_moves_like_a_real_market_in_the_minute_prices(db):
+    """Stocks 1.5-2.5 % a day, crypto 3-4 %: the spread of close-to-close moves over
+    200 days of prices read every 3 hours (the walk's scale does not depend on how often it is read)."""
+    from datetime import UTC, datetime
+
+    from tradecycle.connectors import sim_calendar as cal
+
+    clock = FakeClock(datetime(2026, 1, 5, 0, 0, tzinfo=UTC))
+    market = SimMarket(SimLedger(db), clock, seed=42)
+    closes: dict[str, dict[str, Decimal]] = {s: {} for s in RANGES}
+    for _ in range(200 * 8):
+        for symbol, quote in market.get_quotes(list(RANGES)).items():
+            day = clock.now().date() if "/" in symbol else cal.last_session(clock.now())
+            closes[symbol][day.isoformat()] = quote.price  # the last price of each day is its close
+        clock.advance(3 * 3600)
+    for symbol, (low, high) in RANGES.items():
+        moved = _stdev_percent(list(closes[symbol].values())[:-1])
+        assert low <= moved <= high, f"{symbol}: {moved:.2f}% a day"
+    sessions = list(closes["AAPL"])
+    assert all(date.fromisoformat(d).weekday() < 5 for d in sessions) and "2026-01-19" not in sessions  # MLK day
+
+
+def test_daily_bars_have_the_same_scale_and_only_sessions_for_stocks(world):
+    clock, market, _ = world
+    for symbol, (low, high) in RANGES.items():
+        bars = market.daily_history(symbol, 250, clock.now())
+        moved = _stdev_percent([b.close for b in bars])
+        assert low <= moved <= high, f"{symbol}: {moved:.2f}% a day"
+        weekdays = {date.fromisoformat(b.day).weekday() for b in bars}
+        assert weekdays == (set(range(7)) if "/" in symbol else set(range(5))), symbol
+
+
+def test_a_stock_does_not_move_outside_a_session_and_is_dated_at_the_close(db):
+    from datetime import UTC, datetime
+
+    clock = FakeClock(datetime(2026, 2, 27, 20, 59, tzinfo=UTC))  # Friday, a minute before the close
+    market = SimMarket(SimLedger(db), clock, seed=42)
+    broker = SimBroker(SimLedger(db), market, clock, Decimal(100000))
+    friday = market.quote("AAPL", clock.now())
+    clock.advance(3600 * 40)  # Sunday
+    sunday = market.quote("AAPL", clock.now())
+    assert sunday.price == market.quote("AAPL", clock.now()).price
+    clock.advance(60)
+    assert market.quote("AAPL", clock.now()).price == sunday.price  # nothing moves on a Sunday
+    assert sunday.as_of == datetime(2026, 2, 27, 21, 0, tzinfo=UTC)  # the last trade: Friday's close
+    assert not broker.get_clock().is_open and broker.get_clock().next_open == "2026-03-02T14:30:00Z"
+    assert market.quote("BTC/USD", clock.now()).as_of == clock.now()  # crypto trades on
+    assert friday.symbol == "AAPL"

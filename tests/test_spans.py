@@ -83,3 +83,55 @@ def test_every_history_filter_searches_an_index(db, kind, since, symbol):
     column = "symbol" if symbol else ("started_at" if kind == "cycles" else "created_at")
     assert any(step.startswith(f"SEARCH {table} USING INDEX") and f"({column}" in step for step in plan), plan
     assert sum("TEMP B-TREE" in step for step in plan) <= (2 if since and kind == "decisions" else 0), plan
+
+
+class PricedAnalyst:
+    """Like the offline rules analyst: decides afresh every cycle, its reason quoting the price."""
+
+    model = "rules-like"
+
+    def __init__(self, reason: str = "No clear signal"):
+        self.reason = reason
+
+    def analyse(self, inputs, timeout_seconds):
+        from tradecycle.models import Decision
+
+        return [Decision(i.symbol, "hold", 0.5, f"{self.reason} (price {i.quote.price}, day +0.4%)", self.model) for i in inputs]
+
+
+def test_a_fresh_decision_that_repeats_the_one_before_extends_its_row(db, store, log):
+    clock = FakeClock()
+    quotes = FakeQuotes({"AAPL": "200"}, clock)
+    analyst = PricedAnalyst()
+    reports = []
+    for price in ("200", "200.5", "199.8"):  # the numbers change, the reason does not
+        quotes.table["AAPL"] = price
+        reports.append(run_cycle(services(quotes=quotes, clock=clock, analyst=analyst), store, settings(), log))
+        clock.advance(60)
+    analyst.reason = "Trend broke"
+    reports.append(run_cycle(services(quotes=quotes, clock=clock, analyst=analyst), store, settings(), log))
+
+    rows = db.query("SELECT cycle_id, reasoning, repeats, last_cycle_id, inputs FROM ai_decisions ORDER BY id")
+    assert [(r["cycle_id"], r["repeats"], r["last_cycle_id"]) for r in rows] == [
+        (reports[0].cycle_id, 2, reports[2].cycle_id), (reports[3].cycle_id, 0, None)]
+    assert rows[0]["reasoning"] == "No clear signal (price 200, day +0.4%)"  # the first decision's words and numbers
+    assert json.loads(rows[0]["inputs"])["price"] == "200" and ", " not in rows[0]["inputs"]  # compact JSON
+    story = reads.cycle_story(db, reports[1].cycle_id)  # the middle cycle still finds what it decided
+    assert [(d["symbol"], d["outcome"]) for d in story["decisions"]] == [("AAPL", "hold")]
+
+
+def test_a_decision_that_cost_a_model_call_keeps_its_own_row(db, store, log):
+    from tradecycle.models import Decision
+
+    class Paid:
+        model = "gpt-test"
+
+        def analyse(self, inputs, timeout_seconds):
+            return [Decision(i.symbol, "hold", 0.5, "No clear signal", self.model, raw_reply='{"action":"hold"}',
+                             prompt_tokens=100, completion_tokens=10) for i in inputs]
+
+    clock = FakeClock()
+    for _ in range(3):
+        run_cycle(services(clock=clock, analyst=Paid()), store, settings(), log)
+        clock.advance(60)
+    assert [r["repeats"] for r in db.query("SELECT repeats FROM ai_decisions")] == [0, 0, 0]

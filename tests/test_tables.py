@@ -84,7 +84,7 @@ def test_history_fits_with_whole_ids_and_headers(database, kind, width):
 def test_long_reasoning_is_cut_with_an_ellipsis_and_whole_in_json(database):
     rows = as_json(invoke("decisions", "--json", "-n", "5", "--config", database))
     lines = assert_fits(shown("decisions", database, 80, "-n", "5"), 80)
-    body = [line for line in lines if line.startswith(rows[0]["cycle_id"])]
+    body = [line for line in lines if line.startswith(tuple({r["cycle_id"] for r in rows}))]
     assert len(body) == 5
     for row, line in zip(rows, body):
         assert len(row["reasoning"]) > 60  # the simulator's reasoning does not fit 80 columns

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+from .e2e_helpers import copy_shipped_config
 from .test_cli_foundation import REPO
 
 
@@ -48,7 +49,7 @@ def header_trickler(stop: threading.Event) -> int:
 def test_a_server_that_never_finishes_its_headers_cannot_hold_the_cycle(tmp_path):
     stop = threading.Event()
     port = header_trickler(stop)
-    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
+    copy_shipped_config(tmp_path)
     text = (tmp_path / "config.toml").read_text()
     hung = text.replace("max_cycle_seconds = 50", "max_cycle_seconds = 3").replace(
         "analysis_timeout_seconds = 30", "analysis_timeout_seconds = 1").replace(

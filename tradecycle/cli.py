@@ -12,19 +12,16 @@ shows the full traceback.
 from __future__ import annotations
 
 import inspect
-import json
-import os
 import sys
 import traceback
 from collections.abc import Callable
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from tradecycle.infra.errors import ConfigError, ExitCode, TradecycleError
-from tradecycle.infra.paths import CONFIG_ENV
+from tradecycle.cli_support import command_module, debug, error, guard, is_terminal, note, print_json, say, show
+from tradecycle.infra.errors import ExitCode
 
 cli = typer.Typer(
     name="tradecycle",
@@ -51,98 +48,6 @@ SinceOption = Annotated[
 SymbolOption = Annotated[Optional[str], typer.Option("--symbol", help="only this symbol")]
 
 
-def _debug(flag: bool) -> bool:
-    return flag or os.environ.get("TRADECYCLE_DEBUG", "") not in ("", "0")
-
-
-def _error(message: str) -> None:
-    print(f"tradecycle: {message}", file=sys.stderr)
-
-
-def _config_origin(config: str | None) -> str:
-    """Where the config path came from, when a user could not guess it: the
-    environment (``TRADECYCLE_CONFIG``), set in some profile and forgotten."""
-    from_env = os.environ.get(CONFIG_ENV)
-    if config or not from_env:
-        return ""
-    return f" (config {from_env}: the path came from ${CONFIG_ENV})"
-
-
-@contextmanager
-def _guard(show_traceback: bool, prefix: str = "", exit_code: ExitCode | None = None, config: str | None = None,
-           as_json: bool = False):
-    """Turn our errors into one line and an exit code (``exit_code`` for all of
-    them, if given); a bug into exit 1. A config error says where the config's
-    path came from when it was not ``--config``. ``as_json``: the error is also
-    a JSON object on stdout (``{"error", "exit_code"}``), for the script that asked for JSON."""
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except TradecycleError as exc:
-        if _debug(show_traceback):
-            traceback.print_exc()
-        origin = _config_origin(config) if isinstance(exc, ConfigError) else ""
-        code = int(exit_code or exc.exit_code)
-        _error(f"{prefix}{exc}{origin}")
-        if as_json:
-            _print_json({"error": f"{prefix}{exc}{origin}", "exit_code": code})
-        raise typer.Exit(code) from None
-    except Exception as exc:
-        if _debug(show_traceback):
-            traceback.print_exc()
-        message = f"{prefix}unexpected error: {exc!r}"
-        _error(f"{message} (run with --traceback for details)")
-        if as_json:
-            _print_json({"error": message, "exit_code": int(ExitCode.ABORTED)})
-        raise typer.Exit(int(ExitCode.ABORTED)) from None
-
-
-def _say(text: str) -> None:
-    """A line of plain output, wrapped at 80 columns (a word or path longer than that stays whole)."""
-    import textwrap
-
-    print(textwrap.fill(text, 80, break_long_words=False, break_on_hyphens=False))
-
-
-def _note(text: str) -> None:
-    """What a person should know besides, on stderr, wrapped at 80 columns."""
-    import textwrap
-
-    print(textwrap.fill(f"tradecycle: note: {text}", 80, break_long_words=False, break_on_hyphens=False), file=sys.stderr)
-
-
-def _is_terminal() -> bool:
-    return sys.stdout.isatty()
-
-
-def _print_json(data: Any) -> None:
-    try:
-        print(json.dumps(data, indent=2, default=str), flush=True)
-    except BrokenPipeError:
-        # The reader closed the pipe early (`tradecycle cycles --json | head`): what it read
-        # is all it wanted, not an error (click would exit 1). Quiet the exit flush too.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
-
-
-def _command(name: str):
-    """``tradecycle.commands.<name>``, imported when its command runs (never at start-up)."""
-    import importlib
-
-    return importlib.import_module(f"tradecycle.commands.{name}")
-
-
-def _show(data: Any, as_json: bool, view: str, draw: Callable[[Any], None]) -> None:
-    """JSON for scripts, or rich tables drawn by ``draw(tradecycle.render.<view>)`` (rich loads only then)."""
-    if as_json:
-        _print_json(data)
-    else:
-        import importlib
-
-        draw(importlib.import_module(f"tradecycle.render.{view}"))
-
-
 def _print_version(asked: bool) -> None:
     if asked:
         from tradecycle import __version__
@@ -166,30 +71,30 @@ def run(
     show_traceback: TracebackOption = False,
 ) -> None:
     """Run one trading cycle."""
-    with _guard(show_traceback, config=config):
-        if _is_terminal():
+    with guard(show_traceback, config=config):
+        if is_terminal():
             from tradecycle.render.run import live_steps
 
             with live_steps() as watch:
-                report = _command("run").run(config, db, dry_run, watch)
+                report = command_module("run").run(config, db, dry_run, watch)
         else:
-            report = _command("run").run(config, db, dry_run)
+            report = command_module("run").run(config, db, dry_run)
     if report.halt_reason:
-        _error(f"kill switch turned on: {report.halt_reason}. Only a person turns it off (tradecycle killswitch off).")
+        error(f"kill switch turned on: {report.halt_reason}. Only a person turns it off (tradecycle killswitch off).")
     if report.status == "aborted":
-        if report.exception is not None and _debug(show_traceback):
+        if report.exception is not None and debug(show_traceback):
             traceback.print_exception(report.exception)
-        _error(report.summary_line())
+        error(report.summary_line())
         raise typer.Exit(int(ExitCode.ABORTED))
     if report.status == "locked":
-        _error(report.summary_line())
+        error(report.summary_line())
         return
-    if _is_terminal():
+    if is_terminal():
         from tradecycle.render.run import cycle_report
 
         cycle_report(report)
     else:
-        _say(report.summary_line())
+        say(report.summary_line())
 
 
 SWITCH_STATES = {"on": True, "off": False}
@@ -209,39 +114,39 @@ def killswitch(
     On, the next cycle cancels open buy orders (nothing fills after you said
     stop); with --flatten it cancels every open order and closes every position."""
     if state is not None and state.lower() not in SWITCH_STATES:
-        _error(f"killswitch {state!r}: say on or off (or nothing, to show it)")
+        error(f"killswitch {state!r}: say on or off (or nothing, to show it)")
         raise typer.Exit(int(ExitCode.USAGE))
     active = None if state is None else SWITCH_STATES[state.lower()]
     if flatten and not active:
-        _error("--flatten goes with `killswitch on`")
+        error("--flatten goes with `killswitch on`")
         raise typer.Exit(int(ExitCode.USAGE))
     prefix = "could not record the kill switch: " if active is not None else "could not read the kill switch: "
     # Whatever kept the flag from being recorded (even a broken config), the answer is exit 1.
-    with _guard(show_traceback, prefix, ExitCode.ABORTED, config):
-        existed = _command("common").database_path(config, db).exists()
-        view = _command("killswitch").kill_switch(config, db, active, reason, flatten)
+    with guard(show_traceback, prefix, ExitCode.ABORTED, config):
+        existed = command_module("common").database_path(config, db).exists()
+        view = command_module("killswitch").kill_switch(config, db, active, reason, flatten)
     switch, database = view.switch, view.database
     if active is not None and not existed:
-        _note(f"{database} did not exist; it was created to hold the flag (is this the database your cycles use?)")
+        note(f"{database} did not exist; it was created to hold the flag (is this the database your cycles use?)")
     if not view.exists:
-        _say(f"kill switch: there is no database at {database} yet, so the switch was never set there"
+        say(f"kill switch: there is no database at {database} yet, so the switch was never set there"
              " (a first cycle would create it). Is this the database your cycles use?")
     elif switch.active:
         if view.already_on:
-            _say(f"kill switch already ON since {switch.changed_at}: {switch.reason}. It keeps that time and reason;"
+            say(f"kill switch already ON since {switch.changed_at}: {switch.reason}. It keeps that time and reason;"
                  " yours is added to its history. No order will be sent.")
         else:
-            _say(f"kill switch ON since {switch.changed_at}: {switch.reason}. No order will be sent.")
+            say(f"kill switch ON since {switch.changed_at}: {switch.reason}. No order will be sent.")
         if switch.cleanup_due:
-            _say("The next cycle cancels every open order and sells every position (--flatten)." if switch.flatten
+            say("The next cycle cancels every open order and sells every position (--flatten)." if switch.flatten
                  else "The next cycle cancels open buy orders, so nothing is bought after this.")
-        _say(f"database: {database}")
+        say(f"database: {database}")
     else:
         since = f" since {switch.changed_at}" if switch.changed_at else ""
-        _say(f"kill switch off{since}. Cycles trade normally.")
-        _say(f"database: {database}")
+        say(f"kill switch off{since}. Cycles trade normally.")
+        say(f"database: {database}")
     if view.note:
-        _note(view.note)
+        note(view.note)
     if view.changes:
         from tradecycle.render.status import kill_switch_changes
 
@@ -256,23 +161,23 @@ def _announce(config: str | None, db: str | None, switch) -> None:
     the exit code is 0."""
     sys.stdout.flush()  # the confirmation is on screen before any wait
     try:
-        outcome = _command("killswitch").announce_kill_switch(config, db, switch)
+        outcome = command_module("killswitch").announce_kill_switch(config, db, switch)
     except KeyboardInterrupt:
         outcome = "failed: interrupted"
     if outcome == "sent":
         print("Alert sent.")
     elif outcome == "held back":
-        _error("note: no alert sent: one of this kind went out less than 10 minutes ago (at most one per kind per 10 minutes)")
+        error("note: no alert sent: one of this kind went out less than 10 minutes ago (at most one per kind per 10 minutes)")
     elif outcome:
-        _error(f"note: the alert was not sent ({outcome.removeprefix('failed: ')}); the kill switch is {'on' if switch.active else 'off'} all the same")
+        error(f"note: the alert was not sent ({outcome.removeprefix('failed: ')}); the kill switch is {'on' if switch.active else 'off'} all the same")
 
 
 @cli.command()
 def status(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption = False, show_traceback: TracebackOption = False) -> None:
     """Kill switch, last cycle, account, positions, today's P&L and risk-limit use."""
-    with _guard(show_traceback, config=config):
-        data = _command("status").status(config, db)
-    _show(data, as_json, "status", lambda render: render.status(data))
+    with guard(show_traceback, config=config):
+        data = command_module("status").status(config, db)
+    show(data, as_json, "status", lambda render: render.status(data))
 
 
 def _history(kind: str) -> Callable[..., None]:
@@ -285,10 +190,10 @@ def _history(kind: str) -> Callable[..., None]:
         db: DbOption = None,
         show_traceback: TracebackOption = False,
     ) -> None:
-        with _guard(show_traceback, config=config):
-            rows = _command("history").history(kind, config, db, limit, since, symbol)
+        with guard(show_traceback, config=config):
+            rows = command_module("history").history(kind, config, db, limit, since, symbol)
         filters = {"--since": since, "--symbol": symbol}
-        _show(rows, as_json, "history", lambda render: render.history(kind, rows, filters))
+        show(rows, as_json, "history", lambda render: render.history(kind, rows, filters))
 
     command.__doc__ = f"Recent {kind}, newest first."
     if kind == "cycles":  # a cycle has no symbol: its help does not offer --symbol
@@ -311,14 +216,14 @@ def explain(
     show_traceback: TracebackOption = False,
 ) -> None:
     """Everything one cycle saw, decided and did."""
-    with _guard(show_traceback, config=config):
-        story = _command("history").explain(config, db, cycle_id)
+    with guard(show_traceback, config=config):
+        story = command_module("history").explain(config, db, cycle_id)
     if story is None:
-        where = _command("common").database_path(config, db)
+        where = command_module("common").database_path(config, db)
         missing = "" if where.exists() else f": there is no database at {where} yet"
-        _error(f"no cycle {cycle_id!r} in the database{missing} (see `tradecycle cycles`)")
+        error(f"no cycle {cycle_id!r} in the database{missing} (see `tradecycle cycles`)")
         raise typer.Exit(int(ExitCode.ABORTED))
-    _show(story, as_json, "history", lambda render: render.explain(story))
+    show(story, as_json, "history", lambda render: render.explain(story))
 
 
 ModelOption = Annotated[Optional[str], typer.Option("--model", help="only this model (ai_decisions.model)")]
@@ -338,9 +243,9 @@ def score(
 ) -> None:
     """Is the analyst any good? Per analyst and symbol: decisions, hit rates at 15 min,
     1 h and 1 day, calibration; shadows side by side; P&L, buy-and-hold, drawdown."""
-    with _guard(show_traceback, config=config):
-        card = _command("score").score(config, db, since, model, symbol, include_contaminated=include_contaminated)
-    _show(card, as_json, "score", lambda render: render.score(card))
+    with guard(show_traceback, config=config):
+        card = command_module("score").score(config, db, since, model, symbol, include_contaminated=include_contaminated)
+    show(card, as_json, "score", lambda render: render.score(card))
 
 
 @cli.command()
@@ -354,8 +259,8 @@ def report(
     """Write one self-contained HTML file: equity against buy-and-hold, drawdown, P&L
     per day, the scorecard per analyst, positions with their exits, the last trades
     and their reasoning. Opens in any browser, with no network."""
-    with _guard(show_traceback, config=config):
-        written = _command("report").report(config, db, out, since)
+    with guard(show_traceback, config=config):
+        written = command_module("report").report(config, db, out, since)
     if written["cycles"]:
         print(f"wrote {written['path']} ({written['cycles']} cycles, {written['first']} to {written['last']})")
     elif not written["database_exists"]:
@@ -383,11 +288,11 @@ def replay(
     """Send the exact recorded messages of a cycle (or, with --since, of every analysed
     decision since then) to another model; print both decisions side by side and record
     the replayed ones (role "replay": scored, never traded). Exit 1 if none was answered."""
-    with _guard(show_traceback, config=config, as_json=as_json):
-        result = _command("replay").replay(config, db, cycle_id, since, model, base_url, key_env, training_cutoff)
-    _show(result, as_json, "score", lambda render: render.replay(result))
+    with guard(show_traceback, config=config, as_json=as_json):
+        result = command_module("replay").replay(config, db, cycle_id, since, model, base_url, key_env, training_cutoff)
+    show(result, as_json, "score", lambda render: render.replay(result))
     if all(p["replayed"]["outcome"] in ("ai_unavailable", "ai_invalid") for p in result["replayed"]):
-        _error(f"no replayed request was answered by {result['model']} at {result['base_url']}")
+        error(f"no replayed request was answered by {result['model']} at {result['base_url']}")
         raise typer.Exit(int(ExitCode.ABORTED))
 
 
@@ -402,15 +307,14 @@ def verify(
 ) -> None:
     """Recompute the hash chain over decisions and trades: exit 0 and the chain head
     (keep it elsewhere) when every row is as written, exit 1 naming the first row that differs."""
-    with _guard(show_traceback, config=config):
-        result = _command("verify").verify(config, db, head)
-    _show(result, as_json, "verify", lambda render: render.verify(result))
+    with guard(show_traceback, config=config, as_json=as_json):
+        result = command_module("verify").verify(config, db, head)
+    show(result, as_json, "verify", lambda render: render.verify(result))
     if result["problem_count"]:
-        first = result["problems"][0]
-        _error(f"verify: {first['message']}")
+        error(f"verify: {result['problems'][0]['message']}")
         raise typer.Exit(int(ExitCode.ABORTED))
     if not result["ok"]:
-        _error(f"verify: {result['kept_head_note']}")
+        error(f"verify: {result['kept_head_note']}")
         raise typer.Exit(int(ExitCode.ABORTED))
 
 
@@ -423,16 +327,16 @@ def check(
 ) -> None:
     """Validate the config and show which environment variables are set (names only).
     With --online, reach each configured service once: exit 1 if any fails."""
-    with _guard(show_traceback, config=config):
-        result = _command("check").check_online(config) if online else _command("check").check(config)
+    with guard(show_traceback, config=config):
+        result = command_module("check").check_online(config) if online else command_module("check").check(config)
     missing = [n for n in result["required"] if not result["environment"][n]]
-    _show(result, as_json, "check", lambda render: render.check(result))
+    show(result, as_json, "check", lambda render: render.check(result))
     if missing:
-        _error(f"required environment variable(s) not set: {', '.join(missing)}")
+        error(f"required environment variable(s) not set: {', '.join(missing)}")
         raise typer.Exit(int(ExitCode.USAGE))
     failed = [f"{s['service']} [{s['provider']}]: {s['detail']}" for s in result.get("services", []) if not s["ok"]]
     if failed:
-        _error(f"{len(failed)} service(s) failed: " + "; ".join(failed))
+        error(f"{len(failed)} service(s) failed: " + "; ".join(failed))
         raise typer.Exit(int(ExitCode.ABORTED))
 
 
@@ -441,10 +345,10 @@ def vacuum(config: ConfigOption = None, db: DbOption = None, as_json: JsonOption
            show_traceback: TracebackOption = False) -> None:
     """Rewrite the database once so that it shrinks as old history is pruned
     (only needed for a database made before tradecycle 0.1's schema 3)."""
-    with _guard(show_traceback):
-        result = _command("vacuum").vacuum(config, db)
+    with guard(show_traceback):
+        result = command_module("vacuum").vacuum(config, db)
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         print(f"{result['database']}: {result['bytes_before'] / 1e6:.1f} MB -> {result['bytes_after'] / 1e6:.1f} MB"
               f" in {result['seconds']} s; from now on it shrinks as history is pruned")
@@ -476,15 +380,15 @@ def backtest(
             return bars[-1]
         return view.log_lines(total, done)
 
-    request = _command("backtest").Request(start.date(), end.date(), interval, out, resume, max_llm_calls, allow_contaminated)
+    request = command_module("backtest").Request(start.date(), end.date(), interval, out, resume, max_llm_calls, allow_contaminated)
     try:
-        with _guard(show_traceback, config=config):
-            result = _command("backtest").backtest(config, request, view.announce, progress)
+        with guard(show_traceback, config=config):
+            result = command_module("backtest").backtest(config, request, view.announce, progress)
     finally:
         for bar in bars:
             bar.stop()
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         print(view.closing_line(result))
         print(view.next_step(result))

@@ -30,7 +30,7 @@ Percent = Annotated[Decimal, Field(gt=0, le=100)]
 ExitPercent = Annotated[Decimal, Field(ge=0, lt=100)]  # 0: this exit is off
 PositiveSeconds = Annotated[float, Field(gt=0)]
 UsdPerMillion = Annotated[Decimal, Field(ge=0)]  # a token price: USD per million tokens
-SWITCHES = frozenset({"broker_held_stops"})  # the keys that take true/false (and only that)
+SWITCHES = frozenset({"broker_held_stops", "scale_by_confidence"})  # the keys that take true/false (and only that)
 
 
 class _Section(BaseModel):
@@ -78,6 +78,14 @@ class RiskConfig(_Section):
     stop_loss_percent: ExitPercent = Decimal(8)
     take_profit_percent: ExitPercent = Decimal(0)
     trailing_stop_percent: ExitPercent = Decimal(0)
+    # No whipsaw (rules/protections.py); 0 turns one off.
+    reentry_cooldown_minutes: Annotated[float, Field(ge=0, le=525600)] = 240
+    stop_loss_guard_count: Annotated[int, Field(ge=0, le=1000)] = 3
+    stop_loss_guard_minutes: Annotated[float, Field(ge=0, le=525600)] = 1440
+    # Sizing (rules/risk.py): "fixed" takes the room the limits leave; "volatility" risks a share of equity per ATR.
+    sizing: Literal["fixed", "volatility"] = "fixed"
+    risk_per_trade_percent: Percent = Decimal("0.25")
+    scale_by_confidence: StrictBool = False
     # A sell stop at the broker for each held position (cycle/stops.py); unset: on for
     # broker.provider = "alpaca", off for the simulator (see Config.broker_held_stops).
     broker_held_stops: StrictBool | None = None
@@ -90,14 +98,8 @@ class RiskConfig(_Section):
         )
 
     def limits(self) -> RiskLimits:
-        return RiskLimits(
-            max_position_size_percent=self.max_position_size_percent,
-            max_total_exposure_percent=self.max_total_exposure_percent,
-            max_positions_count=self.max_positions_count,
-            daily_loss_limit_percent=self.daily_loss_limit_percent,
-            min_confidence=self.min_confidence,
-            min_order_percent=self.min_order_percent,
-        )
+        """The limits and sizing of the risk step: the keys of the same names."""
+        return RiskLimits(**self.model_dump(include=set(RiskLimits.__dataclass_fields__)))
 
 
 class UniverseConfig(_Section):
@@ -244,6 +246,8 @@ class AlpacaDataConfig(_Section):
 
 class SimMarketConfig(_Section):
     seed: int = 42  # extension: the simulator's random walk is reproducible per seed
+    # "exchange": stocks keep the NYSE's sessions; "always": they trade around the clock too.
+    market_hours: Literal["exchange", "always"] = "exchange"
 
 
 class CsvMarketConfig(_Section):

@@ -129,6 +129,11 @@ class RiskLimits:
     daily_loss_limit_percent: Decimal
     min_confidence: float
     min_order_percent: Decimal = Decimal(1)  # of equity: a smaller buy is `below_minimum`
+    # How a buy is sized (risk.py): "fixed" buys all the room the limits leave; "volatility"
+    # buys so that a move of one daily ATR(14) costs risk_per_trade_percent of equity.
+    sizing: str = "fixed"
+    risk_per_trade_percent: Decimal = Decimal("0.25")
+    scale_by_confidence: bool = False  # volatility sizing: half the risk at min_confidence, all of it at 1
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,15 @@ class Clock(Protocol):
         """Timezone-aware UTC wall time."""
 
 
+class Heartbeat(Protocol):
+    name: str
+
+    def ping(self, failed: bool, body: str, timeout_seconds: float = 2.0) -> int:
+        """Tell a cron monitor a cycle ran (``failed``: it aborted), ``body`` its
+        summary line; the HTTP status. Raises ``ServiceUnavailable``, whose
+        message names no URL, when no 2xx came within ``timeout_seconds``."""
+
+
 class AlertSender(Protocol):
     name: str
 
@@ -135,6 +144,7 @@ class Services:
     deadline: Deadline  # the cycle's budget (cycle.max_cycle_seconds), shared with the HTTP layer
     bars: BarSource | None = None  # daily bars for the indicators (None: the analyst goes without)
     alerts: AlertSender | None = None  # None: no TRADECYCLE_ALERT_URLS; sent after the cycle (alerts.py)
+    heartbeat: Heartbeat | None = None  # None: no TRADECYCLE_HEARTBEAT_URL; pinged after the cycle
 
 
 class EventLog(Protocol):

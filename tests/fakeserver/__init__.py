@@ -31,7 +31,7 @@ when requests may be in flight.
 The package holds one module per faked service, each a mixin of ``FakeServices``
 (``core``): ``alpaca``/``alpaca_orders`` (paper trading), ``alpaca_data`` (market
 data), ``finnhub``, ``coingecko``, ``llm`` (OpenAI-compatible servers), ``alerts``
-(the webhook receiver), ``config`` (config.toml at the fake), ``server`` (the HTTP
+(the webhook receiver), ``heartbeat`` (a cron monitor's ping receiver), ``config`` (config.toml at the fake), ``server`` (the HTTP
 plumbing) and ``common`` (request records, replies, faults, number formats).
 
 Run it standalone with ``python -m tests.fakeserver --port 8765 --latency 0.3``.

@@ -20,9 +20,9 @@ try:  # the market's own time zone for the Alpaca clock; a fixed offset if tzdat
 except Exception:  # pragma: no cover
     NEW_YORK = timezone(timedelta(hours=-5), "EST")
 
-SERVICES = ("alpaca", "alpaca_data", "finnhub", "coingecko", "openai", "alerts")
+SERVICES = ("alpaca", "alpaca_data", "finnhub", "coingecko", "openai", "alerts", "heartbeat")
 PREFIXES = {"alpaca": "/alpaca", "alpaca_data": "/alpaca-data", "finnhub": "/finnhub", "coingecko": "/coingecko",
-            "openai": "/openai/v1", "alerts": "/alerts"}
+            "openai": "/openai/v1", "alerts": "/alerts", "heartbeat": "/ping"}
 
 FAULT_KINDS = ("status", "delay", "drop", "late_accept", "garbage")
 
@@ -113,7 +113,7 @@ class Headers(dict):
 class RecordedRequest:
     """One request the fake received. Also readable as a dict: ``r["path"]``."""
 
-    service: str  # "alpaca" | "finnhub" | "coingecko" | "openai" | "" (unknown prefix)
+    service: str  # "alpaca" | "finnhub" | "coingecko" | "openai" | "alerts" | "heartbeat" | "" (unknown prefix)
     method: str
     path: str  # full raw path as sent, without the query: "/alpaca/v2/assets/BTC%2FUSD"
     subpath: str  # path below the service's base URL: "/v2/assets/BTC%2FUSD"

@@ -22,12 +22,13 @@ from .alpaca_stops import AlpacaStopsMixin
 from .coingecko import _COINGECKO_ERRORS, CoinGeckoMixin
 from .config import ConfigMixin
 from .finnhub import _FINNHUB_ERRORS, FinnhubMixin
+from .heartbeat import HeartbeatMixin
 from .llm import _OPENAI_ERRORS, LLMMixin
 from .server import _Server, _Handler
 
 
 class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaStopsMixin, AlpacaDataMixin, FinnhubMixin, CoinGeckoMixin, LLMMixin,
-                   AlertsMixin, ConfigMixin):
+                   AlertsMixin, HeartbeatMixin, ConfigMixin):
     """Alpaca paper + Finnhub + CoinGecko + OpenAI-compatible chat on one local port."""
 
     def __init__(
@@ -355,6 +356,7 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaStopsMixin, AlpacaDataM
             "openai": self._openai,
 
             "alerts": self._alerts,
+            "heartbeat": self._heartbeat,
         }.get(req.service)
         if handler is None:
             return Reply(404, {"error": f"no fake service at {req.path}"})

@@ -11,6 +11,9 @@ Events (each a *kind*; at most one alert per kind per ``RATE_LIMIT``):
 - ``order_rejected``: the broker rejected an order while the cycle ran.
 - ``protective_exit``: a stop-loss, take-profit, trailing stop or kill switch
   ``--flatten`` sell went out.
+- ``stop_guard``: the stop-loss guard tripped (``risk.stop_loss_guard_count``
+  stop-outs within ``risk.stop_loss_guard_minutes``): every buy is paused
+  until the time it names. Once per pause (its end is the alert's mark).
 - ``daily_summary``: once a day, by the first cycle after 16:00 New York time
   on a weekday (the US close; holidays are not known, so a holiday gets one too).
 
@@ -49,8 +52,10 @@ CYCLE_ABORTED = "cycle_aborted"
 CYCLE_RECOVERED = "cycle_recovered"
 ORDER_REJECTED = "order_rejected"
 PROTECTIVE_EXIT = "protective_exit"
+STOP_GUARD = "stop_guard"
 DAILY_SUMMARY = "daily_summary"
-KINDS = (KILL_SWITCH_ON, KILL_SWITCH_OFF, CYCLE_ABORTED, CYCLE_RECOVERED, ORDER_REJECTED, PROTECTIVE_EXIT, DAILY_SUMMARY)
+KINDS = (KILL_SWITCH_ON, KILL_SWITCH_OFF, CYCLE_ABORTED, CYCLE_RECOVERED, ORDER_REJECTED, PROTECTIVE_EXIT, STOP_GUARD,
+         DAILY_SUMMARY)
 
 HEALTH = "cycle_health"  # mark: "down" once an abort was announced, "up" once its recovery was
 EXIT_OUTCOMES = ("stop_loss", "take_profit", "trailing_stop", "flatten")
@@ -108,6 +113,12 @@ def cycle_alerts(report: "CycleReport", marks: dict[str, str | None], rejected: 
         lines = [f"{d['symbol']}: {d['reasoning']} ({d['detail']})" for d in exits]
         found.append(Alert(PROTECTIVE_EXIT, f"tradecycle: protective exit ({symbols})",
                            "\n".join(lines) + f"\n(cycle {report.cycle_id})", "warning"))
+    if report.stop_guard is not None:
+        until = report.stop_guard.until.isoformat()
+        if marks.get(STOP_GUARD) != until:
+            found.append(Alert(STOP_GUARD, "tradecycle: buys paused (stop-loss guard)",
+                               f"{report.stop_guard.detail}.\nSells and protective exits go on. (cycle {report.cycle_id})",
+                               "warning", (STOP_GUARD, until)))
     if report.status == "completed" and marks.get(HEALTH) == "down":
         found.append(Alert(
             CYCLE_RECOVERED, "tradecycle: cycles complete again",

@@ -34,7 +34,7 @@ OFFLINE = "simulator, offline"
 class Probe:
     """What one service said. ``elapsed_ms`` is None for offline providers."""
 
-    service: str  # "broker", "market data (stocks)", "market data (crypto)", "news", "ai"
+    service: str  # "broker", "market data (stocks)", "market data (crypto)", "news", "ai", "heartbeat"
     provider: str  # "alpaca", "finnhub", "coingecko", "openai", "sim", "rules", "none"
     ok: bool
     detail: str
@@ -63,6 +63,7 @@ def probe_services(config: Config, secrets: Secrets, budget_seconds: float = PRO
         *_market_data(config, live),
         _news(config, live),
         _ai(config, live, budget_seconds),
+        *_heartbeat(secrets),
     ]
     online = {service: _timed(call) for service, _, call, _ in checks if call is not None}
     answers = gather(online)
@@ -117,6 +118,20 @@ def _reason(exc: Exception) -> str:
 
 
 # -- one builder per service: (service, provider, call or None when offline, detail when offline)
+
+
+def _heartbeat(secrets: Secrets) -> list[tuple]:
+    """One ping of ``TRADECYCLE_HEARTBEAT_URL`` (as a cycle that completed would send), when it is set."""
+    from tradecycle.commands.wiring import heartbeat
+
+    pinger = heartbeat(secrets)
+    if pinger is None:
+        return []
+
+    def call() -> str:
+        return f"pinged: HTTP {pinger.ping(False, 'tradecycle check --online')}"
+
+    return [("heartbeat", "http", call, "")]
 
 
 def _broker(config: Config, live) -> tuple:

@@ -27,7 +27,11 @@ def run(config_option: str | None, db_option: str | None, dry_run: bool, watch=N
     watchdog = _watchdog(config.cycle.max_cycle_seconds, log)
     try:
         services = build_services(config, db, secrets, log)
-        report = run_cycle(services, Store(db), cycle_settings(config, dry_run), log)
+        try:
+            report = run_cycle(services, Store(db), cycle_settings(config, dry_run), log)
+        except Exception as exc:  # the cycle's own row could not be written: the monitor hears of it
+            ping_heartbeat(services, True, f"tradecycle cycle aborted: {exc}", log)
+            raise
         after_cycle(services, db, report, log)
         return report
     finally:
@@ -39,17 +43,31 @@ def run(config_option: str | None, db_option: str | None, dry_run: bool, watch=N
 def after_cycle(services, db, report, log) -> None:
     """Once the cycle is over and its run lock released (a slow alert channel
     can never hold the lock): the kill switch change it made, logged, and its
-    alerts, sent within what is left of its budget (``alerts.py``). Never raises."""
+    alerts, sent within what is left of its budget (``alerts.py``); then the
+    heartbeat. Never raises."""
     if report.halt_reason:
         log("killswitch.changed", "warning", active=True, changed_by="tool", reason=report.halt_reason)
-    if services.alerts is None:  # no TRADECYCLE_ALERT_URLS: apprise is never imported
-        return
-    from tradecycle.commands.alerts import CYCLE_SEND_SECONDS
-    from tradecycle.commands.alerts import after_cycle as send_cycle_alerts
-    from tradecycle.store.alerts import AlertBook
+    if services.alerts is not None:  # no TRADECYCLE_ALERT_URLS: apprise is never imported
+        from tradecycle.commands.alerts import CYCLE_SEND_SECONDS
+        from tradecycle.commands.alerts import after_cycle as send_cycle_alerts
+        from tradecycle.store.alerts import AlertBook
 
-    seconds = min(CYCLE_SEND_SECONDS, services.deadline.remaining())
-    send_cycle_alerts(services.alerts, AlertBook(db), report, log, services.clock.now(), seconds)
+        seconds = min(CYCLE_SEND_SECONDS, services.deadline.remaining())
+        send_cycle_alerts(services.alerts, AlertBook(db), report, log, services.clock.now(), seconds)
+    if report.cycle_id is not None:  # a run that found the lock taken did nothing: the cycle holding it pings
+        ping_heartbeat(services, report.status == "aborted", report.summary_line(), log)
+
+
+def ping_heartbeat(services, failed: bool, summary: str, log) -> None:
+    """``TRADECYCLE_HEARTBEAT_URL`` (``/fail`` for an aborted cycle), the summary
+    line as the body, two seconds at most. Logged either way; never raises."""
+    if services.heartbeat is None:
+        return
+    try:
+        status = services.heartbeat.ping(failed, summary)
+        log("heartbeat.sent", failed=failed, status=status)
+    except Exception as exc:  # a monitor that is down never fails the cycle
+        log("heartbeat.failed", "warning", failed=failed, error=str(exc))
 
 
 WATCHDOG_GRACE_SECONDS = 5.0

@@ -97,12 +97,21 @@ def _pct(part, whole) -> float | None:
     return round(float(part / whole * 100), 2) if whole else None
 
 
+# Cron starts a cycle every minute: three minutes without one means it stopped (or cron did).
+STALE_AFTER_SECONDS = 180
+
+
 def _cycle_view(row: dict | None) -> dict | None:
+    """The last cycle, with how long ago it started (``age_seconds``) and whether that
+    is longer than cron would ever leave it (``stale``: more than three minutes)."""
     if row is None:
         return None
     keys = ("cycle_id", "started_at", "finished_at", "status", "dry_run", "error", "duration_ms", "orders_count", "errors_count")
     view = {k: row.get(k) for k in keys}
     view["dry_run"] = bool(view["dry_run"])
+    age = max(0, int((now() - parse_iso(row["started_at"])).total_seconds())) if row.get("started_at") else None
+    view["age_seconds"] = age
+    view["stale"] = age is not None and age > STALE_AFTER_SECONDS
     return view
 
 

@@ -14,6 +14,7 @@ from tradecycle.cycle.run import CycleSettings
 from tradecycle.infra.lock import FileLock, lock_path_for
 from tradecycle.models import Deadline
 from tradecycle.ports import Clock, EventLog, Services
+from tradecycle.rules.protections import Protections
 from tradecycle.store import Database, SimLedger
 
 
@@ -36,6 +37,8 @@ def cycle_settings(config: Config, dry_run: bool) -> CycleSettings:
         max_decision_age_minutes=config.ai.max_decision_age_minutes,
         keep_days=config.database.keep_days,
         exits=config.risk.exits(),
+        protections=Protections(config.risk.reentry_cooldown_minutes, config.risk.stop_loss_guard_count,
+                                config.risk.stop_loss_guard_minutes),
         broker_held_stops=config.broker_held_stops,
     )
 
@@ -56,7 +59,8 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
         if sim_market is None:
             from tradecycle.connectors.sim import SimMarket
 
-            sim_market = SimMarket(ledger, clock, seed=config.market_data.sim.seed)
+            sim_market = SimMarket(ledger, clock, seed=config.market_data.sim.seed,
+                                   market_hours=config.market_data.sim.market_hours)
         return sim_market
 
     live = _LiveFactory(config, secrets, deadline, log)
@@ -76,7 +80,8 @@ def build_services(config: Config, db: Database, secrets: Secrets, log: EventLog
     news = {"sim": market, "finnhub": live.finnhub_news, "none": lambda: None}[config.news.provider]()
     analyst = build_analyst(live)
     lock = FileLock(lock_path_for(db.path))
-    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline, bars, alert_sender(secrets))
+    return Services(broker, stock_quotes, crypto_quotes, news, analyst, clock, lock, deadline, bars, alert_sender(secrets),
+                    heartbeat(secrets))
 
 
 def build_analyst(live: "_LiveFactory"):
@@ -110,6 +115,16 @@ def backtest_history_client(config: Config, secrets: Secrets):
     http = HttpSettings.from_cycle_config(config.cycle, timeout_seconds=30, deadline=None, secrets=secrets.values())
     return AlpacaHistory(config.market_data.alpaca.data_url, secrets.get("APCA_API_KEY_ID"),
                          secrets.get("APCA_API_SECRET_KEY"), http)
+
+
+def heartbeat(secrets: Secrets):
+    """The cron monitor's pinger for ``TRADECYCLE_HEARTBEAT_URL``, or None when it is not set."""
+    url = secrets.heartbeat_url()
+    if not url:
+        return None
+    from tradecycle.connectors.heartbeat import HttpHeartbeat
+
+    return HttpHeartbeat(url)
 
 
 def alert_sender(secrets: Secrets):

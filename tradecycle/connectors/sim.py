@@ -1,15 +1,20 @@
 """The offline world a new user meets first: a market that moves and a paper
 broker that fills, both kept in the same SQLite database.
 
-Market: each symbol follows a seeded random walk advanced by wall-clock time,
-so two runs a minute apart see different prices, and the same seed gives the
-same walk. A symbol first seen opens a few percent away from its previous
-close, so the day's change means something from the first cycle. The
-simulated exchange is open around the clock (stocks included), so a first
-try at any hour trades. Daily OHLCV history is a seeded walk back from the
-previous close (the same seed gives the same shape of history), and the day's bar
-so far carries its open, high, low and a volume that grows through the UTC
-day, so the indicators work offline too.
+Market: each symbol follows a seeded random walk advanced by the clock, so
+two runs a minute apart see different prices, and the same seed and the same
+clock give the same walk. Its scale is a real market's (README, "The
+simulator"): one day's move has a standard deviation of 2 % for a stock and
+3.5 % for a coin, in the minute prices and in the daily bars alike. Stocks
+follow the New York Stock Exchange's calendar (``sim_calendar.py``): they
+move only in a session, their quote outside one is the last session's close
+(dated then), and the broker's clock says when the market is open; crypto
+trades around the clock. A symbol first seen opens up to one day's move away
+from its previous close, so the day's change means something from the first
+cycle. Daily OHLCV history is a seeded walk back from the previous close
+over the sessions before today (every day for crypto), and the day's bar so
+far carries its open, high, low and a volume that grows through the session,
+so the indicators work offline too.
 
 Broker: fills market orders at once at the simulated price, keeps cash and
 positions, refuses what cash cannot pay for (like Alpaca's 403), refuses a
@@ -24,9 +29,10 @@ import math
 import random
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from tradecycle.connectors import sim_calendar as calendar
 from tradecycle.infra.errors import DuplicateOrder, OrderRejected
 from tradecycle.models import (
     Account,
@@ -57,15 +63,15 @@ BASE_PRICES = {
     "ETH/USD": "3500",
     "SOL/USD": "150",
 }
-# Volatility per square root of a second: about 0.25 % a minute for stocks.
-STOCK_VOLATILITY = 0.00033
-CRYPTO_VOLATILITY = 0.00045
-OPENING_GAP_PERCENT = 3.0
-MAX_STEP_SECONDS = 86_400
-# Daily bars: volatility of one day's move, and typical daily volume (shares / coins).
-STOCK_DAILY_VOLATILITY = 0.018
-CRYPTO_DAILY_VOLATILITY = 0.035
 SECONDS_PER_DAY = 86_400
+# One day's move, its standard deviation: large US stocks move about 1.5-2.5 % a day,
+# bitcoin and ether about 3-4 % (README, "The simulator").
+STOCK_DAILY_VOLATILITY = 0.02
+CRYPTO_DAILY_VOLATILITY = 0.035
+# Minute prices walk at the same scale, per square root of a second: a stock's day
+# is its 6.5-hour session (it does not move outside one), a coin's is 24 hours.
+STOCK_VOLATILITY = STOCK_DAILY_VOLATILITY / math.sqrt(calendar.SESSION_SECONDS)
+NIGHT_SHARE = 0.25  # of a daily bar's standard deviation, between one close and the next open
 
 
 def _rng(*parts: object) -> random.Random:
@@ -98,10 +104,19 @@ class SimMarket:
 
     name = "sim"
 
-    def __init__(self, ledger: SimLedger, clock: Clock, seed: int = 42):
+    def __init__(self, ledger: SimLedger, clock: Clock, seed: int = 42, market_hours: str = "exchange"):
         self.ledger = ledger
         self.clock = clock
         self.seed = seed
+        self.market_hours = market_hours  # "exchange": stocks keep NYSE sessions; "always": around the clock
+
+    def on_exchange(self, symbol: str) -> bool:
+        """Whether ``symbol`` trades only in the exchange's sessions (a stock, unless market_hours = "always")."""
+        return not is_crypto(symbol) and self.market_hours == "exchange"
+
+    def day_of(self, symbol: str, now: datetime) -> str:
+        """The trading day ``now`` belongs to: the latest session for a stock, the UTC date otherwise."""
+        return (calendar.last_session(now) if self.on_exchange(symbol) else now.date()).isoformat()
 
     def get_quotes(self, symbols: Sequence[str]) -> dict[str, Quote | Exception]:
         now = self.clock.now()
@@ -113,7 +128,7 @@ class SimMarket:
         return Quote(
             symbol=symbol,
             price=state.price,
-            as_of=now,
+            as_of=calendar.last_trade_time(now) if self.on_exchange(symbol) else now,
             source="sim",
             change_percent=change.quantize(Decimal("0.01")),
             previous_close=state.previous_close,
@@ -121,9 +136,13 @@ class SimMarket:
         )
 
     def _today_bar(self, state: SimPrice, now: datetime) -> DailyBar:
-        """The day's bar so far; its volume is the day's share of the UTC day that has passed."""
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        elapsed = (now - midnight).total_seconds() / SECONDS_PER_DAY
+        """The day's bar so far; its volume is the day's share of the session (a coin's: of the UTC day) that has passed."""
+        if self.on_exchange(state.symbol):
+            opens, _ = calendar.session_bounds(calendar.last_session(now))
+            elapsed = min(calendar.open_seconds_between(opens, now) / calendar.SESSION_SECONDS, 1.0)
+        else:
+            midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+            elapsed = (now - midnight).total_seconds() / SECONDS_PER_DAY
         volume = int(_day_volume(self.seed, state.symbol, state.day) * elapsed)
         day_open = state.day_open or state.previous_close
         high = max(state.day_high or state.price, state.price, day_open)
@@ -136,12 +155,19 @@ class SimMarket:
         return {symbol: self.daily_history(symbol, days, now) for symbol in symbols}
 
     def daily_history(self, symbol: str, days: int, now: datetime) -> list[DailyBar]:
+        """Completed bars before today: every UTC day for a coin, the sessions before the
+        latest one for a stock. Close to close, a bar moves ``*_DAILY_VOLATILITY``."""
         state = self.ledger.price_state(symbol)
         close = state.previous_close if state else _base_price(symbol)
-        sigma = CRYPTO_DAILY_VOLATILITY if is_crypto(symbol) else STOCK_DAILY_VOLATILITY
+        daily = CRYPTO_DAILY_VOLATILITY if is_crypto(symbol) else STOCK_DAILY_VOLATILITY
+        sigma = daily * math.sqrt(1 - NIGHT_SHARE**2)  # the session's share; the night's is NIGHT_SHARE
+        if self.on_exchange(symbol):
+            dates = calendar.sessions_before(calendar.last_session(now), days)
+        else:
+            dates = [now.date() - timedelta(days=back) for back in range(1, days + 1)]
         bars = []
-        for back in range(1, days + 1):
-            day = (now.date() - timedelta(days=back)).isoformat()
+        for back, date in enumerate(dates, start=1):
+            day = date.isoformat()
             # Seeded by how many days back, not by date: a fresh simulator shows the same
             # history (so the same first decisions) whatever the day it is started.
             rng = _rng(self.seed, symbol, "bar", back)
@@ -151,34 +177,41 @@ class SimMarket:
             low = _cents(float(min(open_, close)) * (1 - abs(rng.gauss(0.0, 1.0)) * sigma / 2))
             volume = int(_day_volume(self.seed, symbol, str(back)) * (1 + abs(move) / 3))
             bars.append(DailyBar(day, open_, high, low, close, Decimal(volume)))
-            close = _cents(float(open_) * math.exp(rng.gauss(0.0, sigma / 4)))  # the night before
+            close = _cents(float(open_) * math.exp(rng.gauss(0.0, daily * NIGHT_SHARE)))  # the night before
         return bars[::-1]
 
     def _advance(self, symbol: str, now: datetime) -> SimPrice:
-        today = now.date().isoformat()
+        today = self.day_of(symbol, now)
         state = self.ledger.price_state(symbol)
         if state is None:
             base = _base_price(symbol)
-            gap = _rng(self.seed, symbol, "open").uniform(-OPENING_GAP_PERCENT, OPENING_GAP_PERCENT)
-            price = (base * Decimal(str(1 + gap / 100))).quantize(Decimal("0.01"))
+            daily = CRYPTO_DAILY_VOLATILITY if is_crypto(symbol) else STOCK_DAILY_VOLATILITY
+            gap = _rng(self.seed, symbol, "open").uniform(-daily, daily)
+            price = (base * Decimal(str(1 + gap))).quantize(Decimal("0.01"))
             state = SimPrice(symbol, price, base, today, iso(now), price, price, price)
         else:
             # Whole seconds: every read within one second sees the same price.
-            elapsed = int(now.timestamp()) - int(datetime.fromisoformat(state.updated_at.replace("Z", "+00:00")).timestamp())
-            if elapsed > 0:
-                sigma = CRYPTO_VOLATILITY if is_crypto(symbol) else STOCK_VOLATILITY
-                z = _rng(self.seed, symbol, int(now.timestamp())).gauss(0.0, 1.0)
-                factor = math.exp(sigma * math.sqrt(min(elapsed, MAX_STEP_SECONDS)) * z)
-                price = max((state.price * Decimal(str(factor))).quantize(Decimal("0.01")), Decimal("0.01"))
-                if state.day == today:
-                    previous_close, day_open = state.previous_close, state.day_open or state.previous_close
-                    high, low = max(state.day_high or price, price), min(state.day_low or price, price)
-                else:  # a new day opens where the last one closed
-                    previous_close = day_open = state.price
-                    high, low = max(day_open, price), min(day_open, price)
-                state = SimPrice(symbol, price, previous_close, today, iso(now), day_open, high, low)
-            else:
+            since = datetime.fromtimestamp(int(datetime.fromisoformat(state.updated_at.replace("Z", "+00:00")).timestamp()), UTC)
+            until = datetime.fromtimestamp(int(now.timestamp()), UTC)
+            if until <= since:
                 return state
+            if self.on_exchange(symbol):  # a stock moves only while its exchange is open
+                elapsed, sigma, most = calendar.open_seconds_between(since, until), STOCK_VOLATILITY, calendar.SESSION_SECONDS
+            else:  # around the clock: the same daily scale spread over 24 hours
+                daily = CRYPTO_DAILY_VOLATILITY if is_crypto(symbol) else STOCK_DAILY_VOLATILITY
+                elapsed, sigma, most = (until - since).total_seconds(), daily / math.sqrt(SECONDS_PER_DAY), SECONDS_PER_DAY
+            if elapsed <= 0 and state.day == today:
+                return state
+            z = _rng(self.seed, symbol, int(now.timestamp())).gauss(0.0, 1.0)
+            factor = math.exp(sigma * math.sqrt(min(elapsed, most)) * z)
+            price = max((state.price * Decimal(str(factor))).quantize(Decimal("0.01")), Decimal("0.01"))
+            if state.day == today:
+                previous_close, day_open = state.previous_close, state.day_open or state.previous_close
+                high, low = max(state.day_high or price, price), min(state.day_low or price, price)
+            else:  # a new day opens where the last one closed
+                previous_close = day_open = state.price
+                high, low = max(day_open, price), min(day_open, price)
+            state = SimPrice(symbol, price, previous_close, today, iso(now), day_open, high, low)
         self.ledger.save_price_state(state)
         return state
 
@@ -253,7 +286,12 @@ class SimBroker(SimStopsMixin):
         )
 
     def get_clock(self) -> MarketClock:
-        return MarketClock(is_open=True)
+        """The stock exchange's clock (sim_calendar.py); crypto trades whatever it says."""
+        now = self.clock.now()
+        if self.market.market_hours != "exchange":
+            return MarketClock(is_open=True)
+        return MarketClock(is_open=calendar.is_open(now), next_open=iso(calendar.next_open(now)),
+                           next_close=iso(calendar.next_close(now)))
 
     def get_positions(self) -> list[Position]:
         self._trigger_stops()

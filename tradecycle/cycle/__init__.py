@@ -2,7 +2,7 @@
 
 ``run.py`` is the table of contents (``run_cycle``); each step's details live
 in a module of its own (``reconcile``, ``market``, ``context``, ``analysis``,
-``portfolio``, ``orders``, ``protect``, ``winddown``), and ``state.py`` holds
+``portfolio``, ``orders``, ``protect``, ``pauses``, ``winddown``), and ``state.py`` holds
 what one cycle carries through its steps and the rows it writes.
 
 May import: ``tradecycle.models``, ``tradecycle.ports``, ``tradecycle.rules``,

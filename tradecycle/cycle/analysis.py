@@ -91,7 +91,8 @@ def settle_if_unchanged(cycle: Cycle, item: AnalysisInput, now: datetime) -> boo
     verdict = None
     if stands and standing.is_refusal:
         verdict = risk.plan_order(decision, item.quote.price, current_portfolio(cycle), settings.limits,
-                                  client_order_id=client_order_id(cycle.cycle_id, item.symbol), min_notional_usd=standing.min_notional_usd)
+                                  client_order_id=client_order_id(cycle.cycle_id, item.symbol), min_notional_usd=standing.min_notional_usd,
+                                  atr=daily_atr(item))
         stands, why = reuse.refusal_still_stands(standing, verdict.reason, verdict.detail)
     if not stands:
         cycle.log("analysis.needed", symbol=item.symbol, reason=why)
@@ -99,6 +100,12 @@ def settle_if_unchanged(cycle: Cycle, item: AnalysisInput, now: datetime) -> boo
     outcome = standing.outcome if standing.is_refusal else "unchanged"
     cycle.settle(Outcome(item.symbol, outcome, decision, item.quote, why, verdict, reused_decision_id=standing.decision_id))
     return True
+
+
+def daily_atr(item: AnalysisInput) -> Decimal | None:
+    """The symbol's daily ATR(14) as the analyst was shown it, for volatility sizing; None without daily bars."""
+    indicators = item.context.indicators if item.context else None
+    return indicators.atr_14 if indicators else None
 
 
 def ask(cycle: Cycle, inputs: list[AnalysisInput]) -> dict[str, Decision]:

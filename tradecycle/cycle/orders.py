@@ -107,6 +107,8 @@ def send(cycle: Cycle, item: Outcome, *, closing: bool = False) -> bool:
               order_id=result.broker_order_id, status=result.status, exit=exit_word)
     item.outcome = exit_word or "ordered"
     item.detail = f"{intent.side} sent: {result.status}" + (f" ({item.detail})" if exit_word and item.detail else "")
+    if item.verdict is not None and item.verdict.sizing:  # how it was sized stays in the audit trail
+        item.detail += f" ({item.verdict.sizing})"
     return True
 
 

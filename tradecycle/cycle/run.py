@@ -22,6 +22,7 @@ from tradecycle.cycle import analysis
 from tradecycle.cycle import context
 from tradecycle.cycle import market
 from tradecycle.cycle import orders
+from tradecycle.cycle import pauses
 from tradecycle.cycle import protect
 from tradecycle.cycle import reconcile
 from tradecycle.cycle import stops
@@ -178,19 +179,23 @@ def analyse(cycle: Cycle) -> dict[str, Decision]:
     Symbols that cannot trade now are settled without an AI call
     (``analysis.prepare``). A held position whose price hit a protective exit
     is sold whatever the analyst would say, and the analyst is not asked
-    (``protect``). A standing decision whose inputs did not change stands
+    (``protect``). A symbol whose buy must wait after protective exits (the
+    re-entry cooldown, the stop-loss guard) is settled without an AI call when
+    nothing is held, and may only be sold or held when something is
+    (``pauses``). A standing decision whose inputs did not change stands
     (``analysis.settle_if_unchanged``). The rest go to the analyst in one
     call; a failing analyst holds them all (``analysis.ask``).
     """
     now = cycle.services.clock.now()
     guard, exits, asked = protect.Guard(cycle), {}, []
+    cycle.pauses = pauses.BuyPauses(cycle, now)
     for symbol in analysis.analysed_symbols(cycle):
         item = analysis.prepare(cycle, symbol, now)
         if item is None:
             continue
         if exit_sell := guard.exit_for(symbol, item.quote):
             exits[symbol] = exit_sell
-        elif not analysis.settle_if_unchanged(cycle, item, now):
+        elif (item := cycle.pauses.apply(item)) and not analysis.settle_if_unchanged(cycle, item, now):
             asked.append(item)
     guard.save()
     return exits | analysis.ask(cycle, asked)
@@ -224,7 +229,7 @@ def check_risk(cycle: Cycle, decisions: dict[str, Decision]) -> list[Outcome]:
         verdict = risk.plan_order(
             decision, item.quote.price, portfolio, cycle.settings.limits,
             client_order_id=orders.client_order_id(cycle.cycle_id, decision.symbol),
-            min_notional_usd=minimums.get(decision.symbol, Decimal(0)),
+            min_notional_usd=minimums.get(decision.symbol, Decimal(0)), atr=analysis.daily_atr(item),
         )
         outcome = Outcome(decision.symbol, verdict.reason, decision, item.quote, verdict.detail, verdict)
         if verdict.allowed:
@@ -249,13 +254,18 @@ def execute(cycle: Cycle, approved: list[Outcome]) -> None:
     DatabaseUnusable aborts the cycle and the order is never sent. A
     rejection is recorded and the next symbol goes on; an order that may or
     may not have arrived is recorded ``unknown`` and resolved by the next cycle.
+    Once the sells (the stop-outs among them) went out, a stop-loss guard they
+    tripped refuses every buy after them (``pauses``).
     A sell first cancels the symbol's stop held at the broker and sees it
     canceled (``stops.release``): the broker refuses to sell what a stop holds.
     """
     book = cycle.portfolio
     for item in approved:
         intent = item.verdict.intent
-        blocked = orders.gate(cycle, item) or _recheck(cycle, intent, book)
+        if intent.side == "buy":
+            _stop_guard(cycle, approved)
+        blocked = (intent.side == "buy" and cycle.stop_guard and ("stop_guard", cycle.stop_guard.detail)) \
+            or orders.gate(cycle, item) or _recheck(cycle, intent, book)
         if blocked:
             item.outcome, item.detail = blocked
         elif cycle.settings.dry_run:
@@ -271,6 +281,13 @@ def execute(cycle: Cycle, approved: list[Outcome]) -> None:
             if accepted or (intent.side == "buy" and cycle.store.trade_status(intent.client_order_id) == "unknown"):
                 book = book.after(intent)
         cycle.settle(item)
+    _stop_guard(cycle, approved)
+
+
+def _stop_guard(cycle: Cycle, approved: list[Outcome]) -> None:
+    if cycle.pauses is not None:
+        sent = any(o.decision is not None and o.decision.exit for o in approved)
+        cycle.stop_guard = cycle.pauses.tripped(exits_sent=sent)
 
 
 def _recheck(cycle: Cycle, intent, book: risk.Portfolio) -> tuple[str, str] | None:
@@ -338,8 +355,10 @@ def complete(cycle: Cycle) -> CycleReport:
         "notes": cycle.notes,
     }
     abort_kind = ("critical" if cycle.critical else "outage") if cycle.status == "aborted" else None
+    # Stored without the outcomes: each symbol's is in its ai_decisions row (a minute's row costs 40 % less).
+    stored = {k: v for k, v in summary.items() if k != "outcomes"}
     cycle.store.finish_cycle(
-        cycle.cycle_id, status=cycle.status, finished_at=now, duration_ms=duration_ms, error=cycle.error, summary=summary,
+        cycle.cycle_id, status=cycle.status, finished_at=now, duration_ms=duration_ms, error=cycle.error, summary=stored,
         abort_kind=abort_kind,
     )
     if abort_kind == "critical":
@@ -364,6 +383,7 @@ def complete(cycle: Cycle) -> CycleReport:
             for o in cycle.outcomes.values()
         ),
         cycle.halt_reason,
+        cycle.stop_guard,
     )
 
 

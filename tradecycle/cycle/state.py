@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from tradecycle.rules import risk
+from tradecycle.rules.protections import Pause, Protections
 from tradecycle.ai.prompt import prompt_inputs_summary
 from tradecycle.infra.errors import TradecycleError
 from tradecycle.models import AnalysisInput, Decision, ExitRules, FetchResult, OrderIntent, Quote, RiskLimits, analyst_identity, is_contaminated, to_qty
@@ -16,6 +17,7 @@ from tradecycle.ports import EventLog, Services
 from tradecycle.infra.times import iso
 
 if TYPE_CHECKING:
+    from tradecycle.cycle.pauses import BuyPauses
     from tradecycle.store import KillSwitch, Store
 
 
@@ -35,6 +37,7 @@ class CycleSettings:
     max_decision_age_minutes: float = 15
     keep_days: int = 0  # prune history older than this; 0 keeps everything
     exits: ExitRules = ExitRules()  # protective exits the analyst cannot override (exits.py)
+    protections: Protections = Protections()  # no buy back after a stop, no buying into a run of stops
     broker_held_stops: bool = False  # a sell stop at the broker for each held position (stops.py)
 
     @property
@@ -73,6 +76,8 @@ class Cycle:
     error: str | None = None
     critical: bool = False  # an abort that counts towards the kill switch (see complete)
     halt_reason: str | None = None  # the kill switch tripped during this cycle
+    stop_guard: Pause | None = None  # the stop-loss guard tripped during this cycle (cycle/pauses.py)
+    pauses: "BuyPauses | None" = None  # made by the analysis step
     switch: "KillSwitch | None" = None  # as read at the start of the cycle
     market: FetchResult | None = None
     outcomes: dict[str, Outcome] = field(default_factory=dict)
@@ -109,6 +114,7 @@ class CycleReport:
     exception: BaseException | None = None
     decisions: tuple[dict, ...] = ()  # per symbol: action, confidence, outcome, detail
     halt_reason: str | None = None  # why this cycle turned the kill switch on
+    stop_guard: Pause | None = None  # the stop-loss guard this cycle tripped: every buy paused until its ``until``
 
     def summary_line(self) -> str:
         if self.status == "locked":

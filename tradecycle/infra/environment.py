@@ -11,6 +11,7 @@ import re
 from urllib.parse import parse_qsl, unquote
 
 ALERT_URLS_ENV = "TRADECYCLE_ALERT_URLS"
+HEARTBEAT_URL_ENV = "TRADECYCLE_HEARTBEAT_URL"
 
 # A piece of an alert URL shorter than this is not masked on its own (the whole
 # URL always is): short words ("alerts", a port) are too common in log lines.
@@ -44,7 +45,7 @@ class Secrets:
     """Keys from the environment. Never printed: ``repr`` shows only which are set."""
 
     NAMES = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "FINNHUB_API_KEY", "COINGECKO_API_KEY", "OPENAI_API_KEY",
-             ALERT_URLS_ENV)
+             ALERT_URLS_ENV, HEARTBEAT_URL_ENV)
 
     def __init__(self, environ: dict[str, str] | None = None, extra_names: tuple[str, ...] = ()):
         """``extra_names``: more variables read as secrets (the shadows' ``api_key_env``)."""
@@ -60,10 +61,15 @@ class Secrets:
     def alert_urls(self) -> list[str]:
         return alert_urls(self._values[ALERT_URLS_ENV])
 
+    def heartbeat_url(self) -> str:
+        """``TRADECYCLE_HEARTBEAT_URL`` ("" when unset): a cron monitor's ping URL, a secret (it holds a token)."""
+        return self._values[HEARTBEAT_URL_ENV]
+
     def values(self) -> list[str]:
-        """Every secret that is set (for redaction): each key, and each alert URL with its tokens."""
-        values = [v for n, v in self._values.items() if v and n != ALERT_URLS_ENV]
-        for url in self.alert_urls():
+        """Every secret that is set (for redaction): each key, and each alert or heartbeat URL with its tokens."""
+        urls = (ALERT_URLS_ENV, HEARTBEAT_URL_ENV)
+        values = [v for n, v in self._values.items() if v and n not in urls]
+        for url in [*self.alert_urls(), *([self.heartbeat_url()] if self.heartbeat_url() else [])]:
             values += url_secrets(url)
         return sorted(set(values), key=len, reverse=True)
 

@@ -51,7 +51,7 @@ HISTORY_COLUMNS: dict[str, list[Col]] = {
         Col("time", "created_at", hide=3),
         Col("cycle id", "cycle_id"),
         *DECIDED_COLUMNS,
-        Col("span", lambda d: _span(d), hide=1),
+        Col("span", lambda d: _span(d), hide=2),  # the reasoning matters more on a narrow terminal
         Col("price", "price", right=True, hide=2),
         Col("reasoning", "reasoning", text=True, hide=1),
     ],

@@ -158,11 +158,29 @@ def _last_cycle(last: dict[str, Any]) -> list[tuple[str, RenderableType]]:
                     + (f"; {orders} closing order(s) sent" if orders else ""))
     else:
         text.append(f": {last.get('orders_count') or 0} order(s), {last.get('errors_count') or 0} error(s)")
-    text.append(f"\nstarted {last['started_at']}, took {duration(last.get('duration_ms'))}")
+    ago = f" ({ago_text(last['age_seconds'])} ago)" if last.get("age_seconds") is not None else ""
+    text.append(f"\nstarted {last['started_at']}{ago}, took {duration(last.get('duration_ms'))}")
     rows: list[tuple[str, RenderableType]] = [("last cycle", text)]
+    if last.get("stale"):
+        rows.append(("no cycle since", Text(f"no cycle has run for {ago_text(last['age_seconds'])}: is cron running? "
+                                            "(`crontab -l`; see crontab.example)", style="bold red")))
     if last.get("error") and not skipped:
         rows.append(("error", Text(last["error"], style="red")))
     return rows
+
+
+def ago_text(seconds: int) -> str:
+    """``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def _account(account: dict[str, Any]) -> list[tuple[str, RenderableType]]:

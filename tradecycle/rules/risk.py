@@ -9,7 +9,10 @@ symbol in the same cycle is checked against the new exposure.
 Buys are sized by notional (USD, whole cents, rounded down) to the smallest of
 the room under the position limit, the room under the exposure limit, and
 cash; a buy smaller than ``min_order_percent`` of equity is not worth sending
-(``below_minimum``). Sells close the whole position (quantity), less what
+(``below_minimum``). With ``risk.sizing = "volatility"`` the buy is also no
+larger than the notional at which a move of one daily ATR(14) costs
+``risk.risk_per_trade_percent`` of equity (``volatility_target``): a calm
+stock gets a bigger position than a wild coin, and every limit still caps it. Sells close the whole position (quantity), less what
 open sells already cover. Nothing here shorts.
 
 Exposure is gross: a short position (only a person can open one) adds its
@@ -112,6 +115,7 @@ class Verdict:
     detail: str = ""
     intent: OrderIntent | None = None
     room: dict[str, str] | None = None  # for a buy refused by a limit: the room it saw (kept for reuse.py)
+    sizing: str = ""  # volatility sizing's arithmetic (or why fixed sizing stood in), for the audit trail
 
 
 def _deny(reason: str, detail: str) -> Verdict:
@@ -130,8 +134,10 @@ def plan_order(
     *,
     client_order_id: str,
     min_notional_usd: Decimal = Decimal(1),
+    atr: Decimal | None = None,
 ) -> Verdict:
-    """Size and check one decision. Never raises; every refusal has a reason."""
+    """Size and check one decision. Never raises; every refusal has a reason.
+    ``atr``: the symbol's daily ATR(14), for volatility sizing (None: fixed sizing)."""
     symbol = decision.symbol
     if decision.action == "hold":
         return _deny("hold", "the analyst said hold")
@@ -159,9 +165,18 @@ def plan_order(
         "exposure_limit_exceeded": limit_usd(portfolio.equity, limits.max_total_exposure_percent) - portfolio.exposure,
         "below_minimum": portfolio.cash,
     }
+    target, sizing = volatility_target(decision.confidence, price, portfolio.equity, limits, atr)
     binding = min(rooms, key=rooms.get)
     notional = to_cents(max(rooms[binding], Decimal(0)))
     room = {k: str(to_cents(v)) for k, v in rooms.items()} | {"min_notional_usd": str(min_notional_usd)}
+    if target is not None:
+        room["volatility_usd"] = str(target)
+        if target < notional:
+            binding, notional = "volatility", target
+        else:
+            sizing += f"; capped by {_CAPS[binding]}: {notional} USD"
+    if binding == "volatility" and notional < min_notional_usd:
+        return Verdict(False, "below_minimum", f"{sizing}: below the {min_notional_usd} USD minimum", room=room)
     if notional < min_notional_usd:
         detail = {
             "position_too_large": f"{symbol} already at {portfolio.value_of(symbol):.2f} USD (limit {limits.max_position_size_percent}% of equity)",
@@ -171,21 +186,53 @@ def plan_order(
         return Verdict(False, binding, f"{detail}: room {notional} USD is below the {min_notional_usd} USD minimum", room=room)
     smallest = to_cents(limit_usd(portfolio.equity, limits.min_order_percent))
     if notional < smallest:
-        return Verdict(False, "below_minimum", f"only {notional} USD of room: smaller than risk.min_order_percent "
+        what = f"{sizing}: " if binding == "volatility" else f"only {notional} USD of room: "
+        return Verdict(False, "below_minimum", f"{what}smaller than risk.min_order_percent "
                        f"({limits.min_order_percent}% of equity = {smallest} USD)", room=room)
     intent = OrderIntent(symbol, "buy", client_order_id, price, notional_usd=notional)
-    return _approve(intent, portfolio, limits)
+    return _approve(intent, portfolio, limits, sizing)
 
 
-def _approve(intent: OrderIntent, portfolio: Portfolio, limits: RiskLimits) -> Verdict:
+_CAPS = {"position_too_large": "risk.max_position_size_percent", "exposure_limit_exceeded": "risk.max_total_exposure_percent",
+         "below_minimum": "cash"}
+
+
+def volatility_target(confidence: float, price: Decimal, equity: Decimal, limits: RiskLimits,
+                      atr: Decimal | None) -> tuple[Decimal | None, str]:
+    """(notional, its arithmetic) of a volatility-sized buy; (None, why not) when
+    fixed sizing applies: ``risk.sizing`` is "fixed" (no text), or there is no
+    daily ATR (a source without daily bars, a history too short)."""
+    if limits.sizing != "volatility":
+        return None, ""
+    if atr is None or atr <= 0 or price <= 0:
+        return None, "volatility sizing needs a daily ATR(14) and there is none (no daily bars): fixed sizing"
+    percent = limits.risk_per_trade_percent
+    scale = confidence_scale(confidence, limits.min_confidence) if limits.scale_by_confidence else Decimal(1)
+    risk_usd = to_cents(equity * percent / HUNDRED * scale)
+    qty = risk_usd / atr
+    notional = to_cents(qty * price)
+    scaled = f" x confidence scale {scale:.2f}" if limits.scale_by_confidence else ""
+    return notional, (f"volatility sizing: {percent}% of equity {to_cents(equity)}{scaled} = {risk_usd} USD per ATR(14) "
+                      f"{atr} -> {qty:.4f} x {price} = {notional} USD")
+
+
+def confidence_scale(confidence: float, min_confidence: float) -> Decimal:
+    """From 0.5 at ``min_confidence`` to 1 at confidence 1, straight in between."""
+    if min_confidence >= 1:
+        return Decimal(1)
+    share = (Decimal(str(confidence)) - Decimal(str(min_confidence))) / (1 - Decimal(str(min_confidence)))
+    return Decimal("0.5") + Decimal("0.5") * min(max(share, Decimal(0)), Decimal(1))
+
+
+def _approve(intent: OrderIntent, portfolio: Portfolio, limits: RiskLimits, sizing: str = "") -> Verdict:
     problem = check_order(intent, portfolio, limits)
     if problem:
         return _deny(*problem)
     if intent.side == "buy":
-        detail = f"buy {intent.notional_usd} USD at ~{intent.price}"
+        detail = f"buy {intent.notional_usd} USD at ~{intent.price}" + (f" ({sizing})" if sizing else "")
     else:
         detail = f"sell {intent.qty} at ~{intent.price}"
-    return Verdict(True, "approved", detail, intent)
+    return Verdict(True, "approved", detail, intent, sizing=sizing)
 
 
 def check_order(intent: OrderIntent, portfolio: Portfolio, limits: RiskLimits) -> tuple[str, str] | None:

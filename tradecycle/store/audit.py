@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradecycle.models import FINAL_TRADE_STATUSES, Account, NewsItem, OrderResult, Position, Quote
+from tradecycle.rules.protections import PROTECTIVE_EXITS, ExitRecord
 from tradecycle.rules.reuse import REFUSALS, StandingHold
 from tradecycle.store import chain, flags, retention
 from tradecycle.store.bars import DailyBarCache
@@ -84,6 +85,32 @@ class Store(DailyBarCache, RequestLog, BrokerStops):
                     (symbol, str(entry), str(high), high_at, iso(now)),
                 )
 
+    def protective_exits_since(self, since: datetime) -> list[ExitRecord]:
+        """Every protective exit (``stop_loss``, ``take_profit``, ``trailing_stop``)
+        recorded at or after ``since``, oldest first: the one source of the
+        re-entry cooldown and the stop-loss guard (rules/protections.py). An
+        exit counts once it has its ``ai_decisions`` row (``role = 'main'``, the
+        exit's word as outcome, ``created_at`` when it was recorded), whoever
+        sold: the cycle's own sells have one; a stop filled at the broker
+        counts as soon as the cycle that finds it writes one too."""
+        marks = ", ".join("?" for _ in PROTECTIVE_EXITS)
+        rows = self.db.query(
+            f"""SELECT symbol, outcome, created_at FROM ai_decisions
+               WHERE created_at >= ? AND outcome IN ({marks}) AND +role = 'main' ORDER BY created_at, id""",
+            (iso(since), *PROTECTIVE_EXITS),
+        )
+        return [ExitRecord(r["symbol"], r["outcome"], parse_iso(r["created_at"])) for r in rows]
+
+    def last_protective_exit(self, symbol: str, since: datetime | None = None) -> datetime | None:
+        """When ``symbol`` last had a protective exit (at or after ``since``, if given); None if never."""
+        marks = ", ".join("?" for _ in PROTECTIVE_EXITS)
+        row = self.db.one(
+            f"""SELECT created_at FROM ai_decisions WHERE symbol = ? AND created_at >= ? AND outcome IN ({marks})
+               AND role = 'main' ORDER BY created_at DESC LIMIT 1""",
+            (symbol, iso(since) if since else "", *PROTECTIVE_EXITS),
+        )
+        return parse_iso(row["created_at"]) if row else None
+
     # -- cycles --------------------------------------------------------------
 
     def start_cycle(self, cycle_id: str, started_at: datetime, dry_run: bool) -> None:
@@ -109,7 +136,7 @@ class Store(DailyBarCache, RequestLog, BrokerStops):
                     summary.get("symbols", 0),
                     summary.get("orders", 0),
                     summary.get("errors", 0),
-                    json.dumps(summary, default=str),
+                    json.dumps(summary, default=str, separators=(",", ":")),
                     abort_kind,
                     cycle_id,
                 ),
@@ -244,8 +271,8 @@ class Store(DailyBarCache, RequestLog, BrokerStops):
         with self.db.transaction():  # the row and its link (store/chain.py) or neither
             decision_id = self.spans.extend_decision(row)
             if decision_id is None:
-                if isinstance(row.get("inputs"), (dict, list)):
-                    row = {**row, "inputs": json.dumps(row["inputs"], default=str)}
+                if isinstance(row.get("inputs"), (dict, list)):  # compact JSON: no spaces after separators
+                    row = {**row, "inputs": json.dumps(row["inputs"], default=str, separators=(",", ":"))}
                 columns = ", ".join(row)
                 marks = ", ".join("?" for _ in row)
                 decision_id = self.db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})",

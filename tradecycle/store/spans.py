@@ -9,16 +9,42 @@ last true. A quote whose price and time did not change is extended the same
 way. A row is extended only when it belongs to the cycle just before (a gap,
 such as a skipped cycle, starts a new row), so a row always stands for an
 unbroken run of cycles: ``explain`` of any of them finds it (``covering``).
+
+A fresh decision that repeats the row before it is extended too, for every
+analyst (the offline rules analyst decides afresh every minute): the same
+analyst (model and prompt), the same action, the same outcome and the same
+reason, where the reason is compared with its numbers left out ("No clear
+signal (price 190.12 vs SMA20 188.10 ...)" says the same thing a minute
+later at 190.31), and without the latest headline the rules analyst quotes
+for colour (it never changes its action). The row keeps the first decision's numbers and inputs;
+``repeats`` and ``last_seen_at`` say how long it stood. A decision that cost
+a model call (a reply, tokens, a stored request) always keeps its own row:
+its audit and its cost are not thrown away. Orders never repeat: only the
+outcomes that sent nothing (``QUIET_OUTCOMES``) are extended.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tradecycle.store.db import Database
 
 # Outcomes that cost no analysis and say the same thing cycle after cycle.
-REPEATING_OUTCOMES = ("market_closed", "unchanged", "stale_quote", "no_quote")
+REPEATING_OUTCOMES = ("market_closed", "unchanged", "stale_quote", "no_quote", "cooldown", "stop_guard")
+# Outcomes of a fresh decision that sent nothing: extended when the decision repeats the one before.
+QUIET_OUTCOMES = ("hold", "low_confidence", "no_position", "max_positions_reached", "position_too_large",
+                  "exposure_limit_exceeded", "below_minimum", "not_in_universe")
+_NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*%?")
+# The offline rules analyst quotes the latest headline for colour; it never changes its action (ai/rules.py).
+_HEADLINE_NOTE = re.compile(r"; latest headline: .*$", re.S)
+# A row that carries one of these cost a model call: it is never folded into another.
+_CALL_COLUMNS = ("raw_reply", "prompt_tokens", "completion_tokens", "request_id")
+
+
+def reason_key(reasoning: str | None) -> str:
+    """A decision's reason with its numbers and a quoted headline left out: what must match for a repeat."""
+    return _NUMBER.sub("#", " ".join(_HEADLINE_NOTE.sub("", reasoning or "").split()))
 
 
 class Spans:
@@ -40,14 +66,21 @@ class Spans:
 
     def extend_decision(self, row: dict[str, Any]) -> int | None:
         """Extend the symbol's row of the cycle before if ``row`` repeats it; its id, or None."""
-        if row.get("outcome") not in REPEATING_OUTCOMES and row.get("reused_decision_id") is None:
+        quiet = row.get("outcome") in REPEATING_OUTCOMES or row.get("reused_decision_id") is not None
+        fresh = row.get("outcome") in QUIET_OUTCOMES and not any(row.get(k) is not None for k in _CALL_COLUMNS)
+        if not (quiet or fresh) or row.get("role", "main") != "main":
             return None
         latest = self.db.one(
-            """SELECT id, COALESCE(last_cycle_id, cycle_id) AS seen_in, outcome, action, reused_decision_id
+            f"""SELECT id, COALESCE(last_cycle_id, cycle_id) AS seen_in, outcome, action, reused_decision_id,
+               model, prompt_hash, reasoning, {", ".join(_CALL_COLUMNS)}
                FROM ai_decisions WHERE symbol = ? AND role = 'main' ORDER BY id DESC LIMIT 1""",
             (row["symbol"],),
         )
         same = latest is not None and all(latest[k] == row.get(k) for k in ("outcome", "action", "reused_decision_id"))
+        if same and fresh and not quiet:
+            same = (all(latest[k] is None for k in _CALL_COLUMNS)
+                    and (latest["model"], latest["prompt_hash"]) == (row.get("model"), row.get("prompt_hash"))
+                    and reason_key(latest["reasoning"]) == reason_key(row.get("reasoning")))
         return self._extend("ai_decisions", latest, row["cycle_id"], row["created_at"]) if same else None
 
     def extend_quote(self, cycle_id: str, symbol: str, price: str, as_of: str, source: str, seen_at: str) -> bool:
@@ -71,11 +104,12 @@ class Spans:
 
 
 def covering(db: Database, table: str, time_column: str, cycle: dict[str, Any], order: str) -> list[dict[str, Any]]:
-    """The rows a cycle wrote, and the rows of earlier cycles it extended."""
+    """The rows a cycle wrote, and the rows of earlier cycles it extended (times are to the
+    second: a row begun in the same second as this cycle started, by another cycle, is an earlier one)."""
     return db.query(
         f"""SELECT * FROM {table} WHERE cycle_id = :cycle_id
             UNION ALL
-            SELECT * FROM {table} WHERE last_seen_at >= :started_at AND {time_column} < :started_at
+            SELECT * FROM {table} WHERE last_seen_at >= :started_at AND {time_column} <= :started_at AND cycle_id != :cycle_id
             ORDER BY {order}""",
         {"cycle_id": cycle["cycle_id"], "started_at": cycle["started_at"]},
     )
