@@ -14,7 +14,11 @@ cycles of a year would have written them with this version (store/spans.py):
   a fresh LLM ``hold`` every 15 minutes (``ai.max_decision_age_minutes``) and one
   ``unchanged`` row extended over the 14 minutes in between; a new quote every minute;
 - crypto (3): the same as a stock in market hours, all day;
-- 10 filled trades and 120 headlines a day.
+- 10 filled trades and 120 headlines a day;
+- one link of the record's hash chain per write (store/chain.py): every decision inserted
+  or extended, every trade. The seeder writes a day at once, so a row written several times
+  in a day is linked each time with its content at the end of that day: the same links, the
+  same sizes, and ``tradecycle verify`` passes on the result.
 
 The year is seeded once into /tmp (about 2 minutes on 2 cores) and reused by later
 runs (``--reseed`` to rebuild). Then, on copies of it:
@@ -34,6 +38,7 @@ import argparse
 import json
 import random
 import shutil
+import subprocess
 import sqlite3
 import sys
 import tempfile
@@ -47,7 +52,9 @@ sys.path.insert(0, str(HERE.parent))
 
 import common as bench  # noqa: E402  (the CLI runner, fake set-up and helpers the benchmarks share)
 
-YEAR_DB = Path(tempfile.gettempdir()) / "tradecycle-year-v3.db"
+from tradecycle.store import chain  # noqa: E402
+
+YEAR_DB = Path(tempfile.gettempdir()) / "tradecycle-year-v4.db"  # v4: with the chain
 DAYS = 365
 KEEP_DAYS = 90
 DECISION_EVERY_MINUTES = 15
@@ -86,7 +93,10 @@ class Seeder:
         self.open_quote: dict[str, list] = {}
         self.next_decision_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM ai_decisions").fetchone()[0]
         self.next_quote_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM quotes").fetchone()[0]
-        self.batch = {"cycles": [], "ai_decisions": [], "quotes": [], "trades": [], "news": [], "extend_d": [], "extend_q": []}
+        self.next_trade_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM trades").fetchone()[0]
+        self.link_seq, self.link_prev = chain.head_of(conn)
+        self.batch = {"cycles": [], "ai_decisions": [], "quotes": [], "trades": [], "news": [], "extend_d": [], "extend_q": [],
+                      "writes": []}
 
     def minute(self, at: datetime, index: int) -> None:
         cycle_id = f"{at:%Y-%m-%dT%H:%M}Z-{index & 0xFFFF:04x}"
@@ -108,7 +118,9 @@ class Seeder:
         summary = json.dumps({"symbols": 15, "orders": 0, "errors": 0, "outcomes": outcomes, "notes": []})
         self.batch["cycles"].append((cycle_id, stamp, stamp, "completed", 0, None, 1200, 15, 0, 0, summary))
         if index % 144 == 0:  # 10 trades a day
-            self.batch["trades"].append((cycle_id, "AAPL", "buy", "1.5", "190.00", "filled", f"tc-{cycle_id}-AAPL", f"ord-{index}",
+            self.batch["writes"].append((2, self.next_trade_id, int(at.timestamp())))
+            self.next_trade_id += 1
+            self.batch["trades"].append((self.next_trade_id - 1, cycle_id, "AAPL", "buy", "1.5", "190.00", "filled", f"tc-{cycle_id}-AAPL", f"ord-{index}",
                                          stamp, None, stamp, stamp, "285.00", 0, "1.5", "190.00"))
         if index % 12 == 0:  # 120 headlines a day
             symbol = bench.STOCKS[index // 12 % len(bench.STOCKS)]
@@ -120,6 +132,7 @@ class Seeder:
         current = self.open_decision.get(symbol)
         if outcome != "hold" and current and current[1] == outcome:
             self.batch["extend_d"].append((stamp, cycle_id, current[0]))
+            self.batch["writes"].append((1, current[0], _seconds(stamp)))
             return
         row = dict(self.template["decisions"][symbol])
         reused = current[0] if outcome == "unchanged" and current else None
@@ -130,8 +143,30 @@ class Seeder:
                        detail="market closed; next open 2026-11-26T14:30:00Z" if outcome == "market_closed"
                        else f"hold #{reused} still stands: price moved 0.12%, no new headline, same position")
         self.batch["ai_decisions"].append(row)
+        self.batch["writes"].append((1, self.next_decision_id, _seconds(stamp)))
         self.open_decision[symbol] = [self.next_decision_id, outcome]
         self.next_decision_id += 1
+
+    def link(self, writes: list[tuple[int, int, int]]) -> None:
+        """One chain link per write of the day, in order, each with its row's content at the end of the day."""
+        content = {}
+        for kind, table in ((1, "ai_decisions"), (2, "trades")):
+            ids = sorted({row_id for k, row_id, _ in writes if k == kind})
+            defaults = chain.column_defaults(self.conn, table)
+            for start in range(0, len(ids), 500):
+                part = ids[start:start + 500]
+                cursor = self.conn.execute(f"SELECT * FROM {table} WHERE id IN ({', '.join('?' for _ in part)})", part)
+                names = [d[0] for d in cursor.description]
+                for values in cursor:
+                    row = dict(zip(names, values))
+                    content[(kind, row["id"])] = chain.content_hash(row, defaults)
+        links = []
+        for kind, row_id, linked_at in writes:
+            self.link_seq += 1
+            self.link_prev = chain.link_hash(self.link_prev, self.link_seq, kind, row_id, linked_at, content[(kind, row_id)])
+            stored = bytes.fromhex(self.link_prev) if chain.stores_hash(self.link_seq, kind) else None
+            links.append((self.link_seq, kind, row_id, linked_at, content[(kind, row_id)], stored))
+        self.conn.executemany("INSERT INTO chain_links (seq, kind, row_id, linked_at, content, hash) VALUES (?,?,?,?,?,?)", links)
 
     def quote(self, symbol: str, cycle_id: str, stamp: str, new: bool) -> None:
         if not new and symbol in self.open_quote:
@@ -153,15 +188,20 @@ class Seeder:
                           [tuple(r[k] for k in columns) for r in b["ai_decisions"]])
         c.executemany("INSERT INTO quotes (id, cycle_id, symbol, price, as_of, source, change_percent, previous_close, fetched_at)"
                       " VALUES (?,?,?,?,?,?,?,?,?)", b["quotes"])
-        c.executemany("INSERT INTO trades (cycle_id, symbol, side, quantity, price, status, client_order_id, broker_order_id,"
+        c.executemany("INSERT INTO trades (id, cycle_id, symbol, side, quantity, price, status, client_order_id, broker_order_id,"
                       " executed_at, notes, created_at, updated_at, notional_usd, dry_run, filled_qty, filled_avg_price)"
-                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", b["trades"])
+                      " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", b["trades"])
         c.executemany("INSERT OR IGNORE INTO news (symbol, news_id, headline, summary, source, url, published_at, fetched_at)"
                       " VALUES (?,?,?,?,?,?,?,?)", b["news"])
         c.executemany("UPDATE ai_decisions SET repeats = repeats + 1, last_seen_at = ?, last_cycle_id = ? WHERE id = ?", b["extend_d"])
         c.executemany("UPDATE quotes SET repeats = repeats + 1, last_seen_at = ?, last_cycle_id = ? WHERE id = ?", b["extend_q"])
+        self.link(b["writes"])
         for rows in b.values():
             rows.clear()
+
+
+def _seconds(stamp: str) -> int:
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
 
 
 def seed_year(db_path: Path, template: dict, now: datetime) -> float:
@@ -187,7 +227,19 @@ def seed_year(db_path: Path, template: dict, now: datetime) -> float:
 def counts(db_path: Path) -> dict[str, int]:
     conn = sqlite3.connect(db_path)
     try:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("cycles", "ai_decisions", "quotes", "trades", "news")}
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("cycles", "ai_decisions", "quotes", "trades", "news", "chain_links")}
+    finally:
+        conn.close()
+
+
+def chain_bytes(db_path: Path) -> int:
+    """Bytes of the chain's table and indexes (the dbstat table; 0 where SQLite lacks it)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute("SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name LIKE '%chain_links%'").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
     finally:
         conn.close()
 
@@ -273,6 +325,14 @@ def main(argv=None) -> int:
             size = pruned.stat().st_size
             print(f"a year, keep_days = 90 (default): {size / 1e6:.0f} MB: "
                   + ", ".join(f"{n:,} {t}" for t, n in counts(pruned).items()) + f"  (target <= 500 MB: {'ok' if size <= 500e6 else 'MISS'})")
+            print(f"  of which the chain: {chain_bytes(pruned) / 1e6:.0f} MB")
+            t = time.perf_counter()
+            verified = subprocess.run([sys.executable, "-m", "tradecycle.cli", "verify", "--db", str(pruned), "--json"],
+                                      capture_output=True, text=True, env=env)
+            seconds = time.perf_counter() - t
+            verdict = json.loads(verified.stdout) if verified.stdout.strip().startswith("{") else {}
+            print(f"verify on it: exit {verified.returncode}, {verdict.get('links', 0):,} links in {seconds:.1f} s"
+                  f" ({'intact' if verdict.get('ok') else 'NOT intact: ' + verified.stderr.strip()[:200]})")
 
             def in_folder(template: Path, name: str) -> Path:
                 folder = root / name

@@ -112,6 +112,10 @@ def test_the_daily_summary_gives_equity_pnl_orders_and_the_best_and_worst_decisi
     assert "Worst: buy 2 MSFT at 400, now 390: -$20.00" in summary.body
     quiet = alerts.daily_summary("2026-12-01", {}, [])
     assert "Equity: not synced yet." in quiet.body and "No order filled today." in quiet.body
+    assert "chain head" not in quiet.body  # nothing written yet: no head to keep
+    head = {"hash": "ab" * 32, "seq": 1234, "linked_at": "2026-12-01T21:01:00Z"}
+    kept = alerts.daily_summary("2026-12-01", {}, [], head)
+    assert f"Record: chain head {'ab' * 32} (link 1234, 2026-12-01T21:01:00Z)" in kept.body
 
 
 def test_one_alert_per_kind_per_ten_minutes_and_the_next_says_how_many_were_held_back(db, log):

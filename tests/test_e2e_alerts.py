@@ -12,8 +12,12 @@ never loaded.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
+from typer.testing import CliRunner
+
+from tradecycle.cli import cli
 from tradecycle.infra.environment import ALERT_URLS_ENV
 
 from .e2e_helpers import describe, e2e, fake, merge  # noqa: F401  (fixtures)
@@ -190,6 +194,10 @@ def test_the_daily_summary_goes_once_a_day_after_the_us_close(fake, tmp_path):
     [summary] = fake.alerts()
     assert summary["title"] == "tradecycle: daily summary 2026-12-01"
     assert "Equity $100,000.00; P&L today" in summary["message"] and "Orders today: 0." in summary["message"]
+    # The record's head as it stood after that cycle: kept in the alert's inbox, it later proves the record.
+    kept = re.search(r"Record: chain head ([0-9a-f]{64}) \(link \d+, ", summary["message"]).group(1)
+    checked = CliRunner().invoke(cli, ["verify", "--db", str(sim.config.database_path), "--head", kept, "--json"])
+    assert checked.exit_code == 0 and json.loads(checked.stdout)["kept_head"]["found"]
     sim.clock.current = datetime(2026, 12, 2, 21, 1, tzinfo=UTC)  # the next weekday
     sim.run()
     assert [a["title"] for a in fake.alerts()][1:] == ["tradecycle: daily summary 2026-12-02"]

@@ -286,7 +286,8 @@ def chat(fake, http, content="Analyze AAPL", **kwargs):
 
 def test_chat_completion_shape_and_default_reply(fake, http):
     reply = chat(fake, http).json()
-    assert reply["object"] == "chat.completion" and reply["model"] == "gpt-4o-mini" and reply["id"]
+    # OpenAI names the dated snapshot behind the alias asked for.
+    assert reply["object"] == "chat.completion" and reply["model"] == "gpt-4o-mini-2024-07-18" and reply["id"]
     assert reply["choices"][0]["finish_reason"] == "stop"
     assert {"prompt_tokens", "completion_tokens", "total_tokens"} <= set(reply["usage"])
     assert reply["usage"]["completion_tokens_details"]["reasoning_tokens"] == 0

@@ -159,6 +159,15 @@ def test_each_of_the_last_trades_shows_the_reasoning_that_led_to_it(week, writte
     assert section.count("<tr>") == 1 + min(report.LAST_TRADES, rows(week, "SELECT COUNT(*) AS n FROM trades")[0]["n"])
 
 
+def test_the_footer_carries_the_chain_head_that_verify_prints(week, written):
+    _, text, _ = written
+    verified = cli(week, "verify", "--json")
+    assert verified.returncode == 0, describe(verified)  # a week of real cycles: every row as written
+    head = json.loads(verified.stdout)["head"]
+    footer = text[text.index("<footer>"):]
+    assert f"Record: chain head <code>{head['hash']}</code> (link {head['seq']}, {head['linked_at']})" in footer
+
+
 def test_since_takes_an_offset_like_the_history_commands(week, tmp_path):
     # 2026-11-05T13:00+01:00 is 12:00Z: the cycles from then on.
     result = cli(week, "report", "--out", str(tmp_path / "r.html"), "--since", "2026-11-05T13:00+01:00")

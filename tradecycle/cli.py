@@ -234,6 +234,8 @@ def score(
     since: SinceOption = None,
     model: ModelOption = None,
     symbol: SymbolOption = None,
+    include_contaminated: Annotated[bool, typer.Option(
+        "--include-contaminated", help="also count decisions about a moment on or before the model's training cutoff")] = False,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
@@ -242,7 +244,7 @@ def score(
     """Is the analyst any good? Per analyst and symbol: decisions, hit rates at 15 min,
     1 h and 1 day, calibration; shadows side by side; P&L, buy-and-hold, drawdown."""
     with guard(show_traceback, config=config):
-        card = command_module("score").score(config, db, since, model, symbol)
+        card = command_module("score").score(config, db, since, model, symbol, include_contaminated=include_contaminated)
     show(card, as_json, "score", lambda render: render.score(card))
 
 
@@ -275,6 +277,9 @@ def replay(
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="its OpenAI-compatible server (default: ai.base_url)")] = None,
     key_env: Annotated[Optional[str], typer.Option(
         "--key-env", help="environment variable holding that server's key (default: OPENAI_API_KEY for ai.base_url, none elsewhere)")] = None,
+    training_cutoff: Annotated[Optional[str], typer.Option(
+        "--training-cutoff", help="that model's training cutoff, a date (default: the configured one of the analyst with that model);"
+                                  " decisions on or before it are marked contaminated")] = None,
     as_json: JsonOption = False,
     config: ConfigOption = None,
     db: DbOption = None,
@@ -284,10 +289,32 @@ def replay(
     decision since then) to another model; print both decisions side by side and record
     the replayed ones (role "replay": scored, never traded). Exit 1 if none was answered."""
     with guard(show_traceback, config=config, as_json=as_json):
-        result = command_module("replay").replay(config, db, cycle_id, since, model, base_url, key_env)
+        result = command_module("replay").replay(config, db, cycle_id, since, model, base_url, key_env, training_cutoff)
     show(result, as_json, "score", lambda render: render.replay(result))
     if all(p["replayed"]["outcome"] in ("ai_unavailable", "ai_invalid") for p in result["replayed"]):
         error(f"no replayed request was answered by {result['model']} at {result['base_url']}")
+        raise typer.Exit(int(ExitCode.ABORTED))
+
+
+@cli.command()
+def verify(
+    head: Annotated[Optional[str], typer.Option(
+        "--head", help="a head kept earlier (at least 12 hex digits): exit 1 unless it is a link of the chain")] = None,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+    db: DbOption = None,
+    show_traceback: TracebackOption = False,
+) -> None:
+    """Recompute the hash chain over decisions and trades: exit 0 and the chain head
+    (keep it elsewhere) when every row is as written, exit 1 naming the first row that differs."""
+    with guard(show_traceback, config=config, as_json=as_json):
+        result = command_module("verify").verify(config, db, head)
+    show(result, as_json, "verify", lambda render: render.verify(result))
+    if result["problem_count"]:
+        error(f"verify: {result['problems'][0]['message']}")
+        raise typer.Exit(int(ExitCode.ABORTED))
+    if not result["ok"]:
+        error(f"verify: {result['kept_head_note']}")
         raise typer.Exit(int(ExitCode.ABORTED))
 
 

@@ -281,6 +281,7 @@ class ShadowConfig(_Section):
     base_url: str | None = None  # None: ai.base_url
     model: str = ""
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    seed: int | None = None  # sent as ``seed`` when set (see AIConfig)
     # The environment variable that holds this server's key. Unset: OPENAI_API_KEY
     # when the shadow uses ai.base_url (the same server), otherwise no key.
     api_key_env: str | None = None
@@ -320,6 +321,8 @@ class AIConfig(_Section):
     # o4-mini) accept only their default, o1-mini/o3-mini no temperature at all; a refusal that
     # names it is repaired by leaving it out (see ai/openai_compat.py).
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    # Sent as ``seed`` when set: servers that honour it answer the same messages alike (a refusal drops it).
+    seed: int | None = None
     reanalyze_move_percent: Percent = Decimal("0.5")
     max_decision_age_minutes: Annotated[float, Field(gt=0)] = 15
     # The last day the model may have learned from (YYYY-MM-DD): a backtest never asks it about a day on or before it.

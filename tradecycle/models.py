@@ -247,12 +247,27 @@ class Decision:
     # template (None for an analyst without a prompt), the exact chat messages sent,
     # and the shadow analysts' decisions on the same messages (recorded, never traded).
     prompt_hash: str | None = None
+    # Provenance: the model the server says answered (``model`` in its reply), the
+    # ``system_fingerprint`` it sent, the temperature and seed the request carried (None:
+    # not sent), and the model's declared training cutoff (an ISO date; None: undeclared).
+    served_model: str | None = None
+    system_fingerprint: str | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    training_cutoff: str | None = None
     messages: tuple[dict, ...] | None = field(default=None, compare=False, repr=False)
     shadows: tuple["Decision", ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def held(cls, symbol: str, failure: str, reasoning: str, model: str, **audit) -> "Decision":
         return cls(symbol, "hold", 0.0, reasoning, model, failure=failure, **audit)
+
+
+def is_contaminated(moment: str, training_cutoff: str | None) -> bool:
+    """Whether a decision about ``moment`` (ISO time) may know its future: the moment
+    falls on or before the model's training cutoff (ISO date), so what came next may
+    have been in its training data. A replay or backtest of such a moment is no test."""
+    return training_cutoff is not None and moment[:10] <= training_cutoff[:10]
 
 
 def analyst_identity(model: str, prompt_hash: str | None) -> str:

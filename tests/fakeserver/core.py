@@ -118,6 +118,9 @@ class FakeServices(AlpacaMixin, AlpacaOrdersMixin, AlpacaStopsMixin, AlpacaDataM
         # or {"temperature": "unsupported_parameter"} (o1-mini, o3-mini: none at all) -> their 400.
         self.llm_refuse_params: dict[str, str] = {}
         self.llm_json_schema = True  # False: response_format json_schema refused (400), json_object served
+        # The reply's "model": what the server says answered. None: as the flavour does (OpenAI names the dated
+        # snapshot behind an alias, OPENAI_SNAPSHOTS; the others echo the request); a dict: asked -> served.
+        self.llm_served_model: dict[str, str] | None = None
         self.llm_quota_exhausted = False  # True: every completion answers OpenAI's insufficient_quota 429
 
         # "Now" for quote and coin times (unix seconds). A test that runs cycles on a

@@ -25,6 +25,9 @@ OPENAI_INSUFFICIENT_QUOTA = {"error": {
 #   llamacpp  timings, integer error code; /models lists its one model by file name (or --alias) with meta,
 #             plus an Ollama-style "models" list, and the completion is served whatever model is asked for
 #   deepseek  reasoning_content (deepseek-reasoner), prompt_cache_hit/miss_tokens; unknown model 400 "Model Not Exist"
+# OpenAI answers an alias with the dated snapshot that served it (the reply's "model").
+OPENAI_SNAPSHOTS = {"gpt-4o-mini": "gpt-4o-mini-2024-07-18", "gpt-4o": "gpt-4o-2024-08-06",
+                    "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14", "o3-mini": "o3-mini-2025-01-31"}
 LLM_FLAVORS = ("openai", "ollama", "vllm", "llamacpp", "deepseek")
 LLAMACPP_MODEL_ID = "models/Qwen3-8B-Q4_K_M.gguf"  # llama-server -m models/Qwen3-8B-Q4_K_M.gguf, no --alias
 # How models dress the answer text: None (bare), "fence" (```json ... ```), "prose" (sentences around it),
@@ -171,9 +174,15 @@ class LLMMixin:
             "think_close_only": f"{thinking}\n</think>\n\n{answer}",
         }[self.llm_wrap]
 
+    def _llm_served(self, asked: str) -> str:
+        """The model a reply says answered ``asked``."""
+        if self.llm_served_model is not None:
+            return self.llm_served_model.get(asked, asked)
+        return OPENAI_SNAPSHOTS.get(asked, asked) if self.llm_flavor == "openai" else asked
+
     def _llm_completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
         """A 200 chat completion in the imitated server's shape."""
-        flavor, model, created = self.llm_flavor, body["model"], _now_epoch()
+        flavor, model, created = self.llm_flavor, self._llm_served(body["model"]), _now_epoch()
         prompt_chars = sum(len(str(m.get("content", ""))) for m in body["messages"] if isinstance(m, dict))
         prompt_tokens, completion_tokens = max(1, prompt_chars // 4), max(1, len(content) // 4)
         reasoning = self.llm_reasoning if self.llm_wrap not in ("think", "think_close_only") else None

@@ -60,7 +60,10 @@ class OpenAICompatAnalyst:
     """Asks an OpenAI-compatible server for one decision per symbol.
 
     ``temperature`` None is not sent (the model's default; reasoning models accept no
-    other). ``api_key`` may be empty (local servers); then no Authorization header is
+    other), nor is ``seed`` None. Every decision records its provenance: the model the
+    server says answered, its ``system_fingerprint``, the temperature and seed the
+    request finally carried (a refused one is left out, and recorded as None) and
+    ``training_cutoff``. ``api_key`` may be empty (local servers); then no Authorization header is
     sent. The key never appears in a reasoning, a log field or an error.
     ``logger(event, fields)`` is called from the calling thread only.
     """
@@ -75,10 +78,14 @@ class OpenAICompatAnalyst:
         max_workers: int = MAX_WORKERS,
         logger: Logger | None = None,
         replies=None,
+        seed: int | None = None,
+        training_cutoff: str | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.temperature = temperature
+        self.seed = seed
+        self.training_cutoff = training_cutoff
         self._api_key = api_key
         self._http = http
         self._max_workers = max(1, max_workers)
@@ -122,6 +129,7 @@ class OpenAICompatAnalyst:
                     f"analysis did not finish within {timeout_seconds:g}s",
                     self.model,
                     latency_ms=_elapsed_ms(started),
+                    training_cutoff=self.training_cutoff,
                 )
             decisions.append(dataclasses.replace(decision, prompt_hash=self.prompt_hash, messages=tuple(requests[i])))
         return decisions
@@ -132,7 +140,8 @@ class OpenAICompatAnalyst:
         deadline = Deadline(timeout_seconds)
         answer = gather({"ask": lambda: self._ask(self._client(deadline), symbol, list(messages))}, timeout=timeout_seconds)["ask"]
         if not isinstance(answer, tuple):
-            return Decision.held(symbol, "ai_unavailable", f"analysis did not finish within {timeout_seconds:g}s", self.model)
+            return Decision.held(symbol, "ai_unavailable", f"analysis did not finish within {timeout_seconds:g}s", self.model,
+                                 training_cutoff=self.training_cutoff)
         decision, events = answer
         for event, fields in events:
             self._log(event, fields)
@@ -144,35 +153,51 @@ class OpenAICompatAnalyst:
         """The decision for one symbol on ``messages`` and the events to log. Never raises."""
         started = time.monotonic()
         events: list[_Event] = []
+        sent: dict[str, Any] = {}
+        decision = self._answer(client, symbol, messages, started, events, sent)
+        return dataclasses.replace(decision, temperature=sent.get("temperature"), seed=sent.get("seed"),
+                                   training_cutoff=self.training_cutoff), events
+
+    def _answer(self, client: HttpClient, symbol: str, messages: list[dict], started: float, events: list[_Event],
+                sent: dict[str, Any]) -> Decision:
+        """The decision for one symbol; ``sent`` ends up holding the last payload posted. Never raises."""
         try:
-            body = self._complete(client, messages, symbol, events)
+            body = self._complete(client, messages, symbol, events, sent)
         except BadResponse as exc:
-            return self._held(symbol, "ai_unavailable", self._refused(exc), started), events
+            return self._held(symbol, "ai_unavailable", self._refused(exc), started)
         except QuotaExhausted as exc:
             reason = f"model server quota exhausted (not retried): {exc.message} (check the plan and billing of the account)"
-            return self._held(symbol, "ai_unavailable", reason, started), events
+            return self._held(symbol, "ai_unavailable", reason, started)
         except RateLimited as exc:
-            return self._held(symbol, "ai_unavailable", f"model server rate limited: {exc.message}", started), events
+            return self._held(symbol, "ai_unavailable", f"model server rate limited: {exc.message}", started)
         except ServiceError as exc:
-            return self._held(symbol, "ai_unavailable", f"model server unavailable: {exc.message}", started), events
+            return self._held(symbol, "ai_unavailable", f"model server unavailable: {exc.message}", started)
         except Exception as exc:  # a bug must hold this symbol, not abort the cycle
             reason = f"unexpected error: {type(exc).__name__}: {exc}"
             events.append(("ai_unexpected_error", {"symbol": symbol, "error": self._redact(reason)}))
-            return self._held(symbol, "ai_unavailable", reason, started), events
-        return self._decide(symbol, body, started, events), events
+            return self._held(symbol, "ai_unavailable", reason, started)
+        decision = self._decide(symbol, body, started, events)
+        served = body.get("model") if isinstance(body, dict) else None
+        fingerprint = body.get("system_fingerprint") if isinstance(body, dict) else None
+        return dataclasses.replace(decision, served_model=served if isinstance(served, str) and served else None,
+                                   system_fingerprint=fingerprint if isinstance(fingerprint, str) and fingerprint else None)
 
-    def _complete(self, client: HttpClient, messages: list[dict], symbol: str, events: list[_Event]) -> Any:
+    def _complete(self, client: HttpClient, messages: list[dict], symbol: str, events: list[_Event],
+                  sent: dict[str, Any]) -> Any:
         """POST the chat completion, repairing a 400/422 refusal at most once each way:
         a parameter refused by name is dropped; any other refusal turns json_schema into
         json_object. A third refusal, or one of another kind, is raised."""
         payload = self._payload(messages)
+        sent.update(payload)  # a reply served from the cache answered this payload
         if self._replies is not None:
-            return self._replies.answer(self.base_url, payload, lambda: self._send(client, payload, symbol, events))
-        return self._send(client, payload, symbol, events)
+            return self._replies.answer(self.base_url, payload, lambda: self._send(client, payload, symbol, events, sent))
+        return self._send(client, payload, symbol, events, sent)
 
-    def _send(self, client: HttpClient, payload: dict, symbol: str, events: list[_Event]) -> Any:
+    def _send(self, client: HttpClient, payload: dict, symbol: str, events: list[_Event], sent: dict[str, Any]) -> Any:
         dropped = schema_refused = False
         while True:
+            sent.clear()
+            sent.update(payload)
             try:
                 return client.post("chat/completions", payload)
             except ServiceRefused as exc:
@@ -196,6 +221,8 @@ class OpenAICompatAnalyst:
         payload: dict[str, Any] = {"model": self.model, "messages": messages}
         if self.temperature is not None:
             payload["temperature"] = self.temperature
+        if self.seed is not None:
+            payload["seed"] = self.seed
         payload["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": SCHEMA_NAME, "schema": decision_schema(), "strict": True},

@@ -161,11 +161,13 @@ def day_start(day: str) -> datetime:
     return datetime.combine(date.fromisoformat(day), clock_time(0), _market_zone()).astimezone(UTC)
 
 
-def daily_summary(day: str, account: dict[str, Any], trades: Sequence[dict[str, Any]]) -> Alert:
+def daily_summary(day: str, account: dict[str, Any], trades: Sequence[dict[str, Any]],
+                  chain_head: dict[str, Any] | None = None) -> Alert:
     """Equity, P&L against the previous close, the day's orders, and the best
     and worst decision: of the day's filled orders, the one that gained most
     (and least) since, at the newest stored price (a buy gains as the price
-    rises, a sell as it falls)."""
+    rises, a sell as it falls). Last, the record's chain head (store/chain.py):
+    the message, kept wherever it lands, is the copy that proves later edits."""
     lines = []
     if account.get("equity") is not None and account.get("last_equity") is not None:
         equity, last = Decimal(account["equity"]), Decimal(account["last_equity"])
@@ -190,6 +192,9 @@ def daily_summary(day: str, account: dict[str, Any], trades: Sequence[dict[str, 
             lines.append("Worst: " + worst[1])
     else:
         lines.append("No order filled today.")
+    if chain_head:
+        lines.append(f"Record: chain head {chain_head['hash']} (link {chain_head['seq']}, {chain_head['linked_at']});"
+                     " `tradecycle verify --head` with it proves every decision and trade up to it unchanged.")
     return Alert(DAILY_SUMMARY, f"tradecycle: daily summary {day}", "\n".join(lines), "info", (DAILY_SUMMARY, day))
 
 
@@ -276,7 +281,7 @@ def after_cycle(sender: AlertSender | None, book: "AlertBook", report: "CycleRep
                               book.protective_exits(report.cycle_id, EXIT_OUTCOMES))
         day = summary_day(now)
         if day and marks.get(DAILY_SUMMARY) != day:
-            alerts.append(daily_summary(day, book.account(), book.trades_since(day_start(day))))
+            alerts.append(daily_summary(day, book.account(), book.trades_since(day_start(day)), book.chain_head()))
     except Exception as exc:
         log("alert.failed", "warning", error=f"could not work out the alerts: {exc}")
         return [f"failed: {exc}"]

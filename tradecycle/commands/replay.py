@@ -10,11 +10,14 @@ from tradecycle.infra import paths
 
 
 def replay(config_option: str | None, db_option: str | None, cycle_id: str | None, since: str | None,
-           model: str | None = None, base_url: str | None = None, key_env: str | None = None) -> dict[str, Any]:
+           model: str | None = None, base_url: str | None = None, key_env: str | None = None,
+           training_cutoff: str | None = None) -> dict[str, Any]:
     """Send the exact recorded messages of a cycle's analysed decisions (``cycle_id``,
     or ``last``), or of every analysed decision since ``since``, to ``model`` at
     ``base_url`` (default: ``ai.model`` at ``ai.base_url``), and record each answer
-    with ``role = "replay"`` (never traded). Returns both decisions side by side,
+    with ``role = "replay"`` (never traded). A decision about a moment on or before
+    the model's training cutoff (``training_cutoff``, else the configured one of
+    the analyst with that model) is marked ``contaminated``. Returns both decisions side by side,
     and with ``since`` the scorecard of the main analyst and the replayed model.
 
     UsageError (exit 2) for a bad option; NotFound (exit 1) for a cycle that is
@@ -35,7 +38,8 @@ def replay(config_option: str | None, db_option: str | None, cycle_id: str | Non
     config = load_config(paths.config_path(config_option))
     try:
         target = ShadowConfig(base_url=base_url, model=model or config.ai.model, temperature=config.ai.temperature,
-                              api_key_env=key_env)
+                              api_key_env=key_env, seed=config.ai.seed,
+                              training_cutoff=training_cutoff or _configured_cutoff(config, model or config.ai.model))
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc).replace("invalid configuration: ", "replay: --")) from None
     secrets = Secrets(extra_names=(key_env,) if key_env else ())
@@ -85,7 +89,7 @@ def replay(config_option: str | None, db_option: str | None, cycle_id: str | Non
 def _replay_row(original: dict[str, Any], answer, analyst_id: str, now: str) -> dict[str, Any]:
     """The ai_decisions row of a replayed decision: the original's time and price (the
     horizons are measured from the moment it re-asks), the new model's answer."""
-    from tradecycle.models import Decision
+    from tradecycle.models import Decision, is_contaminated
 
     if not isinstance(answer, Decision):  # a bug in the analyst: it never raises otherwise
         answer = Decision.held(original["symbol"], "ai_unavailable", f"replay failed: {answer!r}", analyst_id)
@@ -97,4 +101,15 @@ def _replay_row(original: dict[str, Any], answer, analyst_id: str, now: str) -> 
         "role": "replay", "analyst": analyst_id, "prompt_hash": original["prompt_hash"], "request_id": original["request_id"],
         "replay_of": original["id"], "raw_reply": answer.raw_reply, "latency_ms": answer.latency_ms,
         "prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+        "served_model": answer.served_model, "system_fingerprint": answer.system_fingerprint,
+        "temperature": answer.temperature, "seed": answer.seed, "training_cutoff": answer.training_cutoff,
+        "contaminated": int(is_contaminated(original["created_at"], answer.training_cutoff)),
     }
+
+
+def _configured_cutoff(config, model: str):
+    """The training cutoff declared for ``model``: ``ai.training_cutoff`` for the main
+    analyst's model, else that of the ``[[ai.shadow]]`` asking it; None if undeclared."""
+    if model == config.ai.model:
+        return config.ai.training_cutoff
+    return next((s.training_cutoff for s in config.ai.shadow if s.model == model), None)

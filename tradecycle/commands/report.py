@@ -25,6 +25,7 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
     from tradecycle.infra.logline import os_reason
     from tradecycle.store import report as report_rows
     from tradecycle.store import scores
+    from tradecycle.store.chain import chain_head
 
     target = Path(out).expanduser()
     if not target.parent.is_dir():
@@ -34,12 +35,13 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
     since = since_utc(since) if since else None
     state = status(config_option, db_option)
     card = score(config_option, db_option, since, paths=True)
-    equity, start, benchmark_at, trades, backtest = [], {}, {}, [], None
+    equity, start, benchmark_at, trades, backtest, head = [], {}, {}, [], None, None
     with reading(Path(state["database"])) as db:
         if db is not None:
             from tradecycle.store.backtests import BacktestBook
 
             backtest = BacktestBook(db).last_run()  # a backtest's database says so (and if it is contaminated)
+            head = chain_head(db)
             equity = scores.equity_by_cycle(db, since)
             start, _ = scores.benchmark_prices(db, since, None)
             points = html_report.chart_points(equity)
@@ -51,6 +53,7 @@ def report(config_option: str | None, db_option: str | None, out: str, since: st
         "database_exists": state["database_exists"], "status": state, "score": card, "equity": equity,
         "benchmark": {"start": start, "at": benchmark_at}, "trades": trades, "min_count": scorecard.MIN_COUNT,
         "backtest": backtest,
+        "chain_head": head,
     }
     try:
         target.write_text(html_report.build_html(data), encoding="utf-8")

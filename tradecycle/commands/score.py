@@ -10,11 +10,13 @@ from tradecycle.commands.common import database_path, reading, since_utc
 
 
 def score(config_option: str | None, db_option: str | None, since: str | None = None, model: str | None = None,
-          symbol: str | None = None, paths: bool = False) -> dict[str, Any]:
+          symbol: str | None = None, paths: bool = False, include_contaminated: bool = False) -> dict[str, Any]:
     """The scorecard (``rules/scorecard.py``) of the decisions at or after ``since``,
     narrowed to one model and/or symbol, with each analyst's verdict
     (``rules/verdict.py``; ``paths``: with the baselines' paths, for the report's
-    chart). Before the first run: an empty scorecard."""
+    chart). Before the first run: an empty scorecard. Decisions marked
+    contaminated (about a moment on or before the model's training cutoff) count
+    only with ``include_contaminated``; ``filters.contaminated`` says how many there are."""
     import threading
 
     from tradecycle.rules import baselines, scorecard, significance, verdict
@@ -30,8 +32,10 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
         if db is None:
             rows, fills, positions, equity, benchmark = [], [], [], [], ({}, {})
             sampled, prices, account = [], {}, []
+            contaminated = 0
         else:
-            rows = scores.scored_decisions(db, scorecard.HORIZONS, since, model, symbol)
+            rows = scores.scored_decisions(db, scorecard.HORIZONS, since, model, symbol, include_contaminated)
+            contaminated = scores.contaminated_count(db, since)
             fills = scores.fills(db, symbol)
             positions = scores.position_rows(db, symbol)
             equity = scores.equity_by_cycle(db, since)
@@ -48,7 +52,9 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
     for analyst in card["analysts"]:
         analyst.update(judged["analysts"].get((analyst["analyst"], analyst["role"]), {}))
     card["multiple_models"] = judged["multiple_models"]
-    return {"filters": {"since": since, "model": model, "symbol": symbol}, **card}
+    filters = {"since": since, "model": model, "symbol": symbol, "include_contaminated": include_contaminated,
+               "contaminated": contaminated}
+    return {"filters": filters, **card}
 
 
 def _token_prices(config_option: str | None) -> dict[str, tuple[Decimal, Decimal]]:

@@ -218,9 +218,10 @@ class _LiveFactory:
         return CoinGeckoQuotes(cg.base_url, cg.ids, self.secrets.get("COINGECKO_API_KEY"), self._http(10))
 
     def openai(self, base_url: str | None = None, model: str | None = None, temperature: float | None = None,
-               key_env: str | None = "OPENAI_API_KEY"):
+               key_env: str | None = "OPENAI_API_KEY", seed: int | None = None, training_cutoff=None):
         """The OpenAI-compatible analyst of ``[ai]``, or of the given server and model
-        (a shadow, a replay) with the key from ``key_env`` (None: no key)."""
+        (a shadow, a replay) with the key from ``key_env`` (None: no key), its seed
+        and declared training cutoff (a date)."""
         from tradecycle.ai.openai_compat import OpenAICompatAnalyst
 
         ai = self.config.ai
@@ -231,6 +232,8 @@ class _LiveFactory:
             self._http(self.config.cycle.analysis_timeout_seconds),
             logger=lambda event, fields: self.log(event, "warning", **fields),
             replies=self.replies,
+            seed=ai.seed if same else seed,
+            training_cutoff=_date_text(ai.training_cutoff if same else training_cutoff),
         )
 
     def shadow(self, shadow):
@@ -240,4 +243,9 @@ class _LiveFactory:
 
             return RulesAnalyst()
         return self.openai(shadow.base_url or self.config.ai.base_url, shadow.model, shadow.temperature,
-                           self.config.ai.shadow_key(shadow))
+                           self.config.ai.shadow_key(shadow), shadow.seed, shadow.training_cutoff)
+
+
+def _date_text(day) -> str | None:
+    """A config date as the ISO text the decisions record."""
+    return None if day is None else day.isoformat()

@@ -12,7 +12,7 @@ from tradecycle.rules import risk
 from tradecycle.rules.protections import Pause, Protections
 from tradecycle.ai.prompt import prompt_inputs_summary
 from tradecycle.infra.errors import TradecycleError
-from tradecycle.models import AnalysisInput, Decision, ExitRules, FetchResult, OrderIntent, Quote, RiskLimits, analyst_identity, to_qty
+from tradecycle.models import AnalysisInput, Decision, ExitRules, FetchResult, OrderIntent, Quote, RiskLimits, analyst_identity, is_contaminated, to_qty
 from tradecycle.ports import EventLog, Services
 from tradecycle.infra.times import iso
 
@@ -191,7 +191,8 @@ def record_outcome(cycle: Cycle, item: Outcome) -> None:
     # it keeps the model and prompt hash of the decision it reuses, and adds no analyst, tokens or request.
     asked = decision is not None and decision.exit is None and item.reused_decision_id is None
     if decision:
-        row.update(_analyst_columns(cycle, decision, asked))
+        row.update(_analyst_columns(cycle, decision, asked),
+                   contaminated=int(is_contaminated(row["created_at"], decision.training_cutoff)))
         if decision.prompt_hash:
             row["prompt_hash"] = decision.prompt_hash
         if item.symbol in cycle.inputs:
@@ -207,6 +208,7 @@ def record_outcome(cycle: Cycle, item: Outcome) -> None:
             action=shadow.action, confidence=shadow.confidence, reasoning=shadow.reasoning, model=shadow.model,
             outcome=shadow.failure or "shadow", detail="shadow analyst: recorded, never traded",
             **_analyst_columns(cycle, shadow, True), role="shadow",
+            contaminated=int(is_contaminated(row["created_at"], shadow.training_cutoff)),
         )
         cycle.store.record_decision(shadow_row)
         cycle.log("decision.shadow", symbol=item.symbol, model=shadow.model, action=shadow.action,
@@ -220,6 +222,12 @@ def _analyst_columns(cycle: Cycle, decision: Decision, asked: bool) -> dict:
         "latency_ms": decision.latency_ms,
         "prompt_tokens": decision.prompt_tokens,
         "completion_tokens": decision.completion_tokens,
+        # Provenance (see models.Decision): who answered, under what terms.
+        "served_model": decision.served_model,
+        "system_fingerprint": decision.system_fingerprint,
+        "temperature": decision.temperature,
+        "seed": decision.seed,
+        "training_cutoff": decision.training_cutoff,
     }
     if asked:
         columns.update(analyst=analyst_identity(decision.model, decision.prompt_hash), prompt_hash=decision.prompt_hash)

@@ -113,7 +113,8 @@ def build_html(data: dict[str, Any]) -> str:
     ``database_exists``, ``status`` (``app.status``), ``score`` (``app.score``),
     ``equity`` (``[{cycle_id, started_at, finished_at, equity}]``, oldest first),
     ``benchmark`` (``{"start": {symbol: price}, "at": {cycle_id: {symbol: price}}}``
-    for the chart points), ``trades`` (``store.report.last_trades``)."""
+    for the chart points), ``trades`` (``store.report.last_trades``), ``chain_head``
+    (``store.chain.chain_head``: the record's head, shown in the footer; None: nothing written)."""
     charts = _charts(data) if data["equity"] else {}
     verdict = verdict_html.section(data["score"]["analysts"], PLOTLY_CONFIG, data["score"].get("multiple_models"))
     body = [
@@ -125,7 +126,7 @@ def build_html(data: dict[str, Any]) -> str:
         _section("positions", _positions(data["status"])),
         _section("trades", _trades(data["trades"], data["since"])),
         f"<footer>tradecycle report, generated {escape(data['generated_at'])}. Charts: plotly, inline; this file"
-        " needs no network.</footer>",
+        f" needs no network.{_chain_line(data.get('chain_head'))}</footer>",
     ]
     plotly_js = f"<script>{_plotly_js()}</script>" if charts or 'class="plotly-graph-div"' in verdict else ""
     return f"""<!doctype html>
@@ -162,6 +163,15 @@ tr.all td { font-weight: 600; }
 .gain { color: #1a7f1a; } .loss { color: #c0262d; } .on { color: #c0262d; font-weight: 600; }
 dl.grid { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; margin: 0; } dt { color: #555; } dd { margin: 0; }
 """
+
+
+def _chain_line(head: dict[str, Any] | None) -> str:
+    """The record's chain head: a copy of this page proves the decisions and trades up to it."""
+    if not head:
+        return ""
+    return (f'<br><span id="chain-head">Record: chain head <code>{escape(head["hash"])}</code> (link {head["seq"]},'
+            f" {escape(head['linked_at'])}); <code>tradecycle verify --head</code> with it proves every decision and"
+            " trade up to it unchanged.</span>")
 
 
 def _plotly_js() -> str:

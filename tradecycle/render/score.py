@@ -119,9 +119,13 @@ def score(card: dict[str, Any], console: Console | None = None) -> None:
     analyst, tokens per day, P&L and performance against buy-and-hold."""
     console = console or default_console()
     filters = card.get("filters") or {}
-    used = ", ".join(f"{k} {v}" for k, v in filters.items() if v)
+    used = ", ".join(f"{k} {v}" for k, v in filters.items() if v and k in ("since", "model", "symbol"))
     say(console, f"scorecard ({used or 'all decisions'}); a rate needs {card['min_count']} decisions, "
                    "else 'n too small'", "bold")
+    if filters.get("contaminated"):
+        counted = "counted (--include-contaminated)" if filters.get("include_contaminated") else \
+            "left out (--include-contaminated counts them)"
+        say(console, f"{filters['contaminated']} decisions about a moment on or before their model's training cutoff: {counted}")
     if not card["analysts"]:
         say(console, "no analysed decisions " + ("match" if used else "yet"))
     _analyst_blocks(card, console)

@@ -4,6 +4,21 @@ books. No SQL lives anywhere else.
 
 The heavier parts (the audit trail and the simulator's books, which import the
 domain models) load on first use, so ``killswitch`` pays only for the flag.
+
+The record no one can edit unnoticed (chain.py, verify.py): every write to
+``ai_decisions`` and ``trades`` (an insert, an update such as a fill or a span
+extension, a deletion) appends one link to ``chain_links`` in the same
+transaction. A link holds a 16-byte hash of the row's canonical content; its
+own hash, a SHA-256 over the previous link's hash and what it records, is
+stored on every 32nd link and recomputed for the others, so the newest
+link, the *head*, stands for every write before it. ``tradecycle verify``
+recomputes the chain and compares every row with its last link; a copy of the
+head kept elsewhere (the daily summary alert carries it) proves later edits,
+since rewriting the chain changes the head. Writes stay cheap: one extra small
+insert (about 40 bytes) per write. Pruning deletes rows with a deletion link
+each and drops the oldest links in batches, each leaving a checkpoint (the
+hash the next link follows from and the content of any row the dropped links
+still vouch for), so what remains stays verifiable.
 """
 
 from __future__ import annotations

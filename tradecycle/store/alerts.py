@@ -78,6 +78,12 @@ class AlertBook:
             (cycle_id, *outcomes),
         )
 
+    def chain_head(self) -> dict[str, Any] | None:
+        """The record's chain head (``hash``, ``seq``, ``linked_at``; store/chain.py), None before any write."""
+        from tradecycle.store.chain import chain_head
+
+        return chain_head(self.db)
+
     def account(self) -> dict[str, Any]:
         """Equity, the previous close's equity and when they were synced (empty before the first sync)."""
         return self.db.one("SELECT equity, last_equity, account_synced_at FROM agent_status WHERE id = 1") or {}

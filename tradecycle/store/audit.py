@@ -12,7 +12,7 @@ from typing import Any
 from tradecycle.models import FINAL_TRADE_STATUSES, Account, NewsItem, OrderResult, Position, Quote
 from tradecycle.rules.protections import PROTECTIVE_EXITS, ExitRecord
 from tradecycle.rules.reuse import REFUSALS, StandingHold
-from tradecycle.store import flags, retention, switchfile
+from tradecycle.store import chain, flags, retention, switchfile
 from tradecycle.store.bars import DailyBarCache
 from tradecycle.store.spans import Spans
 from tradecycle.store.db import Database
@@ -274,27 +274,39 @@ class Store(DailyBarCache, RequestLog, BrokerStops):
         """Insert one ai_decisions row (keys are column names), or extend the
         symbol's row of the cycle before when this one only repeats it
         (store/spans.py). Returns the id of the row that holds it."""
-        extended = self.spans.extend_decision(row)
-        if extended is not None:
-            return extended
-        if isinstance(row.get("inputs"), (dict, list)):  # compact JSON: no spaces after separators
-            row = {**row, "inputs": json.dumps(row["inputs"], default=str, separators=(",", ":"))}
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        return self.db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
+        with self.db.transaction():  # the row and its link (store/chain.py) or neither
+            decision_id = self.spans.extend_decision(row)
+            if decision_id is None:
+                if isinstance(row.get("inputs"), (dict, list)):  # compact JSON: no spaces after separators
+                    row = {**row, "inputs": json.dumps(row["inputs"], default=str, separators=(",", ":"))}
+                columns = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                decision_id = self.db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})",
+                                              tuple(row.values())).lastrowid
+            chain.append_rows(self.db.conn, "ai_decisions", [decision_id], row.get("created_at"))
+        return decision_id
 
     def insert_trade(self, row: dict[str, Any]) -> int:
         """Write the trade row *before* the order is sent. Raises DatabaseUnusable
         (so the order is not sent) when it cannot be written."""
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        return self.db.execute(f"INSERT INTO trades ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
+        with self.db.transaction():
+            trade_id = self.db.execute(f"INSERT INTO trades ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
+            chain.append_rows(self.db.conn, "trades", [trade_id], row.get("created_at"))
+        return trade_id
 
     def update_trade(self, client_order_id: str, result: OrderResult, now: datetime, notes: str | None = None) -> None:
         """Write what the broker says of an order. ``quantity`` keeps what was
         ordered, except for a notional order, whose quantity is an estimate until
         the fill replaces it (what an open sell still covers is ``quantity -
         filled_qty``, so it must never be overwritten by a partial fill)."""
+        with self.db.transaction():
+            self._update_trade(client_order_id, result, now, notes)
+            chain.append_rows(self.db.conn, "trades", [r["id"] for r in self.db.query(
+                "SELECT id FROM trades WHERE client_order_id = ?", (client_order_id,))], now)
+
+    def _update_trade(self, client_order_id: str, result: OrderResult, now: datetime, notes: str | None) -> None:
         self.db.execute(
             """UPDATE trades SET status = ?, broker_order_id = COALESCE(?, broker_order_id),
                filled_qty = COALESCE(?, filled_qty), filled_avg_price = COALESCE(?, filled_avg_price),

@@ -9,7 +9,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .db import Database
+from tradecycle.store import chain
+from tradecycle.store.db import Database
 
 def create_tables(db) -> None:
     """The tables of migration ``_m_backtests`` (schema.py), as shipped: never edit them
@@ -80,6 +81,8 @@ class BacktestBook:
             )
             for client_order_id, fee in fees:
                 self.db.execute("UPDATE trades SET fee_usd = ? WHERE client_order_id = ?", (fee, client_order_id))
+                chain.append_rows(self.db.conn, "trades", [r["id"] for r in self.db.query(  # an update is a link
+                    "SELECT id FROM trades WHERE client_order_id = ?", (client_order_id,))])
 
     def finish(self, run_id: int, status: str, finished_at: str, results: dict | None) -> None:
         with self.db.transaction():

@@ -99,8 +99,13 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """A short write transaction; rolled back on any error."""
+        """A short write transaction; rolled back on any error. Inside another one
+        (a write that chains its row, store/chain.py, called from a transaction)
+        it joins it: the outer one commits or rolls back."""
         with self._guard():
+            if self.conn.in_transaction:
+                yield
+                return
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tradecycle.models import FINAL_TRADE_STATUSES  # only trades in a final state go
+from tradecycle.store import chain
 from tradecycle.store.db import Database
 
 BATCH_ROWS = 250  # rows per write transaction: a few milliseconds on a year's database
@@ -87,16 +88,21 @@ def prune(
     *,
     budget_seconds: float = BUDGET_SECONDS,
     batch_rows: int = BATCH_ROWS,
+    chain_batch: int = chain.CHAIN_BATCH_LINKS,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PruneReport:
     """Delete history older than ``before`` (ISO text) for at most
     ``budget_seconds``, then hand freed pages back. Open orders and spans
-    still being extended are kept. Raises DatabaseUnusable like any write."""
+    still being extended are kept. Every decision and trade deleted gets a
+    deletion link, and once all old rows are gone the chain's old links go
+    (store/chain.py), ``chain_batch`` a transaction. Raises DatabaseUnusable like any write."""
     report = PruneReport()
     ends_at = clock() + max(budget_seconds, 0.0)
     params = {"before": before, "batch": batch_rows}
     report.done = all(_prune_table(db, target, params, report, ends_at, clock, sleep) for target in TARGETS)
+    if report.done:  # the rows are gone: now the links older than them, leaving a checkpoint
+        report.done = _prune_chain(db, before, chain_batch, report, ends_at, clock, sleep)
     _give_back_pages(db, report, ends_at, clock)
     report.deleted = {t: n for t, n in report.deleted.items() if n}
     return report
@@ -113,9 +119,30 @@ def _prune_table(db: Database, target: tuple[str, str, str], params: dict, repor
             sleep(PAUSE_SECONDS)  # a writer waiting on the lock gets in here
         db.query(select_statement(table, column, condition), params)  # read the batch first, without the lock
         with db.transaction():
-            count = db.execute(delete_statement(table, column, condition), params).rowcount
+            if table in chain.CHAINED:  # each row goes with a deletion link (store/chain.py)
+                ids = [r["id"] for r in db.query(_batch(table, column, condition, "id"), params)]
+                count = db.execute(f"DELETE FROM {table} WHERE id IN ({', '.join('?' for _ in ids)})", tuple(ids)).rowcount
+                chain.append_deletions(db.conn, table, ids)
+            else:
+                count = db.execute(delete_statement(table, column, condition), params).rowcount
         report.transactions += 1
         report.deleted[table] = report.deleted.get(table, 0) + count
+    return True
+
+
+def _prune_chain(db: Database, before: str, batch: int, report: PruneReport, ends_at: float,
+                 clock: Callable[[], float], sleep: Callable[[float], None]) -> bool:
+    """Drop the chain's links older than ``before``, a batch (and a checkpoint) per transaction."""
+    while chain.prune_due(db, before, batch):
+        if clock() >= ends_at:
+            return False
+        if report.transactions:
+            sleep(PAUSE_SECONDS)
+        dropped = chain.prune_batch(db, before, batch)
+        report.transactions += 1
+        if not dropped:  # the batch was edited: kept for `verify` to name, never pruned
+            return True
+        report.deleted["chain_links"] = report.deleted.get("chain_links", 0) + dropped
     return True
 
 

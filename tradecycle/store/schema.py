@@ -30,6 +30,7 @@ from tradecycle.store.migrations_1_to_9 import (  # as shipped, never edited
     _m8_analyst_scorecard,
     _m9_kill_switch_history_and_alert_state,
 )
+from tradecycle.store.schema_record import _m_decision_provenance, _m_record_chain
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -102,6 +103,8 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m_backtests,
     _m_every_money_column_in_the_views,
     _m_broker_state_at_start,
+    _m_decision_provenance,
+    _m_record_chain,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from tradecycle.store import chain
 from tradecycle.store.db import Database
 from tradecycle.store.flags import iso
 
@@ -74,32 +75,46 @@ def cycle_exists(db: Database, cycle_id: str) -> bool:
 def record_replay(db: Database, original: dict[str, Any], row: dict[str, Any]) -> int:
     """Write a replayed decision (role ``replay``) in place of an earlier replay of the
     same decision by the same model: asked again, it is answered again."""
-    with db.transaction():
-        db.execute("DELETE FROM ai_decisions WHERE role = 'replay' AND replay_of = ? AND model = ?",
-                   (original["id"], row["model"]))
+    with db.transaction():  # the rows and their links (store/chain.py): a deletion link for each earlier replay
+        earlier = [r["id"] for r in db.query("SELECT id FROM ai_decisions WHERE role = 'replay' AND replay_of = ? AND model = ?",
+                                             (original["id"], row["model"]))]
+        db.execute(f"DELETE FROM ai_decisions WHERE id IN ({', '.join('?' for _ in earlier)})", tuple(earlier))
+        chain.append_deletions(db.conn, "ai_decisions", earlier)
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        return db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
+        decision_id = db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})", tuple(row.values())).lastrowid
+        chain.append_rows(db.conn, "ai_decisions", [decision_id])
+        return decision_id
 
 
 def scored_decisions(db: Database, horizons: dict[str, int], since: str | None, model: str | None,
-                     symbol: str | None) -> list[dict[str, Any]]:
+                     symbol: str | None, include_contaminated: bool = False) -> list[dict[str, Any]]:
     """Every decision an analyst was asked for (``analyst`` set: never a hold that
     merely stood, a protective exit or a symbol settled without asking), oldest
     first, with the first stored price at or after each horizon (None: not yet).
-    A row standing for several cycles is one row, so it counts once."""
+    A row standing for several cycles is one row, so it counts once. Decisions
+    marked ``contaminated`` (about a moment the model may have been trained on)
+    are left out unless ``include_contaminated``."""
     later = ", ".join(f"{_LATER_PRICE.format(seconds=int(s))} AS price_{name}" for name, s in horizons.items())
     clauses, params = ["d.analyst IS NOT NULL"], []
+    if not include_contaminated:
+        clauses.append("d.contaminated = 0")
     for clause, value in (("d.created_at >= ?", since), ("d.model = ?", model), ("d.symbol = ?", symbol)):
         if value is not None:
             clauses.append(clause)
             params.append(value)
     return db.query(
         "SELECT d.id, d.cycle_id, d.created_at, d.symbol, d.role, d.analyst, d.model, d.prompt_hash, d.action,"
-        " d.confidence, d.outcome, d.price, d.prompt_tokens, d.completion_tokens, d.replay_of,"
+        " d.confidence, d.outcome, d.price, d.prompt_tokens, d.completion_tokens, d.replay_of, d.contaminated,"
         f" {later} FROM ai_decisions d WHERE {' AND '.join(clauses)} ORDER BY d.created_at, d.id",
         tuple(params),
     )
+
+
+def contaminated_count(db: Database, since: str | None) -> int:
+    """How many asked decisions since ``since`` are marked contaminated (left out of ``score``)."""
+    return db.one("SELECT COUNT(*) AS n FROM ai_decisions WHERE contaminated = 1 AND analyst IS NOT NULL AND created_at >= ?",
+                  (since or "",))["n"]
 
 
 def fills(db: Database, symbol: str | None = None) -> list[dict[str, Any]]:
