@@ -34,15 +34,20 @@ PAGE_LIMIT = 10000  # bars per page, Alpaca's maximum (the limit counts across a
 MAX_PAGES = 20  # a guard against a server that never stops paging
 
 
+def data_client(data_url: str, key_id: str, secret_key: str, http: HttpSettings) -> HttpClient:
+    """The HTTP client of Alpaca's market data API: the keys in headers (and masked), none when unset."""
+    headers = {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key} if key_id else {}
+    settings = replace(http, secrets=tuple(dict.fromkeys((*http.secrets, key_id, secret_key)))) if key_id else http
+    return HttpClient(SERVICE, data_url, settings, headers)
+
+
 class AlpacaMarketData:
     """Snapshots and daily bars for stocks and crypto pairs, batched per asset class."""
 
     name = "alpaca"
 
     def __init__(self, data_url: str, key_id: str, secret_key: str, http: HttpSettings):
-        headers = {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key} if key_id else {}
-        settings = replace(http, secrets=tuple(dict.fromkeys((*http.secrets, key_id, secret_key)))) if key_id else http
-        self._http = HttpClient(SERVICE, data_url, settings, headers)
+        self._http = data_client(data_url, key_id, secret_key, http)
 
     @property
     def calls(self) -> int:

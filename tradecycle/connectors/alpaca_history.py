@@ -16,16 +16,15 @@ backtest to keep in its database; nothing here knows about backtest time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from tradecycle.connectors.http import HttpClient, HttpSettings
+from tradecycle.connectors.alpaca_data import SERVICE, data_client
+from tradecycle.connectors.http import HttpSettings
 from tradecycle.infra.errors import BadResponse
 from tradecycle.infra.times import iso
 from tradecycle.models import is_crypto
 
-SERVICE = "alpaca-data"
 BARS_LIMIT = 10000
 NEWS_LIMIT = 50
 MAX_PAGES = 2000  # a guard against a server that never stops paging
@@ -36,9 +35,7 @@ class AlpacaHistory:
     name = "alpaca"
 
     def __init__(self, data_url: str, key_id: str, secret_key: str, http: HttpSettings):
-        headers = {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key} if key_id else {}
-        settings = replace(http, secrets=tuple(dict.fromkeys((*http.secrets, key_id, secret_key)))) if key_id else http
-        self._http = HttpClient(SERVICE, data_url, settings, headers)
+        self._http = data_client(data_url, key_id, secret_key, http)
 
     @property
     def calls(self) -> int:

@@ -358,3 +358,6 @@ def _m9_kill_switch_history_and_alert_state(db: sqlite_utils.Database) -> None:
         not_null={"held_back"},
         defaults={"held_back": 0},
     )
+
+
+SHIPPED = [_m1_contract_tables, _m2_audit_cache_and_simulator, _m3_abort_kind, _m4_protective_exits, _m5_daily_bars, _m6_numeric_views_and_cheap_foreign_keys, _m7_spans_and_history_indexes, _m8_analyst_scorecard, _m9_kill_switch_history_and_alert_state]  # in order: versions 1 to 9

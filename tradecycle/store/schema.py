@@ -19,17 +19,7 @@ from typing import TYPE_CHECKING
 
 from tradecycle.infra.errors import DatabaseUnusable
 from tradecycle.store.db import Database
-from tradecycle.store.migrations_1_to_9 import (  # as shipped, never edited
-    _m1_contract_tables,
-    _m2_audit_cache_and_simulator,
-    _m3_abort_kind,
-    _m4_protective_exits,
-    _m5_daily_bars,
-    _m6_numeric_views_and_cheap_foreign_keys,
-    _m7_spans_and_history_indexes,
-    _m8_analyst_scorecard,
-    _m9_kill_switch_history_and_alert_state,
-)
+from tradecycle.store.migrations_1_to_9 import SHIPPED  # versions 1 to 9, as shipped, never edited
 from tradecycle.store.schema_record import _m_decision_provenance, _m_record_chain
 
 if TYPE_CHECKING:
@@ -90,15 +80,7 @@ def _m_broker_state_at_start(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
-    _m1_contract_tables,
-    _m2_audit_cache_and_simulator,
-    _m3_abort_kind,
-    _m4_protective_exits,
-    _m5_daily_bars,
-    _m6_numeric_views_and_cheap_foreign_keys,
-    _m7_spans_and_history_indexes,
-    _m8_analyst_scorecard,
-    _m9_kill_switch_history_and_alert_state,
+    *SHIPPED,
     _m_broker_held_stops,
     _m_backtests,
     _m_every_money_column_in_the_views,
