@@ -172,7 +172,7 @@ def test_a_new_database_on_an_empty_account_says_nothing(db, store, log):
 
 def test_a_database_that_had_cycles_before_the_upgrade_is_not_new(tmp_path, log):
     old = Database(tmp_path / "old.db")
-    migrate(old, up_to=schema.LATEST_VERSION - 1)
+    migrate(old, up_to=schema.MIGRATIONS.index(schema._m_broker_state_at_start))  # the version before it
     old.execute("INSERT INTO cycles (cycle_id, started_at, status, dry_run) VALUES ('c1', '2026-11-01T10:00:00Z', 'completed', 0)")
     old.close()
     db = open_database(tmp_path / "old.db")
