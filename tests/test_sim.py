@@ -178,3 +178,22 @@ def test_a_stock_does_not_move_outside_a_session_and_is_dated_at_the_close(db):
     assert not broker.get_clock().is_open and broker.get_clock().next_open == "2026-03-02T14:30:00Z"
     assert market.quote("BTC/USD", clock.now()).as_of == clock.now()  # crypto trades on
     assert friday.symbol == "AAPL"
+
+
+def test_a_new_days_bars_are_the_same_whether_the_quotes_were_read_first_or_not(tmp_path):
+    """The cycle fetches bars and quotes at once (in threads): the bars of a day's first
+    cycle must not depend on which of the two reads the market first."""
+    from datetime import UTC, datetime
+
+    from tradecycle.store import open_database
+
+    def bars_of_the_next_day(quotes_first: bool) -> list:
+        clock = FakeClock(datetime(2026, 11, 2, 22, 0, tzinfo=UTC))
+        market = SimMarket(SimLedger(open_database(tmp_path / f"{quotes_first}.db")), clock, seed=42)
+        market.get_quotes(["BTC/USD", "AAPL"])
+        clock.advance(4 * 3600)  # past midnight: a new day for the coin, a new session ahead for the stock
+        if quotes_first:
+            market.get_quotes(["BTC/USD", "AAPL"])
+        return [market.daily_history(s, 60, clock.now()) for s in ("BTC/USD", "AAPL")]
+
+    assert bars_of_the_next_day(quotes_first=True) == bars_of_the_next_day(quotes_first=False)

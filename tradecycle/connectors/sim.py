@@ -156,9 +156,11 @@ class SimMarket:
 
     def daily_history(self, symbol: str, days: int, now: datetime) -> list[DailyBar]:
         """Completed bars before today: every UTC day for a coin, the sessions before the
-        latest one for a stock. Close to close, a bar moves ``*_DAILY_VOLATILITY``."""
-        state = self.ledger.price_state(symbol)
-        close = state.previous_close if state else _base_price(symbol)
+        latest one for a stock. Close to close, a bar moves ``*_DAILY_VOLATILITY``.
+        They walk back from the previous close as of ``now`` (the walk is advanced to it
+        first): the cycle fetches bars and quotes at once, so reading the stored close
+        as it stands would give a day's first bars from either day's close, by thread timing."""
+        close = self._advance(symbol, now).previous_close
         daily = CRYPTO_DAILY_VOLATILITY if is_crypto(symbol) else STOCK_DAILY_VOLATILITY
         sigma = daily * math.sqrt(1 - NIGHT_SHARE**2)  # the session's share; the night's is NIGHT_SHARE
         if self.on_exchange(symbol):

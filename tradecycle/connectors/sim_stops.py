@@ -9,6 +9,7 @@ fetch, as a stop at Alpaca is found filled by the next cycle."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from tradecycle.models import OrderIntent, OrderResult, is_crypto
 from tradecycle.store import iso
 
 WAITING = ("new", "accepted")
+_TRIGGERING = threading.Lock()  # see SimStopsMixin._trigger_stops
 
 
 class SimStopsMixin:
@@ -89,7 +91,13 @@ class SimStopsMixin:
 
     def _trigger_stops(self) -> None:
         """Fill every waiting stop the simulated price has reached (a stop-limit only
-        while the price is not under its limit), at that price."""
+        while the price is not under its limit), at that price. One check at a time: the
+        cycle asks for the orders and the positions at once (in threads), and both must
+        see the stop filled once, by whichever asked first, before they read the books."""
+        with _TRIGGERING:
+            self._fill_reached_stops()
+
+    def _fill_reached_stops(self) -> None:
         now = self.clock.now()
         for order in self.ledger.open_orders():
             price = self.market.quote(order["symbol"], now).price
