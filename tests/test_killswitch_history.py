@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from tradecycle.render import status as status_view
 from tradecycle.cli import cli
 from tradecycle.infra.environment import Secrets
-from tradecycle.store import Database, Store, kill_switch_changes, migrate, open_database, schema
+from tradecycle.store import Database, Store, kill_switch_changes, migrate, migrations_1_to_9, open_database, schema
 from tradecycle.store.schema import LATEST_VERSION
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config.toml"
@@ -74,7 +74,7 @@ def test_a_change_by_the_tool_names_its_cycle_and_the_id_is_never_cut_at_80_colu
 
 
 def test_a_database_from_before_the_history_starts_it_with_the_switch_as_found(tmp_path):
-    before = schema.MIGRATIONS.index(schema._m9_kill_switch_history_and_alert_state)
+    before = schema.MIGRATIONS.index(migrations_1_to_9._m9_kill_switch_history_and_alert_state)
     db = Database(tmp_path / "old.db")
     migrate(db, up_to=before)
     db.execute("UPDATE agent_status SET kill_switch_active = 1, kill_switch_reason = 'set long ago',"
