@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`score` against `status` on the 90-day steady state of benchmarks/year.py (issue 25).
 
-    .venv/bin/python benchmarks/score_year.py            # seeds (or reuses) /tmp/tradecycle-score90-v2.db
+    .venv/bin/python benchmarks/score_year.py            # seeds (or reuses) /tmp/tradecycle-score90-v3.db
     .venv/bin/python benchmarks/score_year.py --runs 7 --reseed
 
 The database is what `keep_days = 90` leaves of year.py's year: its last 90 days,
@@ -40,7 +40,7 @@ sys.path.insert(0, str(HERE.parent))
 import common as bench  # noqa: E402
 import year  # noqa: E402  (the year's seeder)
 
-DB = Path(tempfile.gettempdir()) / "tradecycle-score90-v2.db"
+DB = Path(tempfile.gettempdir()) / "tradecycle-score90-v3.db"
 DAYS = 90
 TARGET = 10.0
 
