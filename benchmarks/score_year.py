@@ -49,14 +49,7 @@ def seed(db_path: Path, template: dict, now: datetime) -> None:
     conn = sqlite3.connect(db_path, isolation_level=None)
     seeder = year.Seeder(conn, template, random.Random(2026))
     start = (now - timedelta(days=DAYS)).replace(second=0, microsecond=0)
-    for day in range(DAYS):
-        conn.execute("BEGIN")
-        for m in range(day * 1440, (day + 1) * 1440):
-            seeder.minute(start + timedelta(minutes=m), m)
-        seeder.flush()
-        conn.execute("COMMIT")
-        if day % 15 == 0:
-            bench.progress(f"seeding 90 days: day {day}/{DAYS}")
+    year.seed_days(conn, seeder, start, DAYS, "seeding 90 days", every=15)
     bench.progress("equity per cycle, buy/sell/hold decisions")
     conn.execute("BEGIN")
     conn.execute("UPDATE ai_decisions SET analyst = NULL, prompt_hash = NULL, prompt_tokens = NULL, completion_tokens = NULL"

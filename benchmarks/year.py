@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A year on one small disk: the database after a simulated year at 15 symbols.
 
-    /root/venv-bench/bin/python benchmarks/year.py            # seeds (or reuses) /tmp/tradecycle-year-v3.db
+    /root/venv-bench/bin/python benchmarks/year.py            # seeds (or reuses) /tmp/tradecycle-year-v4.db
     /root/venv-bench/bin/python benchmarks/year.py --runs 7 --reseed
 
 How the year is simulated: one real cycle (15 symbols, the LLM analyst, 0 ms fake)
@@ -210,18 +210,23 @@ def seed_year(db_path: Path, template: dict, now: datetime) -> float:
     seeder = Seeder(conn, template, random.Random(2026))
     start = (now - timedelta(days=DAYS)).replace(second=0, microsecond=0)
     minutes = DAYS * 24 * 60
-    for day in range(DAYS):
+    seed_days(conn, seeder, start, DAYS, "seeding the year", every=30)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    assert minutes == DAYS * 1440
+    return time.perf_counter() - started
+
+
+def seed_days(conn, seeder: "Seeder", start: datetime, days: int, label: str, every: int) -> None:
+    """``days`` days of one-minute cycles from ``start``, a transaction a day, progress every ``every`` days."""
+    for day in range(days):
         conn.execute("BEGIN")
         for m in range(day * 1440, (day + 1) * 1440):
             seeder.minute(start + timedelta(minutes=m), m)
         seeder.flush()
         conn.execute("COMMIT")
-        if day % 30 == 0:
-            bench.progress(f"seeding the year: day {day}/{DAYS}")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    assert minutes == DAYS * 1440
-    return time.perf_counter() - started
+        if day % every == 0:
+            bench.progress(f"{label}: day {day}/{days}")
 
 
 def counts(db_path: Path) -> dict[str, int]:
