@@ -84,12 +84,8 @@ def main(argv=None) -> int:
     root = Path(tempfile.mkdtemp(prefix="tradecycle-score90-"))
     try:
         with bench.FakeServices(latency_seconds=0.0) as fake:
-            bench.setup_market(fake)
-            fake.llm_decide = {s: ("hold", 0.5, "benchmark") for s in bench.STOCKS + bench.CRYPTO}
-            env = bench.cli_env(fake)
             base = root / "base"
-            bench.write_config(fake, base, bench.STOCKS, bench.CRYPTO, database={"keep_days": DAYS})
-            bench.run_cycle(fake, base, env)
+            env = year.one_real_cycle(fake, base, DAYS)
             if opts.reseed or not DB.exists():
                 shutil.copyfile(base / "tradecycle.db", DB)
                 seed(DB, year.template_rows(base / "tradecycle.db"), datetime.now(UTC))

@@ -217,6 +217,17 @@ def seed_year(db_path: Path, template: dict, now: datetime) -> float:
     return time.perf_counter() - started
 
 
+def one_real_cycle(fake, base: Path, keep_days: int) -> dict[str, str]:
+    """The fake's 15-symbol market (the LLM holds), a config in ``base`` and one real
+    cycle run there by the CLI: the schema and the shape of every seeded row. Returns the CLI's environment."""
+    bench.setup_market(fake)
+    fake.llm_decide = {s: ("hold", 0.5, "benchmark") for s in bench.STOCKS + bench.CRYPTO}
+    env = bench.cli_env(fake)
+    bench.write_config(fake, base, bench.STOCKS, bench.CRYPTO, database={"keep_days": keep_days})
+    bench.run_cycle(fake, base, env)
+    return env
+
+
 def seed_days(conn, seeder: "Seeder", start: datetime, days: int, label: str, every: int) -> None:
     """``days`` days of one-minute cycles from ``start``, a transaction a day, progress every ``every`` days."""
     for day in range(days):
@@ -301,12 +312,8 @@ def main(argv=None) -> int:
     now = datetime.now(UTC)
     try:
         with bench.FakeServices(latency_seconds=0.0) as fake:
-            bench.setup_market(fake)
-            fake.llm_decide = {s: ("hold", 0.5, "benchmark") for s in bench.STOCKS + bench.CRYPTO}
-            env = bench.cli_env(fake)
             base = root / "base"
-            bench.write_config(fake, base, bench.STOCKS, bench.CRYPTO, database={"keep_days": KEEP_DAYS})
-            bench.run_cycle(fake, base, env)  # the schema and one real cycle: the shape of every row
+            env = one_real_cycle(fake, base, KEEP_DAYS)  # the schema and one real cycle: the shape of every row
             fresh = root / "fresh.db"
             shutil.copyfile(base / "tradecycle.db", fresh)
             if opts.reseed or not YEAR_DB.exists():
