@@ -161,7 +161,7 @@ def test_a_reused_decision_keeps_its_analyst_and_adds_no_tokens(db, store, log, 
     rows = db.query("SELECT model, prompt_hash, outcome, reused_decision_id FROM ai_decisions ORDER BY id")
     assert rows[0]["outcome"] == outcome and rows[1]["reused_decision_id"] is not None
     assert {(r["model"], r["prompt_hash"]) for r in rows} == {("gpt-4o-mini", "5aae911d")}
-    card = scorecard.scorecard(scores.scored_decisions(db, scorecard.HORIZONS, None, None, None), [], [], [], ({}, {}), None)
+    card = scorecard.scorecard(scores.scored_decisions(db, scorecard.HORIZONS, None, None, None), [], [], scores.equity_summary(db, None), ({}, {}), None)
     assert [(a["analyst"], a["role"]) for a in card["analysts"]] == [("gpt-4o-mini#5aae911d", "main")]
     assert [(t["analyst"], t["requests"], t["prompt_tokens"], t["completion_tokens"]) for t in card["tokens_per_day"]] == [
         ("gpt-4o-mini#5aae911d", 1, 900, 40)]

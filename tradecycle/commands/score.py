@@ -22,7 +22,8 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
     from tradecycle.rules import baselines, scorecard, significance, verdict
     from tradecycle.store import scores
 
-    # The statistics libraries load while the database is read (SQLite lets go of the GIL).
+    # The statistics libraries load (about a second) while the database is read: the long reads run
+    # in one SQLite step each, outside the GIL (Database.values_in_one_step), so the two overlap.
     loading = threading.Thread(target=significance.preload, daemon=True, name="tradecycle-preload")
     loading.start()
     since = since_utc(since) if since else None
@@ -30,7 +31,7 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
     token_prices = _token_prices(config_option)
     with reading(database_path(config_option, db_option)) as db:
         if db is None:
-            rows, fills, positions, equity, benchmark = [], [], [], [], ({}, {})
+            rows, fills, positions, equity, benchmark = [], [], [], {"cycles": 0}, ({}, {})
             sampled, prices, account = [], {}, []
             contaminated = 0
         else:
@@ -38,10 +39,10 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
             contaminated = scores.contaminated_count(db, since)
             fills = scores.fills(db, symbol)
             positions = scores.position_rows(db, symbol)
-            equity = scores.equity_by_cycle(db, since)
+            equity = scores.equity_summary(db, since)
             benchmark = scores.benchmark_prices(db, since, None)
             # One symbol's decisions are judged on their own returns: the account's equity is every symbol's.
-            sampled = [] if symbol else [equity[i] for i in baselines.sample_points(len(equity))]
+            sampled = [] if symbol else scores.equity_at(db, since, baselines.sample_points(equity["cycles"]))
             prices = scores.prices_at(db, [r["finished_at"] or r["started_at"] for r in sampled]) if sampled else {}
             account = scores.verdict_fills(db) if sampled else []
     card = scorecard.scorecard(rows, fills, positions, equity, benchmark, since)

@@ -25,8 +25,9 @@ here, ``render.score`` prints the result (``--json`` prints it as is).
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -47,7 +48,7 @@ def rate(hits: int, n: int) -> dict[str, Any]:
 
 def is_hit(action: str, price: Decimal | float, later: Decimal | float) -> bool:
     """A buy is right when the price rose, a sell when it fell. (Prices read from the same
-    stored decimal text compare alike as floats: ``analyst_stats`` reads them so, for speed.)"""
+    stored decimal text compare alike as floats: ``_Tally`` reads them so, for speed.)"""
     return later > price if action == "buy" else later < price
 
 
@@ -58,42 +59,64 @@ def band_of(confidence: float) -> str:
     return "out of range"
 
 
-def analyst_stats(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Decisions by action, hit rates per horizon, Brier score and bands for one analyst's rows."""
-    actions = {"buy": 0, "sell": 0, "hold": 0, "failed": 0}
-    hits = {h: [0, 0] for h in HORIZONS}
-    squared, bands = [], {f"{lo:.1f}-{hi:.1f}": [0, 0] for lo, hi in BANDS}
-    columns = [(horizon, f"price_{horizon}") for horizon in HORIZONS]
-    band_names: dict[float, str] = {}
-    for row in rows:
-        if row["outcome"] in FAILURES:
-            actions["failed"] += 1
-            continue
-        actions[row["action"]] = actions.get(row["action"], 0) + 1
-        if row["action"] not in ("buy", "sell") or not row.get("price"):
-            continue
-        price = float(row["price"])
-        for horizon, column in columns:
-            later = row.get(column)
-            if later is None:
+class _Tally:
+    """Decisions by action, hit rates per horizon, the Brier score's terms and the bands
+    of some rows; tallies add up, so the symbols' tallies make the analyst's."""
+
+    def __init__(self) -> None:
+        self.actions = {"buy": 0, "sell": 0, "hold": 0, "failed": 0}
+        self.hits = {h: [0, 0] for h in HORIZONS}
+        self.squared: list[float] = []
+        self.bands = {f"{lo:.1f}-{hi:.1f}": [0, 0] for lo, hi in BANDS}
+
+    def count(self, rows: Iterable[dict[str, Any]]) -> _Tally:
+        columns = [(horizon, f"price_{horizon}") for horizon in HORIZONS]
+        band_names: dict[float, str] = {}
+        for row in rows:
+            if row["outcome"] in FAILURES:
+                self.actions["failed"] += 1
                 continue
-            hit = is_hit(row["action"], price, float(later))
-            hits[horizon][0] += hit
-            hits[horizon][1] += 1
-            if horizon == CALIBRATION_HORIZON:
-                confidence = float(row["confidence"] or 0)
-                squared.append((confidence - hit) ** 2)
-                name = band_names.get(confidence) or band_names.setdefault(confidence, band_of(confidence))
-                band = bands.setdefault(name, [0, 0])
-                band[0] += hit
-                band[1] += 1
-    return {
-        "decisions": actions,
-        "hit_rate": {h: rate(k, n) for h, (k, n) in hits.items()},
-        "brier": {"n": len(squared),
-                  "score": round(sum(squared) / len(squared), 4) if len(squared) >= MIN_COUNT else None},
-        "bands": [{"band": name, **rate(k, n)} for name, (k, n) in bands.items()],
-    }
+            self.actions[row["action"]] = self.actions.get(row["action"], 0) + 1
+            if row["action"] not in ("buy", "sell") or not row.get("price"):
+                continue
+            price = float(row["price"])
+            for horizon, column in columns:
+                later = row.get(column)
+                if later is None:
+                    continue
+                hit = is_hit(row["action"], price, float(later))
+                self.hits[horizon][0] += hit
+                self.hits[horizon][1] += 1
+                if horizon == CALIBRATION_HORIZON:
+                    confidence = float(row["confidence"] or 0)
+                    self.squared.append((confidence - hit) ** 2)
+                    name = band_names.get(confidence) or band_names.setdefault(confidence, band_of(confidence))
+                    band = self.bands.setdefault(name, [0, 0])
+                    band[0] += hit
+                    band[1] += 1
+        return self
+
+    def add(self, other: _Tally) -> _Tally:
+        for action, n in other.actions.items():
+            self.actions[action] = self.actions.get(action, 0) + n
+        for tallies, more in ((self.hits, other.hits), (self.bands, other.bands)):
+            for name, (k, n) in more.items():
+                tally = tallies.setdefault(name, [0, 0])
+                tally[0] += k
+                tally[1] += n
+        self.squared += other.squared
+        return self
+
+    def stats(self) -> dict[str, Any]:
+        squared = self.squared
+        return {
+            "decisions": self.actions,
+            "hit_rate": {h: rate(k, n) for h, (k, n) in self.hits.items()},
+            # fsum: exact, so a sum over the symbols' tallies is the sum over the rows
+            "brier": {"n": len(squared),
+                      "score": round(math.fsum(squared) / len(squared), 4) if len(squared) >= MIN_COUNT else None},
+            "bands": [{"band": name, **rate(k, n)} for name, (k, n) in self.bands.items()],
+        }
 
 
 def analysts(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -107,12 +130,16 @@ def analysts(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         by_symbol: dict[str, list[dict]] = defaultdict(list)
         for row in members:
             by_symbol[row["symbol"]].append(row)
+        tallies = {s: _Tally().count(by_symbol[s]) for s in sorted(by_symbol)}
+        overall = _Tally()
+        for tally in tallies.values():
+            overall.add(tally)
         result.append({
             "analyst": analyst,
             "model": members[0]["model"],
             "prompt_hash": members[0]["prompt_hash"],
             "role": role,
-            "symbols": {ALL: analyst_stats(members)} | {s: analyst_stats(by_symbol[s]) for s in sorted(by_symbol)},
+            "symbols": {ALL: overall.stats()} | {s: tally.stats() for s, tally in tallies.items()},
         })
     return result
 
@@ -207,19 +234,19 @@ def pnl(fills: Sequence[dict[str, Any]], positions: Sequence[dict[str, Any]], si
     }
 
 
+def fall_percent(peak: Decimal, value: Decimal) -> Decimal:
+    """How far ``value`` is below ``peak``, in percent of the peak (0 at or above it, or with no positive peak)."""
+    return (peak - value) / peak * 100 if peak > 0 else Decimal(0)
+
+
 def drawdown_percent(equity: Sequence[Decimal]) -> list[Decimal]:
     """At each point, how far equity is below its highest value so far, in percent
     of that peak (0 at a new peak)."""
     peak, result = None, []
     for value in equity:
         peak = value if peak is None else max(peak, value)
-        result.append((peak - value) / peak * 100 if peak > 0 else Decimal(0))
+        result.append(fall_percent(peak, value))
     return result
-
-
-def max_drawdown_percent(equity: Sequence[Decimal]) -> Decimal | None:
-    """The largest fall from a peak, in percent of that peak (0 when equity never fell)."""
-    return max(drawdown_percent(equity), default=None)
 
 
 def benchmark_return_percent(start: dict[str, str], end: dict[str, str]) -> Decimal | None:
@@ -228,26 +255,29 @@ def benchmark_return_percent(start: dict[str, str], end: dict[str, str]) -> Deci
     return sum(returns, Decimal(0)) / len(returns) * 100 if returns else None
 
 
-def performance(equity_rows: Sequence[dict[str, Any]], start: dict[str, str], end: dict[str, str]) -> dict[str, Any]:
-    equity = [Decimal(r["equity"]) for r in equity_rows]
-    strategy = (equity[-1] / equity[0] - 1) * 100 if equity and equity[0] > 0 else None
+def performance(equity: Mapping[str, Any], start: dict[str, str], end: dict[str, str]) -> dict[str, Any]:
+    """The account over the period. ``equity``: ``store.scores.equity_summary``'s figures
+    (how many cycles, the first and last equity, the deepest fall's peak and trough)."""
+    first, last = (None if equity.get(k) is None else Decimal(equity[k]) for k in ("first", "last"))
+    strategy = (last / first - 1) * 100 if first and last is not None and first > 0 else None
     benchmark = benchmark_return_percent(start, end)
+    fall = None if equity.get("peak") is None else fall_percent(Decimal(equity["peak"]), Decimal(equity["trough"]))
     return {
-        "cycles": len(equity),
-        "start_equity": _money(equity[0]) if equity else None,
-        "end_equity": _money(equity[-1]) if equity else None,
+        "cycles": equity.get("cycles", 0),
+        "start_equity": _money(first) if first is not None else None,
+        "end_equity": _money(last) if last is not None else None,
         "strategy_return_percent": _percent(strategy),
         "benchmark_return_percent": _percent(benchmark),
         "vs_benchmark_percent": _percent(strategy - benchmark if strategy is not None and benchmark is not None else None),
-        "max_drawdown_percent": _percent(max_drawdown_percent(equity)),
+        "max_drawdown_percent": _percent(fall),
         "benchmark_symbols": sorted(start),
     }
 
 
 def scorecard(decisions: Sequence[dict[str, Any]], fills: Sequence[dict[str, Any]], positions: Sequence[dict[str, Any]],
-              equity_rows: Sequence[dict[str, Any]], benchmark: tuple[dict[str, str], dict[str, str]],
+              equity: Mapping[str, Any], benchmark: tuple[dict[str, str], dict[str, str]],
               since: str | None = None) -> dict[str, Any]:
-    """The whole scorecard (the ``score --json`` object, less the filters)."""
+    """The whole scorecard (the ``score --json`` object, less the filters); ``equity``: see ``performance``."""
     return {
         "horizons": list(HORIZONS),
         "calibration_horizon": CALIBRATION_HORIZON,
@@ -256,7 +286,7 @@ def scorecard(decisions: Sequence[dict[str, Any]], fills: Sequence[dict[str, Any
         "agreement": agreement(decisions),
         "tokens_per_day": tokens_per_day(decisions),
         "pnl": pnl(fills, positions, since),
-        "performance": performance(equity_rows, *benchmark),
+        "performance": performance(equity, *benchmark),
     }
 
 

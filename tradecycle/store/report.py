@@ -10,24 +10,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tradecycle.store.db import Database
+from tradecycle.store.db import MAX_PARAMETERS, Database
 
 
 def prices_at(db: Database, symbols: Sequence[str], moments: Sequence[str]) -> list[dict[str, str]]:
     """For each moment (an ISO UTC time), each symbol's last stored price quoted at
     or before it (a symbol not quoted yet is left out). One indexed lookup per
     symbol and moment (``quotes (symbol, as_of)``), so the work is bounded by the
-    number of chart points, not by the size of the table."""
-    sql = ("SELECT price FROM quotes WHERE symbol = ? AND as_of <= ? AND source != 'cache'"
-           " ORDER BY as_of DESC, id DESC LIMIT 1")
-    result = []
-    for moment in moments:
-        prices = {}
-        for symbol in symbols:
-            row = db.execute(sql, (symbol, moment)).fetchone()  # a tuple: thousands of look-ups, no dict each
-            if row is not None:
-                prices[symbol] = row[0]
-        result.append(prices)
+    number of chart points, not by the size of the table; the lookups of many
+    moments make one statement, run in one step (``Database.query_in_one_step``)."""
+    result: list[dict[str, str]] = [{} for _ in moments]
+    if not symbols:
+        return result
+    names = ", ".join("(?)" for _ in symbols)
+    place = {symbol: n for n, symbol in enumerate(symbols)}
+    size = max(100, MAX_PARAMETERS - len(symbols))  # moments a statement
+    for start in range(0, len(moments), size):
+        chunk = moments[start:start + size]
+        rows = db.query_in_one_step(
+            f"WITH s(symbol) AS (VALUES {names}), m(i, at) AS (VALUES {', '.join(f'({i}, ?)' for i in range(len(chunk)))})"
+            " SELECT m.i AS i, s.symbol AS symbol, (SELECT price FROM quotes WHERE symbol = s.symbol AND as_of <= m.at"
+            " AND source != 'cache' ORDER BY as_of DESC, id DESC LIMIT 1) AS price FROM m, s",
+            (*symbols, *chunk), key=lambda r: (r["i"], place[r["symbol"]]),
+        )
+        for row in rows:
+            if row["price"] is not None:
+                result[start + row["i"]][row["symbol"]] = row["price"]
     return result
 
 
