@@ -49,11 +49,11 @@ def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
     ``seq``): whether that hash is a link of this chain."""
     problems: list[tuple[float, str, int, dict[str, Any]]] = []
     checkpoint = chain.latest_checkpoint(db.conn)
-    state: dict[str, tuple[int, str]] = {}
+    state: dict[str, list] = {}
     prev, expected = chain.GENESIS, 1
     if checkpoint is not None:
         prev, expected = checkpoint["hash"], checkpoint["upto"] + 1
-        state = {key: (seq, content) for key, (seq, content) in checkpoint["rows"].items()}
+        state = {key: list(recorded) for key, recorded in checkpoint["rows"].items()}
     kept = kept_head.strip().lower() if kept_head is not None else None
     usable = kept is not None and len(kept) >= MIN_HEAD_CHARS
     found_kept: int | None = None
@@ -77,17 +77,13 @@ def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
             found_kept = seq
         if stored is not None:
             window = seq + 1
-        if kind in (1, 2):
-            key = f"{table}:{row_id}"
-            if content is None:
-                state.pop(key, None)
-            else:
-                state[key] = (seq, content.hex())
+        if kind in (1, 2, chain.EXTENDED):
+            chain.record(state, seq, kind, row_id, content)
         prev, expected, last = stored or recomputed, seq + 1, link
     counts = {}
     for table in chain.CHAINED:
         counts[table] = _check_rows(db, table, state, problems)
-    for key, (seq, _content) in state.items():  # recorded, never deleted by a link, and not there
+    for key, (seq, *_recorded) in state.items():  # recorded, never deleted by a link, and not there
         table, row_id = key.split(":")
         _add(problems, seq, table, int(row_id), f"{table} row {row_id} was deleted without a trace (its last link is {seq})")
     problems.sort(key=lambda p: (p[0], p[1], p[2]))
@@ -105,18 +101,27 @@ def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
 
 
 def _links(db: Database, start: int):
-    """Every link from ``seq`` ``start`` on, a page at a time."""
+    """Every link from ``seq`` ``start`` on, a page of chain_links rows at a time (an extension run: each of its links)."""
     after = start - 1
     while True:
         page = db.query("SELECT seq, kind, row_id, linked_at, content, hash, detail FROM chain_links"
                         " WHERE seq > ? ORDER BY seq LIMIT ?", (after, PAGE))
-        yield from page
+        for row in page:
+            if row["kind"] != chain.EXTENDED:
+                yield row
+                continue
+            for seq, kind, row_id, linked_at, content, stored in chain.expand(*(row[k] for k in _COLUMNS)):
+                yield {"seq": seq, "kind": kind, "row_id": row_id, "linked_at": linked_at, "content": content,
+                       "hash": stored, "detail": None}
         if len(page) < PAGE:
             return
         after = page[-1]["seq"]
 
 
-def _check_rows(db: Database, table: str, state: dict[str, tuple[int, str]], problems: list) -> int:
+_COLUMNS = ("seq", "kind", "row_id", "linked_at", "content", "hash", "detail")
+
+
+def _check_rows(db: Database, table: str, state: dict[str, list], problems: list) -> int:
     """Compare every row of ``table`` with its last link (removing it from ``state``); returns the row count."""
     count, after = 0, -1
     defaults = chain.column_defaults(db.conn, table)
@@ -128,7 +133,7 @@ def _check_rows(db: Database, table: str, state: dict[str, tuple[int, str]], pro
             recorded = state.pop(key, None)
             if recorded is None:
                 _add(problems, _UNLINKED, table, row["id"], f"{table} row {row['id']} is in no link: it was written around the chain")
-            elif chain.content_hash(row, defaults).hex() != recorded[1]:
+            elif not chain.matches(row, defaults, recorded):
                 _add(problems, recorded[0], table, row["id"],
                      f"{table} row {row['id']} differs from what its last link ({recorded[0]}) recorded")
         if len(page) < PAGE:
