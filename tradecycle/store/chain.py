@@ -1,25 +1,46 @@
 """A record no one can edit unnoticed: a hash chain over ``ai_decisions`` and ``trades``.
 
-Every write to one of those rows appends one small row to ``chain_links``, in
-the same transaction as the write: an insert, an update (a fill, a span
+Every write to one of those rows is one link of the chain, written in the
+same transaction as the write: an insert, an update (a fill, a span
 extension: store/spans.py) and a deletion (a prune, a replay asked again) alike.
+A link is one row of ``chain_links``, except the extensions of one moment,
+which share one (a *run*, below):
 
-    seq        1, 2, 3, ...: the link's place in the chain
-    kind       1 ai_decisions, 2 trades, 0 a checkpoint
-    row_id     the row's id (None for a checkpoint)
+    seq        1, 2, 3, ...: the link's place in the chain (a run: its first link's)
+    kind       1 ai_decisions, 2 trades, 0 a checkpoint, 3 a run of span extensions of ai_decisions
+    row_id     the row's id (None for a checkpoint; a run: its first row's)
     linked_at  when it was linked (Unix seconds)
     content    the first 16 bytes of SHA-256 over the row's canonical content as the
-               write left it (None: the write deleted the row)
+               write left it (None: the write deleted the row); a run: the first 8
+               bytes of SHA-256 over the span's new end, ``[last_seen_at, last_cycle_id]``
+               as compact JSON (``span_hash``), the same for each of its links
     hash       the link's hash: SHA-256 of the text
                "<previous link's hash, hex>|<seq>|<table>|<row_id>|<linked_at>|<content, hex>"
-               (the first link's previous hash is 64 zeros). Stored only on every 32nd link
-               (``HASH_STRIDE``) and on checkpoints; the others are recomputed from the
-               stored one before them, so a link costs half the bytes
+               (the first link's previous hash is 64 zeros; <table> is ``ai_decisions+``
+               for an extension). Stored only on every 32nd link (``HASH_STRIDE``) and on
+               checkpoints (a run that holds a 32nd link: its last link's); the others are
+               recomputed from the stored one before them, so a link costs half the bytes
+    detail     a checkpoint's record (below); a run: its further rows, each as the
+               difference from the row before it (row_id 9 and ``"1,1,-10,7"``: rows 9,
+               10, 11, 1, 8), its links numbered seq, seq + 1, ...
 
 A row's canonical content is its columns as compact JSON with sorted keys
 (``{"action":"hold","created_at":...}``), leaving out NULLs and values equal
 to the column's declared default, so that a migration adding a column (NULL or
 with a default) changes no old row's content.
+
+A span extension (a hold that repeats the one of the cycle before: ``repeats``
+one more, a new ``last_seen_at`` and ``last_cycle_id``) changes nothing else, so
+its link records only the span's new end: ``verify`` counts the extensions
+since the row's insert and expects the row's content, with ``repeats`` less
+that many and no span end, to be what the insert's link recorded. That holds
+while a row's links are its insert and extensions; a row linked in full since
+(a database linked before this format, 2026-12, linked every extension in
+full: those links verify as they are) keeps getting full links
+(``append_extension``). The extensions of a cycle (same second, same span end)
+are packed in one run of up to ``MAX_RUN`` links: a hold extended every minute
+costs about 45 bytes a cycle for all symbols, not about 37 a symbol. Older
+links are read as they were written: the format needs no migration.
 
 The newest link's hash, the *head*, stands for every write before it: change
 a row, delete one without a link, reorder two, or edit a link, and the hashes
@@ -27,19 +48,23 @@ no longer follow (``tradecycle verify`` names the first row that differs,
 store/verify.py). Someone who rewrites the chain itself from some link on can
 make it consistent again, but not with the same head: a copy of the head kept
 anywhere else (the daily summary alert carries it, the report shows it)
-proves every write up to it (``verify --head``).
+proves every write up to it (``verify --head``). A link packed into a run later
+changes no earlier link: a head kept mid-cycle stays a link of the chain.
 
 Cost: one extra small insert per write (about 40 bytes: the content hash and a
-few integers), in the transaction the write needed anyway; finding the head
-to link from reads at most 31 links back.
+few integers), or a few bytes more in the cycle's run for an extension, in the
+transaction the write needed anyway; finding the head to link from reads at
+most 31 links back.
 
 Pruning (``database.keep_days``, store/retention.py) deletes rows with a
 deletion link each, then drops the oldest links in batches of
-``CHAIN_BATCH_LINKS``, once the last of a batch is older than the horizon. Each
-batch leaves a *checkpoint*: a link whose ``detail`` holds the hash of the
-last link dropped (the next link follows from it) and the content recorded
-for every row that the dropped links still vouch for (an order still open, a
-row deleted without a link). Verification starts from the newest checkpoint.
+``CHAIN_BATCH_LINKS`` (a run that reaches past a batch goes whole), once the
+last of a batch is older than the horizon. Each batch leaves a *checkpoint*: a
+link whose ``detail`` holds the hash of the last link dropped (the next link
+follows from it) and what the dropped links recorded for every row that they
+still vouch for (an order still open, a row deleted without a link):
+``[seq, content]``, or ``[seq, content at insert, extensions, span end]``.
+Verification starts from the newest checkpoint.
 """
 
 from __future__ import annotations

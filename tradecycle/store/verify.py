@@ -7,10 +7,14 @@ Three passes, each streaming in pages (a year's chain never sits in memory):
    before: no gap in ``seq``, every stored hash (every ``HASH_STRIDE``-th link,
    every checkpoint) as recomputed, a checkpoint's ``detail`` as its content
    recorded;
-2. what the links say each row is now (its last link; a deletion link: gone);
+2. what the links say each row is now (its last link; a deletion link: gone;
+   span extensions, store/chain.py: how many since its insert, and the end
+   the last one recorded);
 3. every row of ``ai_decisions`` and ``trades``: its canonical content must be
-   what its last link recorded; a row with no link was written around the
-   chain; a row a link recorded that is gone without a deletion link was deleted.
+   what its last link recorded (an extended row: its span's end as the last
+   extension recorded, and the rest, ``repeats`` less the extensions, as its
+   insert recorded); a row with no link was written around the chain; a row a
+   link recorded that is gone without a deletion link was deleted.
 
 The problems are ordered by the link they concern (a row: its last link), so
 the first one named is the earliest place where the record differs.
