@@ -141,3 +141,15 @@ def test_an_extended_row_deleted_or_swapped_is_named(tmp_path):
         conn.execute("UPDATE ai_decisions SET id = 1 WHERE id = 2")
         conn.execute("UPDATE ai_decisions SET id = 2 WHERE id = -1")
     assert first_problem(db) == ("ai_decisions", 1)
+
+
+def test_a_run_edited_into_nonsense_is_named_not_a_crash(tmp_path):
+    for column, value in (("detail", "x,1"), ("detail", 7), ("row_id", None), ("row_id", "AAPL")):
+        writer = Writer(fresh_store(tmp_path))
+        db = writer.store.db
+        holds(writer, ["AAPL", "MSFT", "NVDA"], 3)
+        with raw(db) as conn:
+            conn.execute(f"UPDATE chain_links SET {column} = ? WHERE kind = 3 AND seq = (SELECT MIN(seq) FROM chain_links WHERE kind = 3)",
+                         (value,))
+        result = verify_chain(db)
+        assert not result["ok"] and result["problems"], (column, value)

@@ -159,9 +159,15 @@ def record(state: dict[str, list], seq: int, kind: int, row_id: int, content: by
 def run_ids(row_id: int, detail: str | None) -> list[int]:
     """The rows of an extension run: ``row_id``, then each next one as a difference from the one before."""
     ids = [row_id]
-    for step in (detail or "").split(",") if detail else ():
-        ids.append(ids[-1] + int(step))
+    if not isinstance(row_id, int):  # an edited run (its hashes then differ)
+        return ids
+    for step in str(detail).split(",") if detail is not None else ():
+        if _STEP.match(step):  # anything else was never written: an edited run, whose hashes then differ
+            ids.append(ids[-1] + int(step))
     return ids
+
+
+_STEP = re.compile(r"^-?\d{1,12}$")
 
 
 def expand(seq: int, kind: int, row_id: int | None, linked_at: int, content: bytes | None, stored: bytes | None,

@@ -81,7 +81,9 @@ def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
             found_kept = seq
         if stored is not None:
             window = seq + 1
-        if kind in (1, 2, chain.EXTENDED):
+        if kind in (1, 2, chain.EXTENDED) and not isinstance(row_id, int):
+            _add(problems, seq, None, None, f"link {seq}: it names no row (the chain was edited here)")
+        elif kind in (1, 2, chain.EXTENDED):
             chain.record(state, seq, kind, row_id, content)
         prev, expected, last = stored or recomputed, seq + 1, link
     counts = {}
