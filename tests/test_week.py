@@ -20,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tradecycle.connectors import sim_calendar as calendar
+from tradecycle.store import open_database
+from tradecycle.store.verify import verify_chain
 
 from .simulated import OfflineCycles
 
@@ -130,9 +132,6 @@ def test_a_weekday_grows_the_database_by_at_most_one_and_a_half_megabytes(tmp_pa
         [runs] = conn.execute("SELECT COUNT(*) FROM chain_links WHERE kind = 3").fetchone()
         [count] = conn.execute("SELECT COUNT(*) FROM cycles").fetchone()
         assert 0 < runs <= count
-    from tradecycle.store import open_database
-    from tradecycle.store.verify import verify_chain
-
     database = open_database(db)
     try:
         result = verify_chain(database)
