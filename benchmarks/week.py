@@ -11,14 +11,16 @@ minute on a simulated clock from a Monday 00:00 UTC, in this process, through
 the same path as ``tradecycle run`` (tests/simulated.py, ``OfflineCycles``). Stocks
 keep the exchange's sessions, crypto trades around the clock, as a user would
 see it under cron. At each midnight the database is checkpointed and its size
-(pages in use x page size, the file without its write-ahead log) is recorded.
+(pages in use x page size, the file without its write-ahead log) is recorded,
+and the part of it that is the record's hash chain (``chain_links``, store/chain.py).
 
 Reported: the growth of each day and the week's mean against the goal of issue 23
-(at most 1.5 MB a day; before it, about 31 MB), the rows written per table and the
-cycles they stand for, and two checks of what a trader would see: no buy of a
+(at most 1.5 MB a day, the chain included; before it, about 31 MB), the chain's part of it,
+the rows written per table and the cycles they stand for, ``tradecycle verify`` on the
+week's record, and two checks of what a trader would see: no buy of a
 symbol within ``risk.reentry_cooldown_minutes`` after its protective exit, and the
 spread of the daily moves (stocks about 1.5-2.5 %, crypto 3-4 %). Exit 0 when the
-goal and the checks hold, 1 otherwise.
+goal and the checks hold and the record verifies, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -44,13 +46,15 @@ START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # a Monday
 STOCK_RANGE, CRYPTO_RANGE = (1.5, 2.5), (3.0, 4.0)
 
 
-def database_bytes(path: Path) -> int:
-    """The main file's pages in use after a checkpoint: what the history costs on disk."""
+def database_bytes(path: Path) -> tuple[int, int]:
+    """The main file's pages in use after a checkpoint (what the history costs on disk), and
+    the bytes of those that hold the record's hash chain (its table and indexes)."""
     conn = sqlite3.connect(path)
     try:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
-        return pages * conn.execute("PRAGMA page_size").fetchone()[0]
+        links = conn.execute("SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name LIKE '%chain_links%'").fetchone()[0]
+        return pages * conn.execute("PRAGMA page_size").fetchone()[0], links
     finally:
         conn.close()
 
@@ -96,6 +100,18 @@ def daily_moves(path: Path) -> dict[str, float]:
     return spread
 
 
+def verify(path: Path) -> dict:
+    """``tradecycle verify`` on the week's record (store/verify.py)."""
+    from tradecycle.store import open_database
+    from tradecycle.store.verify import verify_chain
+
+    db = open_database(path)
+    try:
+        return verify_chain(db)
+    finally:
+        db.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=7)
@@ -106,31 +122,38 @@ def main() -> int:
     cycles = OfflineCycles(folder, START)
     db = cycles.config.database_path
     print(f"# a week of the shipped config: {opts.days} day(s) from {START:%Y-%m-%d %a}, a cycle a minute")
-    sizes, started, statuses = [], time.monotonic(), {}
+    sizes, chains, started, statuses = [], [], time.monotonic(), {}
     for day in range(opts.days):
         if day == 0:
             report = cycles.run()  # the first cycle: schema and daily bars, not growth
             statuses[report.status] = statuses.get(report.status, 0) + 1
-            sizes.append(database_bytes(db))
+            sizes.append(database_bytes(db)[0])
+            chains.append(database_bytes(db)[1])
         for minute in range(1 if day == 0 else 0, 1440):
             cycles.clock.advance(60)
             report = cycles.run()
             statuses[report.status] = statuses.get(report.status, 0) + 1
-        sizes.append(database_bytes(db))
+        size, chain = database_bytes(db)
+        sizes.append(size)
+        chains.append(chain)
         print(f"  .. day {day + 1} ({(START + timedelta(days=day)):%a}): {sizes[-1] - sizes[-2]:,} bytes, "
               f"{time.monotonic() - started:.0f} s so far", file=sys.stderr, flush=True)
     elapsed = time.monotonic() - started
 
     growth = [b - a for a, b in zip(sizes, sizes[1:])]
+    chain_growth = [b - a for a, b in zip(chains, chains[1:])]
     mean = statistics.fmean(growth)
     print(f"cycles: {sum(statuses.values())} ({statuses}), {elapsed:.0f} s of this machine")
     print(f"database after the first cycle: {sizes[0]:,} bytes; after {opts.days} day(s): {sizes[-1]:,} bytes")
     for day, grown in enumerate(growth):
-        print(f"  day {day + 1} {(START + timedelta(days=day)):%a}: +{grown:,} bytes ({grown / 1e6:.3f} MB)")
+        print(f"  day {day + 1} {(START + timedelta(days=day)):%a}: +{grown:,} bytes ({grown / 1e6:.3f} MB;"
+              f" the chain {chain_growth[day] / 1e6:.3f} MB of it)")
     print(f"mean growth a day: {mean / 1e6:.3f} MB; largest day {max(growth) / 1e6:.3f} MB; "
           f"goal <= {GOAL_BYTES_A_DAY / 1e6:.1f} MB: ratio {max(growth) / GOAL_BYTES_A_DAY:.2f} (largest day / goal)")
+    print(f"of which the record's chain: {statistics.fmean(chain_growth) / 1e6:.3f} MB a day (mean), "
+          f"{max(chain_growth) / 1e6:.3f} MB the largest day")
     print("rows written (and the cycles they stand for):")
-    for table in ("cycles", "ai_decisions", "quotes", "trades", "news", "daily_bars"):
+    for table in ("cycles", "ai_decisions", "quotes", "trades", "news", "daily_bars", "chain_links"):
         has_repeats = table in ("ai_decisions", "quotes")
         [count] = rows(db, f"SELECT COUNT(*) AS n{', SUM(1 + repeats) AS spans' if has_repeats else ''} FROM {table}")
         print(f"  {table}: {count['n']:,}" + (f" ({count['spans']:,})" if has_repeats else ""))
@@ -148,11 +171,15 @@ def main() -> int:
         low, high = CRYPTO_RANGE if "/" in symbol else STOCK_RANGE
         print(f"  {symbol}: {value:.2f} (about {low}-{high}; a week is a small sample)")
         in_range &= not math.isnan(value)
+    verdict = verify(db)
+    print(f"verify: {'intact' if verdict['ok'] else 'PROBLEMS'}, {verdict['links']:,} links"
+          + "".join(f"\n  {p['message']}" for p in verdict["problems"][:5]))
     if opts.keep:
         print(f"kept: {folder}")
     else:
         shutil.rmtree(folder, ignore_errors=True)
-    ok = max(growth) <= GOAL_BYTES_A_DAY and not early and in_range and set(statuses) == {"completed"}
+    ok = (max(growth) <= GOAL_BYTES_A_DAY and not early and in_range and set(statuses) == {"completed"}
+          and verdict["ok"])
     print("verdict:", "goal met" if ok else "goal MISSED")
     return 0 if ok else 1
 

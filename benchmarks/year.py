@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A year on one small disk: the database after a simulated year at 15 symbols.
 
-    /root/venv-bench/bin/python benchmarks/year.py            # seeds (or reuses) /tmp/tradecycle-year-v4.db
+    /root/venv-bench/bin/python benchmarks/year.py            # seeds (or reuses) /tmp/tradecycle-year-v5.db
     /root/venv-bench/bin/python benchmarks/year.py --runs 7 --reseed
 
 How the year is simulated: one real cycle (15 symbols, the LLM analyst, 0 ms fake)
@@ -16,9 +16,10 @@ cycles of a year would have written them with this version (store/spans.py):
 - crypto (3): the same as a stock in market hours, all day;
 - 10 filled trades and 120 headlines a day;
 - one link of the record's hash chain per write (store/chain.py): every decision inserted
-  or extended, every trade. The seeder writes a day at once, so a row written several times
-  in a day is linked each time with its content at the end of that day: the same links, the
-  same sizes, and ``tradecycle verify`` passes on the result.
+  (its content as inserted) or extended (the span's end; a minute's extensions packed in
+  one row, a run), every trade. The seeder writes a day at once, so a trade is linked with
+  its content at the end of that day: the same links, the same sizes, and ``tradecycle
+  verify`` passes on the result.
 
 The year is seeded once into /tmp (about 2 minutes on 2 cores) and reused by later
 runs (``--reseed`` to rebuild). Then, on copies of it:
@@ -54,7 +55,7 @@ import common as bench  # noqa: E402  (the CLI runner, fake set-up and helpers t
 
 from tradecycle.store import chain  # noqa: E402
 
-YEAR_DB = Path(tempfile.gettempdir()) / "tradecycle-year-v4.db"  # v4: with the chain
+YEAR_DB = Path(tempfile.gettempdir()) / "tradecycle-year-v5.db"  # v5: the chain's extensions packed in runs
 DAYS = 365
 KEEP_DAYS = 90
 DECISION_EVERY_MINUTES = 15
@@ -132,7 +133,8 @@ class Seeder:
         current = self.open_decision.get(symbol)
         if outcome != "hold" and current and current[1] == outcome:
             self.batch["extend_d"].append((stamp, cycle_id, current[0]))
-            self.batch["writes"].append((1, current[0], _seconds(stamp)))
+            self.batch["writes"].append((chain.EXTENDED, current[0], _seconds(stamp),
+                                         chain.span_hash({"last_seen_at": stamp, "last_cycle_id": cycle_id})))
             return
         row = dict(self.template["decisions"][symbol])
         reused = current[0] if outcome == "unchanged" and current else None
@@ -147,11 +149,13 @@ class Seeder:
         self.open_decision[symbol] = [self.next_decision_id, outcome]
         self.next_decision_id += 1
 
-    def link(self, writes: list[tuple[int, int, int]]) -> None:
-        """One chain link per write of the day, in order, each with its row's content at the end of the day."""
+    def link(self, writes: list[tuple]) -> None:
+        """One chain link per write of the day, in order, as store/chain.py writes them: an insert or a
+        trade with its row's content (a decision as inserted, a trade at the end of the day), an extension
+        with the span's end (kind 3), the extensions of one minute packed in one row (a run)."""
         content = {}
         for kind, table in ((1, "ai_decisions"), (2, "trades")):
-            ids = sorted({row_id for k, row_id, _ in writes if k == kind})
+            ids = sorted({w[1] for w in writes if w[0] == kind})
             defaults = chain.column_defaults(self.conn, table)
             for start in range(0, len(ids), 500):
                 part = ids[start:start + 500]
@@ -159,14 +163,30 @@ class Seeder:
                 names = [d[0] for d in cursor.description]
                 for values in cursor:
                     row = dict(zip(names, values))
+                    if kind == 1:  # the insert's link: the row as inserted
+                        row.update(repeats=0, last_seen_at=None, last_cycle_id=None)
                     content[(kind, row["id"])] = chain.content_hash(row, defaults)
-        links = []
-        for kind, row_id, linked_at in writes:
+        links: list[list] = []
+        for write in writes:
+            kind, row_id, linked_at = write[:3]
             self.link_seq += 1
-            self.link_prev = chain.link_hash(self.link_prev, self.link_seq, kind, row_id, linked_at, content[(kind, row_id)])
+            linked = write[3] if kind == chain.EXTENDED else content[(kind, row_id)]
+            self.link_prev = chain.link_hash(self.link_prev, self.link_seq, kind, row_id, linked_at, linked)
+            last = links[-1] if links else None
+            if (kind == chain.EXTENDED and last and last[1] == kind and last[3] == linked_at and last[4] == linked
+                    and len(last[6]) < chain.MAX_RUN):
+                last[6].append(row_id)
+                if self.link_seq % chain.HASH_STRIDE == 0 or last[5] is not None:
+                    last[5] = bytes.fromhex(self.link_prev)
+                continue
             stored = bytes.fromhex(self.link_prev) if chain.stores_hash(self.link_seq, kind) else None
-            links.append((self.link_seq, kind, row_id, linked_at, content[(kind, row_id)], stored))
-        self.conn.executemany("INSERT INTO chain_links (seq, kind, row_id, linked_at, content, hash) VALUES (?,?,?,?,?,?)", links)
+            links.append([self.link_seq, kind, row_id, linked_at, linked, stored, [row_id]])
+        rows = []
+        for seq, kind, row_id, linked_at, linked, stored, ids in links:
+            detail = ",".join(str(b - a) for a, b in zip(ids, ids[1:])) or None
+            rows.append((seq, kind, row_id, linked_at, linked, stored, detail))
+        self.conn.executemany("INSERT INTO chain_links (seq, kind, row_id, linked_at, content, hash, detail)"
+                              " VALUES (?,?,?,?,?,?,?)", rows)
 
     def quote(self, symbol: str, cycle_id: str, stamp: str, new: bool) -> None:
         if not new and symbol in self.open_quote:

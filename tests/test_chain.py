@@ -253,8 +253,10 @@ def test_every_write_is_one_link_in_its_own_transaction(tmp_path):
     writer.order(cycle, "AAPL")
     writer.fill(0)
 
-    links = db.query("SELECT seq, kind, row_id, content IS NULL AS deleted FROM chain_links ORDER BY seq")
-    assert [(l["kind"], l["row_id"], l["deleted"]) for l in links] == [(1, 1, 0), (1, 1, 0), (2, 1, 0), (2, 1, 0)]
+    links = db.query("SELECT seq, kind, row_id, content IS NULL AS deleted, length(content) AS size FROM chain_links ORDER BY seq")
+    # The insert, the extension (kind 3: only the span's new end, 8 bytes), the order, its fill.
+    assert [(l["kind"], l["row_id"], l["deleted"], l["size"]) for l in links] == [
+        (1, 1, 0, 16), (3, 1, 0, 8), (2, 1, 0, 16), (2, 1, 0, 16)]
     assert db.one("SELECT repeats FROM ai_decisions")["repeats"] == 1
     head = chain.chain_head(db)
     assert head["seq"] == 4 and head["hash"] == verify_chain(db)["head"]["hash"]
@@ -300,7 +302,8 @@ def test_a_checkpoint_vouches_for_an_old_open_order_so_deleting_it_later_is_seen
 def test_an_edited_or_missing_link_is_named(tmp_path):
     writer = play(fresh_store(tmp_path), [([("AAPL", "hold", 0.5), ("MSFT", "hold", 0.7)], True, 0)] * 12)
     db = writer.store.db
-    assert db.one("SELECT COUNT(*) AS n FROM chain_links")["n"] == 48
+    # 48 links: each cycle after the first extends both holds (one run, one row), sends an order and fills one.
+    assert verify_chain(db)["links"] == 48 and db.one("SELECT COUNT(*) AS n FROM chain_links")["n"] == 4 + 11 * 3
     assert [r["seq"] for r in db.query("SELECT seq FROM chain_links WHERE hash IS NOT NULL")] == [32]  # every 32nd
     with raw(db) as conn:
         conn.execute("UPDATE chain_links SET linked_at = linked_at + 1 WHERE seq = 3")

@@ -135,3 +135,22 @@ def test_a_decision_that_cost_a_model_call_keeps_its_own_row(db, store, log):
         run_cycle(services(clock=clock, analyst=Paid()), store, settings(), log)
         clock.advance(60)
     assert [r["repeats"] for r in db.query("SELECT repeats FROM ai_decisions")] == [0, 0, 0]
+
+
+def test_explain_finds_a_cycles_quotes_on_their_time_not_on_an_index_of_cycle_ids(db, store, log):
+    """Quotes have no index on ``cycle_id`` (it cost a tenth of the shipped config's day): explain finds
+    a cycle's quotes on ``fetched_at``, near the cycle's time, and only that cycle's."""
+    clock = FakeClock()
+    broker = FakeBroker(clock_open=True)
+    reports = []
+    for price in ("200", "201", "202"):  # a new quote every cycle: three quote rows
+        quotes = FakeQuotes({"AAPL": price}, clock)
+        reports.append(run_cycle(services(broker=broker, quotes=quotes, clock=clock), store, settings(), log))
+        clock.advance(60)
+    assert "idx_quotes_cycle_id" not in {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+    story = reads.cycle_story(db, reports[1].cycle_id)
+    assert [(q["symbol"], q["price"]) for q in story["quotes"]] == [("AAPL", "201")]
+    sql = ("SELECT * FROM quotes WHERE fetched_at BETWEEN :since AND :until AND cycle_id = :cycle_id")
+    plan = reads.query_plan(db, sql, {"since": "2026-01-01T00:00:00Z", "until": "2026-01-01T02:00:00Z", "cycle_id": "x"})
+    assert any(step.startswith("SEARCH quotes USING INDEX idx_quotes_fetched_at") for step in plan), plan

@@ -1,11 +1,12 @@
 """A simulated week of the shipped config, left alone (issue 23), on an
 injected clock in this process (tests/simulated.py): no buy of a symbol within
 the cooldown after its protective exit, daily moves of a real market's size,
-and the database's growth within the goal of 1.5 MB a day.
+and the database's growth within the goal of 1.5 MB a day, the record's hash
+chain included.
 
 The week runs a cycle every two hours (a few seconds), with stops tighter
 than the shipped ones so that exits happen within it. The growth is measured
-a cycle a minute, in a session hour and in an hour with the stock market
+a cycle a minute, over two session hours and two hours with the stock market
 closed, and weighed as a weekday has them (6.5 and 17.5 hours): the long
 version, a cycle a minute for a whole week, is benchmarks/week.py.
 """
@@ -19,11 +20,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tradecycle.connectors import sim_calendar as calendar
+from tradecycle.store import open_database
+from tradecycle.store.verify import verify_chain
 
 from .simulated import OfflineCycles
 
 MONDAY = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
 GOAL_BYTES_A_DAY = 1.5e6
+MEASURED_MINUTES = 120  # a cycle a minute: long enough that the 4 KB pages even out
 
 
 def shipped_with(folder, replacements: dict[str, str]) -> OfflineCycles:
@@ -92,38 +96,46 @@ def test_daily_moves_are_a_real_markets(week):
 
 
 def test_a_weekday_grows_the_database_by_at_most_one_and_a_half_megabytes(tmp_path):
+    """All of it: the rows and the record's hash chain (store/chain.py), whose links for the
+    extension of a hold every minute are packed one run a cycle."""
     cycles = OfflineCycles(tmp_path, MONDAY + timedelta(hours=14, minutes=45))  # 09:45 in New York: open
     db = cycles.config.database_path
 
-    def used_bytes(chain: bool = False) -> int:
-        """Bytes in use, without the record's hash chain (issue 25), or the chain's alone."""
+    def used_bytes() -> tuple[int, int]:
+        """Bytes in use (pages in use x page size, after a checkpoint), and those of the chain's table."""
         with sqlite3.connect(db) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             links = conn.execute("SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name LIKE '%chain_links%'").fetchone()[0]
-            if chain:
-                return links
             pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
-            return pages * conn.execute("PRAGMA page_size").fetchone()[0] - links
+            return pages * conn.execute("PRAGMA page_size").fetchone()[0], links
 
-    def minute_rate(count: int) -> float:
-        before, chain_before = used_bytes(), used_bytes(chain=True)
+    def minute_rates(count: int) -> tuple[float, float]:
+        (before, chain_before) = used_bytes()
         cycles.run_every(60, count)
-        chain_rates.append((used_bytes(chain=True) - chain_before) / count)
-        return (used_bytes() - before) / count
-
-    chain_rates: list[float] = []
+        (after, chain_after) = used_bytes()
+        return (after - before) / count, (chain_after - chain_before) / count
 
     cycles.run_every(60, 5)  # the first cycles write the schema and the daily bars: not growth
     assert calendar.is_open(cycles.clock.now())
-    open_rate = minute_rate(60)
+    open_rate, open_chain = minute_rates(MEASURED_MINUTES)
     cycles.clock.current = MONDAY + timedelta(hours=23)  # 18:00 in New York: stocks closed, crypto trades on
     cycles.run_every(60, 2)
     assert not calendar.is_open(cycles.clock.now())
-    closed_rate = minute_rate(60)
+    closed_rate, closed_chain = minute_rates(MEASURED_MINUTES)
     weekday = open_rate * 390 + closed_rate * (1440 - 390)
+    chain = open_chain * 390 + closed_chain * (1440 - 390)
     assert closed_rate < open_rate
-    assert weekday <= GOAL_BYTES_A_DAY, f"{weekday / 1e6:.2f} MB a weekday ({open_rate:.0f} and {closed_rate:.0f} bytes a minute)"
-    # The record's chain comes on top: one link (about 40 bytes) per decision or trade written. Issue 25 asks
-    # for a link per write, spans included; this goal predates it (see the README, "Storage").
-    chain_weekday = chain_rates[0] * 390 + chain_rates[1] * (1440 - 390)
-    assert chain_weekday <= 0.35e6, f"the chain: {chain_weekday / 1e6:.2f} MB a weekday"
+    assert weekday <= GOAL_BYTES_A_DAY, (f"{weekday / 1e6:.2f} MB a weekday, the chain {chain / 1e6:.3f} MB of it"
+                                         f" ({open_rate:.0f} and {closed_rate:.0f} bytes a minute)")
+    assert 0 < chain <= 0.1e6, f"the chain: {chain / 1e6:.3f} MB a weekday"  # about 45 bytes a cycle
+    with sqlite3.connect(db) as conn:  # the extensions of a cycle: one row of the chain, not one a symbol
+        [runs] = conn.execute("SELECT COUNT(*) FROM chain_links WHERE kind = 3").fetchone()
+        [count] = conn.execute("SELECT COUNT(*) FROM cycles").fetchone()
+        assert 0 < runs <= count
+    database = open_database(db)
+    try:
+        result = verify_chain(database)
+    finally:
+        database.close()
+    assert result["ok"], result["problems"]  # and the record verifies, a link per extension all the same
+    assert result["links"] >= 5 * 2 * MEASURED_MINUTES

@@ -8,7 +8,9 @@ domain models) load on first use, so ``killswitch`` pays only for the flag.
 The record no one can edit unnoticed (chain.py, verify.py): every write to
 ``ai_decisions`` and ``trades`` (an insert, an update such as a fill or a span
 extension, a deletion) appends one link to ``chain_links`` in the same
-transaction. A link holds a 16-byte hash of the row's canonical content; its
+transaction. A link holds a 16-byte hash of the row's canonical content (a
+span extension: an 8-byte hash of the span's new end, the extensions of a
+cycle packed in one row); its
 own hash, a SHA-256 over the previous link's hash and what it records, is
 stored on every 32nd link and recomputed for the others, so the newest
 link, the *head*, stands for every write before it. ``tradecycle verify``

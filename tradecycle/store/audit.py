@@ -276,13 +276,15 @@ class Store(DailyBarCache, RequestLog, BrokerStops):
         (store/spans.py). Returns the id of the row that holds it."""
         with self.db.transaction():  # the row and its link (store/chain.py) or neither
             decision_id = self.spans.extend_decision(row)
-            if decision_id is None:
-                if isinstance(row.get("inputs"), (dict, list)):  # compact JSON: no spaces after separators
-                    row = {**row, "inputs": json.dumps(row["inputs"], default=str, separators=(",", ":"))}
-                columns = ", ".join(row)
-                marks = ", ".join("?" for _ in row)
-                decision_id = self.db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})",
-                                              tuple(row.values())).lastrowid
+            if decision_id is not None:  # an extension's link records only the span's new end
+                chain.append_extension(self.db.conn, decision_id, row.get("created_at"))
+                return decision_id
+            if isinstance(row.get("inputs"), (dict, list)):  # compact JSON: no spaces after separators
+                row = {**row, "inputs": json.dumps(row["inputs"], default=str, separators=(",", ":"))}
+            columns = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            decision_id = self.db.execute(f"INSERT INTO ai_decisions ({columns}) VALUES ({marks})",
+                                          tuple(row.values())).lastrowid
             chain.append_rows(self.db.conn, "ai_decisions", [decision_id], row.get("created_at"))
         return decision_id
 

@@ -128,7 +128,7 @@ def cycle_story(db: Database, cycle_id: str) -> dict[str, Any] | None:
     quote_keys = ("symbol", "price", "as_of", "source", "change_percent", "repeats", "last_seen_at")
     return {
         "cycle": row,
-        "quotes": [{k: q[k] for k in quote_keys} for q in spans.covering(db, "quotes", "fetched_at", row, "symbol")],
+        "quotes": [{k: q[k] for k in quote_keys} for q in spans.covering(db, "quotes", "fetched_at", row, "symbol", by_time=True)],
         # What the shadows (and any replays) answered on the same requests: recorded, never traded.
         "challengers": db.query(
             "SELECT symbol, role, analyst, model, action, confidence, outcome, reasoning, latency_ms, prompt_tokens,"

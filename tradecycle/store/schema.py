@@ -79,6 +79,13 @@ def _m_broker_state_at_start(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE agent_status SET broker_first_seen_at = (SELECT MIN(started_at) FROM cycles) WHERE id = 1")
 
 
+def _m_quotes_found_by_time(db: sqlite_utils.Database) -> None:
+    """Quotes lose their index on ``cycle_id`` (about a tenth of the shipped config's daily growth,
+    a twentieth of a year's database): ``explain`` finds a cycle's quotes on ``fetched_at``,
+    near the cycle's time (store/spans.py, ``covering``), as retention and ``score`` do."""
+    db.execute("DROP INDEX IF EXISTS idx_quotes_cycle_id")
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     *SHIPPED,
     _m_broker_held_stops,
@@ -87,6 +94,7 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _m_broker_state_at_start,
     _m_decision_provenance,
     _m_record_chain,
+    _m_quotes_found_by_time,
 ]
 LATEST_VERSION = len(MIGRATIONS)
 

@@ -7,10 +7,14 @@ Three passes, each streaming in pages (a year's chain never sits in memory):
    before: no gap in ``seq``, every stored hash (every ``HASH_STRIDE``-th link,
    every checkpoint) as recomputed, a checkpoint's ``detail`` as its content
    recorded;
-2. what the links say each row is now (its last link; a deletion link: gone);
+2. what the links say each row is now (its last link; a deletion link: gone;
+   span extensions, store/chain.py: how many since its insert, and the end
+   the last one recorded);
 3. every row of ``ai_decisions`` and ``trades``: its canonical content must be
-   what its last link recorded; a row with no link was written around the
-   chain; a row a link recorded that is gone without a deletion link was deleted.
+   what its last link recorded (an extended row: its span's end as the last
+   extension recorded, and the rest, ``repeats`` less the extensions, as its
+   insert recorded); a row with no link was written around the chain; a row a
+   link recorded that is gone without a deletion link was deleted.
 
 The problems are ordered by the link they concern (a row: its last link), so
 the first one named is the earliest place where the record differs.
@@ -49,11 +53,11 @@ def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
     ``seq``): whether that hash is a link of this chain."""
     problems: list[tuple[float, str, int, dict[str, Any]]] = []
     checkpoint = chain.latest_checkpoint(db.conn)
-    state: dict[str, tuple[int, str]] = {}
+    state: dict[str, list] = {}
     prev, expected = chain.GENESIS, 1
     if checkpoint is not None:
         prev, expected = checkpoint["hash"], checkpoint["upto"] + 1
-        state = {key: (seq, content) for key, (seq, content) in checkpoint["rows"].items()}
+        state = {key: list(recorded) for key, recorded in checkpoint["rows"].items()}
     kept = kept_head.strip().lower() if kept_head is not None else None
     usable = kept is not None and len(kept) >= MIN_HEAD_CHARS
     found_kept: int | None = None
@@ -77,17 +81,15 @@ def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
             found_kept = seq
         if stored is not None:
             window = seq + 1
-        if kind in (1, 2):
-            key = f"{table}:{row_id}"
-            if content is None:
-                state.pop(key, None)
-            else:
-                state[key] = (seq, content.hex())
+        if kind in (1, 2, chain.EXTENDED) and not isinstance(row_id, int):
+            _add(problems, seq, None, None, f"link {seq}: it names no row (the chain was edited here)")
+        elif kind in (1, 2, chain.EXTENDED):
+            chain.record(state, seq, kind, row_id, content)
         prev, expected, last = stored or recomputed, seq + 1, link
     counts = {}
     for table in chain.CHAINED:
         counts[table] = _check_rows(db, table, state, problems)
-    for key, (seq, _content) in state.items():  # recorded, never deleted by a link, and not there
+    for key, (seq, *_recorded) in state.items():  # recorded, never deleted by a link, and not there
         table, row_id = key.split(":")
         _add(problems, seq, table, int(row_id), f"{table} row {row_id} was deleted without a trace (its last link is {seq})")
     problems.sort(key=lambda p: (p[0], p[1], p[2]))
@@ -105,18 +107,27 @@ def _verify(db: Database, kept_head: str | None) -> dict[str, Any]:
 
 
 def _links(db: Database, start: int):
-    """Every link from ``seq`` ``start`` on, a page at a time."""
+    """Every link from ``seq`` ``start`` on, a page of chain_links rows at a time (an extension run: each of its links)."""
     after = start - 1
     while True:
         page = db.query("SELECT seq, kind, row_id, linked_at, content, hash, detail FROM chain_links"
                         " WHERE seq > ? ORDER BY seq LIMIT ?", (after, PAGE))
-        yield from page
+        for row in page:
+            if row["kind"] != chain.EXTENDED:
+                yield row
+                continue
+            for seq, kind, row_id, linked_at, content, stored in chain.expand(*(row[k] for k in _COLUMNS)):
+                yield {"seq": seq, "kind": kind, "row_id": row_id, "linked_at": linked_at, "content": content,
+                       "hash": stored, "detail": None}
         if len(page) < PAGE:
             return
         after = page[-1]["seq"]
 
 
-def _check_rows(db: Database, table: str, state: dict[str, tuple[int, str]], problems: list) -> int:
+_COLUMNS = ("seq", "kind", "row_id", "linked_at", "content", "hash", "detail")
+
+
+def _check_rows(db: Database, table: str, state: dict[str, list], problems: list) -> int:
     """Compare every row of ``table`` with its last link (removing it from ``state``); returns the row count."""
     count, after = 0, -1
     defaults = chain.column_defaults(db.conn, table)
@@ -128,7 +139,7 @@ def _check_rows(db: Database, table: str, state: dict[str, tuple[int, str]], pro
             recorded = state.pop(key, None)
             if recorded is None:
                 _add(problems, _UNLINKED, table, row["id"], f"{table} row {row['id']} is in no link: it was written around the chain")
-            elif chain.content_hash(row, defaults).hex() != recorded[1]:
+            elif not chain.matches(row, defaults, recorded):
                 _add(problems, recorded[0], table, row["id"],
                      f"{table} row {row['id']} differs from what its last link ({recorded[0]}) recorded")
         if len(page) < PAGE:
