@@ -9,11 +9,19 @@ They are started with ``_thread.start_new_thread``, which returns at once:
 workers hold the GIL that wait lasts up to a switch interval (5 ms), so a
 100-symbol cycle (some 300 workers, started one after the other) spent about
 a second only handing the GIL round before its requests had all left.
+
+A thread whose work is done waits, idle, for the next piece of work
+(``_spawn``): a cycle's second fan-out (the analyst's requests after the
+market data's) and the runners of ``call_within`` reuse the threads of the
+first instead of starting hundreds more (each start and exit costs system
+time and a turn of the GIL, on cores the services' replies are waiting for).
+A thread still busy (a call that never returns) is never handed new work.
 """
 
 from __future__ import annotations
 
 import _thread
+import os
 import queue
 import threading
 import time
@@ -45,6 +53,7 @@ def gather(tasks: dict[str, Callable[[], Any]], *, timeout: float | None = None,
         work.put(item)
     results: dict[str, Any] = {}
     finished = threading.Condition()
+    count = len(tasks)
 
     def worker() -> None:
         while True:
@@ -55,13 +64,14 @@ def gather(tasks: dict[str, Callable[[], Any]], *, timeout: float | None = None,
             value = _call(task)
             with finished:
                 results[key] = value
-                finished.notify_all()
+                if len(results) == count:  # the caller waits for all of them (or its timeout): wake it once
+                    finished.notify_all()
 
-    for _ in range(min(max_workers, len(tasks))):
-        _thread.start_new_thread(worker, ())  # a daemon thread, started without waiting for it to run
+    for _ in range(min(max_workers, count)):
+        _spawn(worker)
     ends_at = None if timeout is None else time.monotonic() + max(timeout, 0.0)
     with finished:
-        while len(results) < len(tasks):
+        while len(results) < count:
             left = None if ends_at is None else ends_at - time.monotonic()
             if left is not None and left <= 0:
                 break
@@ -85,7 +95,7 @@ def call_within(seconds: float, task: Callable[[], Any]) -> Any:
         finally:
             finished.release()
 
-    _thread.start_new_thread(run, ())
+    _spawn(run)
     if not finished.acquire(timeout=min(max(seconds, 0.0), threading.TIMEOUT_MAX)):
         raise NotDone(f"not finished within {seconds:g}s")
     result = outcome[0]
@@ -99,3 +109,61 @@ def _call(task: Callable[[], Any]) -> Any:
         return task()
     except Exception as exc:  # returned, not raised: one failing source must not sink the others
         return exc
+
+
+# -- threads that wait for more work -------------------------------------------------
+
+# Idle threads kept at most: a cycle's widest fan-out (a worker and a runner per request).
+MAX_IDLE_THREADS = 2 * MAX_WORKERS + 16
+
+
+class _Idle:
+    """A thread waiting for work: ``job`` is set, then ``wake`` released."""
+
+    __slots__ = ("wake", "job")
+
+    def __init__(self) -> None:
+        self.wake = _thread.allocate_lock()
+        self.wake.acquire()
+        self.job: Callable[[], None] | None = None
+
+
+_idle: list[_Idle] = []
+_idle_lock = _thread.allocate_lock()
+
+
+def _forget_idle() -> None:
+    """In a forked child the idle threads do not exist: never hand them work."""
+    global _idle_lock
+    _idle.clear()
+    _idle_lock = _thread.allocate_lock()
+
+
+os.register_at_fork(after_in_child=_forget_idle)
+
+
+def _spawn(job: Callable[[], None]) -> None:
+    """Run ``job()`` (which must not raise) on a daemon thread: an idle one if any, else a new one."""
+    with _idle_lock:
+        slot = _idle.pop() if _idle else None
+    if slot is None:
+        slot = _Idle()
+        slot.job = job
+        _thread.start_new_thread(_serve, (slot,))  # started without waiting for it to run
+    else:
+        slot.job = job
+        slot.wake.release()
+
+
+def _serve(slot: _Idle) -> None:
+    while True:
+        job, slot.job = slot.job, None
+        try:
+            job()
+        except BaseException:  # noqa: BLE001 (a job reports its own outcome; this thread must not die holding a slot)
+            pass
+        with _idle_lock:
+            if len(_idle) >= MAX_IDLE_THREADS:
+                return
+            _idle.append(slot)
+        slot.wake.acquire()  # until _spawn hands over the next job
