@@ -3,6 +3,7 @@ never handed more work; the calls after it still run, all at once."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -25,11 +26,13 @@ def test_a_hung_call_is_abandoned_and_never_handed_more_work():
 
 
 def test_threads_that_finished_take_the_next_fan_out_and_report_its_errors():
+    interval = sys.getswitchinterval()
     first = gather({str(i): (lambda i=i: i * 2) for i in range(30)})
     second = gather({str(i): (lambda i=i: 1 // (i % 3)) for i in range(30)})
     assert first == {str(i): i * 2 for i in range(30)}
     assert all(isinstance(second[str(i)], ZeroDivisionError) for i in range(0, 30, 3))
     assert [second[str(i)] for i in (1, 2, 4)] == [1, 0, 1]
+    assert sys.getswitchinterval() == interval  # the fan-outs' longer GIL interval ends with them
 
 
 def test_a_call_within_its_limit_returns_or_raises_what_the_task_did():
