@@ -197,8 +197,8 @@ class HttpClient:
         """What ``session.request`` does, without the merging it repeats on every call:
         the request is prepared from the session's own headers and cookies (a client
         sets no per-request ones), and the settings ``request`` would merge from an
-        environment we never trust are the session's. Its merging cost as much CPU as
-        the rest of the request (typing-Protocol checks, ~0.3 ms): 300 requests in a
+        environment we never trust are the session's. That merging was about 0.1 ms of
+        a request's 0.6 ms of CPU (much of it typing-Protocol checks), 300 times in a
         100-symbol cycle, all of it under the one GIL."""
         session = self.session
         prepared = requests.PreparedRequest()
