@@ -23,7 +23,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # never join handler threads that sleep in a fault
     allow_reuse_address = True
-    request_queue_size = 128  # bursts of concurrent connections from benchmarks
+    # The listen backlog: a 100-symbol cycle opens some 200 connections at once, faster than the
+    # accept loop takes them. A full backlog drops the SYN and the client retries a second later:
+    # a benchmark would then time the kernel's retransmit timer, not the tool (no real service
+    # drops connection 129 of a burst).
+    request_queue_size = 1024
     fake: FakeServices
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # no tracebacks on stderr

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -172,9 +173,7 @@ class HttpClient:
         whole_call = min(connect_timeout + read_timeout, remaining)
 
         def send() -> requests.Response:
-            response = self.session.request(
-                method, url, params=params, json=json, timeout=(connect_timeout, read_timeout), allow_redirects=False
-            )
+            response = self._send(method, url, params, json, (connect_timeout, read_timeout))
             response.content  # read the whole body here, inside the time limit
             return response
 
@@ -193,6 +192,20 @@ class HttpClient:
                 raise ServiceDown(self.service, f"cannot connect ({_reason(exc)})", may_have_arrived=False) from None
             raise ServiceDown(self.service, f"connection failed ({_reason(exc)})", may_have_arrived=True) from None
         return self._decode(response, missing_ok)
+
+    def _send(self, method: str, url: str, params: dict[str, Any] | None, json: Any, timeout: tuple[float, float]) -> requests.Response:
+        """What ``session.request`` does, without the merging it repeats on every call:
+        the request is prepared from the session's own headers and cookies (a client
+        sets no per-request ones), and the settings ``request`` would merge from an
+        environment we never trust are the session's. That merging was about 0.1 ms of
+        a request's 0.6 ms of CPU (much of it typing-Protocol checks), 300 times in a
+        100-symbol cycle, all of it under the one GIL."""
+        session = self.session
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method=method.upper(), url=url, headers=session.headers, params=_query(params), json=json,
+                         cookies=session.cookies, hooks=session.hooks)
+        return session.send(prepared, timeout=timeout, allow_redirects=False, proxies=session.proxies,
+                            stream=False, verify=session.verify, cert=session.cert)
 
     def _decode(self, response: requests.Response, missing_ok: bool) -> Any:
         status = response.status_code
@@ -266,6 +279,19 @@ class HttpClient:
         # ends them too, even with no deadline set.
         upcoming = getattr(state, "upcoming_sleep", 0) or 0
         return upcoming >= self.settings.remaining_seconds() or upcoming > self.settings.retry_max_delay_seconds
+
+
+def _query(params: dict[str, Any] | None) -> str | None:
+    """The query string ``requests`` would make of ``params`` (a None value left out,
+    a list repeated), made without its per-call typing-Protocol checks."""
+    if not params:
+        return None
+    pairs = []
+    for key, values in (params.items() if isinstance(params, dict) else params):
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            values = [values]
+        pairs.extend((key, value) for value in values if value is not None)
+    return urlencode(pairs, doseq=True)
 
 
 def _never_sent(exc: Exception) -> bool:

@@ -270,6 +270,11 @@ class Store(DailyBarCache, RequestLog, BrokerStops):
             prompt_hash=row["prompt_hash"],
         )
 
+    def writing(self):
+        """``with store.writing():`` several writes in one transaction, committed
+        together (or, on an error, none of them); each write inside joins it."""
+        return self.db.transaction()
+
     def record_decision(self, row: dict[str, Any]) -> int:
         """Insert one ai_decisions row (keys are column names), or extend the
         symbol's row of the cycle before when this one only repeats it
