@@ -75,3 +75,22 @@ def test_prices_at_is_each_symbols_last_price_quoted_by_then(tmp_path):
         {}, {"AAPL": "100", "BTC/USD": "67000"}, {"AAPL": "101", "BTC/USD": "67000"}]
     assert report_rows.prices_at(db, [], moments) == [{}, {}, {}]
     assert scores.prices_at(db, moments) == {"AAPL": [None, 100.0, 101.0], "BTC/USD": [None, 67000.0, 67000.0]}
+
+
+def test_a_holds_later_price_is_looked_up_only_where_a_figure_uses_it(tmp_path):
+    """Hit rates count buys and sells at every horizon; the verdict's base rates count
+    holds too, at the calibration horizon only."""
+    db = open_database(tmp_path / "t.db")
+    for action in ("buy", "hold"):
+        db.execute("INSERT INTO ai_decisions (cycle_id, symbol, created_at, action, confidence, outcome, price, analyst, role)"
+                   " VALUES ('c1', 'AAPL', '2026-11-02T10:00:00Z', ?, 0.7, ?, '100', 'm#1', 'main')", (action, action))
+    for minutes, price in ((15, "101"), (60, "102"), (1440, "105")):
+        moment = f"2026-11-0{2 if minutes < 1440 else 3}T{10 + minutes // 60 if minutes < 1440 else 10}:{minutes % 60:02d}:00Z"
+        db.execute("INSERT INTO quotes (symbol, price, as_of, source, fetched_at) VALUES ('AAPL', ?, ?, 'finnhub', ?)",
+                   (price, moment, moment))
+    horizons = {"15m": 900, "1h": 3600, "1d": 86400}
+    rows = scores.scored_decisions(db, horizons, None, None, None, every_action="1h")
+    assert [(r["action"], r["price_15m"], r["price_1h"], r["price_1d"]) for r in rows] == [
+        ("buy", "101", "102", "105"), ("hold", None, "102", None)]
+    every = scores.scored_decisions(db, horizons, None, None, None)
+    assert [(r["price_15m"], r["price_1h"], r["price_1d"]) for r in every] == [("101", "102", "105")] * 2

@@ -35,7 +35,8 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
             sampled, prices, account = [], {}, []
             contaminated = 0
         else:
-            rows = scores.scored_decisions(db, scorecard.HORIZONS, since, model, symbol, include_contaminated)
+            rows = scores.scored_decisions(db, scorecard.HORIZONS, since, model, symbol, include_contaminated,
+                                          every_action=scorecard.CALIBRATION_HORIZON)
             contaminated = scores.contaminated_count(db, since)
             fills = scores.fills(db, symbol)
             positions = scores.position_rows(db, symbol)

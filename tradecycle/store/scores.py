@@ -89,14 +89,24 @@ def record_replay(db: Database, original: dict[str, Any], row: dict[str, Any]) -
 
 
 def scored_decisions(db: Database, horizons: dict[str, int], since: str | None, model: str | None,
-                     symbol: str | None, include_contaminated: bool = False) -> list[dict[str, Any]]:
+                     symbol: str | None, include_contaminated: bool = False,
+                     every_action: str | None = None) -> list[dict[str, Any]]:
     """Every decision an analyst was asked for (``analyst`` set: never a hold that
     merely stood, a protective exit or a symbol settled without asking), oldest
     first, with the first stored price at or after each horizon (None: not yet).
     A row standing for several cycles is one row, so it counts once. Decisions
     marked ``contaminated`` (about a moment the model may have been trained on)
-    are left out unless ``include_contaminated``."""
-    later = ", ".join(f"{_LATER_PRICE.format(seconds=int(s))} AS price_{name}" for name, s in horizons.items())
+    are left out unless ``include_contaminated``. Only buys and sells have a hit
+    rate, so a hold's later prices are looked up only at ``every_action`` (the
+    verdict's base rates count every decision point; None: at every horizon)."""
+
+    def later_price(name: str, seconds: int) -> str:
+        lookup = _LATER_PRICE.format(seconds=int(seconds))
+        if every_action is not None and name != every_action:
+            lookup = f"CASE WHEN d.action IN ('buy', 'sell') THEN {lookup} END"
+        return f"{lookup} AS price_{name}"
+
+    later = ", ".join(later_price(name, seconds) for name, seconds in horizons.items())
     clauses, params = ["d.analyst IS NOT NULL"], []
     if not include_contaminated:
         clauses.append("d.contaminated = 0")
