@@ -37,34 +37,44 @@ def score(config_option: str | None, db_option: str | None, since: str | None = 
 def _score(config_option: str | None, db_option: str | None, since: str | None, model: str | None,
            symbol: str | None, paths: bool, include_contaminated: bool) -> dict[str, Any]:
     import threading
+    from concurrent.futures import ThreadPoolExecutor
 
     from tradecycle.rules import baselines, scorecard, significance, verdict
     from tradecycle.store import scores
 
     # The statistics libraries load (about a second) while the database is read: the long reads run
-    # in one SQLite step each, outside the GIL (Database.values_in_one_step), so the two overlap.
+    # in one SQLite step each, outside the GIL (Database.values_in_one_step), so the two overlap, and
+    # the account's equity curve is read on a connection of its own beside the decisions.
     loading = threading.Thread(target=significance.preload, daemon=True, name="tradecycle-preload")
     loading.start()
     since = since_utc(since) if since else None
     symbol = symbol.upper() if symbol else None
     token_prices = _token_prices(config_option)
-    with reading(database_path(config_option, db_option)) as db:
+    path = database_path(config_option, db_option)
+
+    def account_curve() -> tuple[dict[str, Any], list, dict, list]:
+        """The equity curve's figures, its sampled cycles, the prices at them and the account's fills."""
+        with reading(path) as db:
+            if db is None:
+                return {"cycles": 0}, [], {}, []
+            equity = scores.equity_summary(db, since)
+            # One symbol's decisions are judged on their own returns: the account's equity is every symbol's.
+            sampled = [] if symbol else scores.equity_at(db, since, baselines.sample_points(equity["cycles"]))
+            prices = scores.prices_at(db, [r["finished_at"] or r["started_at"] for r in sampled]) if sampled else {}
+            return equity, sampled, prices, scores.verdict_fills(db) if sampled else []
+
+    with ThreadPoolExecutor(1, thread_name_prefix="tradecycle-curve") as pool, reading(path) as db:
+        curve = pool.submit(account_curve)
         if db is None:
-            rows, fills, positions, equity, benchmark = [], [], [], {"cycles": 0}, ({}, {})
-            sampled, prices, account = [], {}, []
-            contaminated = 0
+            rows, fills, positions, benchmark, contaminated = [], [], [], ({}, {}), 0
         else:
             rows = scores.scored_decisions(db, scorecard.HORIZONS, since, model, symbol, include_contaminated,
                                           every_action=scorecard.CALIBRATION_HORIZON)
             contaminated = scores.contaminated_count(db, since)
             fills = scores.fills(db, symbol)
             positions = scores.position_rows(db, symbol)
-            equity = scores.equity_summary(db, since)
             benchmark = scores.benchmark_prices(db, since, None)
-            # One symbol's decisions are judged on their own returns: the account's equity is every symbol's.
-            sampled = [] if symbol else scores.equity_at(db, since, baselines.sample_points(equity["cycles"]))
-            prices = scores.prices_at(db, [r["finished_at"] or r["started_at"] for r in sampled]) if sampled else {}
-            account = scores.verdict_fills(db) if sampled else []
+        equity, sampled, prices, account = curve.result()  # its error (a database unusable) is raised here
     card = scorecard.scorecard(rows, fills, positions, equity, benchmark, since)
     loading.join()
     pnl = card["pnl"]
