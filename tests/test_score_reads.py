@@ -28,8 +28,8 @@ def test_one_step_gives_the_rows_a_plain_query_gives(tmp_path):
     plain = db.query(sql, (1,))
     assert [r["id"] for r in plain] == [1, 2, 3]
     assert db.query_in_one_step(sql, (1,), key=lambda r: r["id"]) == plain
-    names, rows = db.values_in_one_step(sql, (2,))
-    assert names == ["id", "word", "amount", "n", "x", "empty"] and rows == [list(r.values()) for r in plain[1:]]
+    assert db.query_in_one_step(sql, (2,)) == plain[1:]
+    assert list(db.query_in_one_step(sql, (3,))[0]) == ["id", "word", "amount", "n", "x", "empty"]
     assert db.query_in_one_step("SELECT id FROM mixed WHERE id > 9") == []
 
 

@@ -43,7 +43,7 @@ def _score(config_option: str | None, db_option: str | None, since: str | None, 
     from tradecycle.store import scores
 
     # The statistics libraries load (about a second) while the database is read: the long reads run
-    # in one SQLite step each, outside the GIL (Database.values_in_one_step), so the two overlap, and
+    # in one SQLite step each, outside the GIL (Database.query_in_one_step), so the two overlap, and
     # the account's equity curve is read on a connection of its own beside the decisions.
     loading = threading.Thread(target=significance.preload, daemon=True, name="tradecycle-preload")
     loading.start()

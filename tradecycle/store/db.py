@@ -92,34 +92,26 @@ class Database:
     def query_in_one_step(self, sql: str, params: tuple | dict = (),
                           key: Callable[[dict[str, Any]], Any] | None = None) -> list[dict[str, Any]]:
         """``query``, for a statement of many rows that another thread overlaps
-        (``score`` loads scipy and arch meanwhile): see ``values_in_one_step``.
-        ``key`` sorts the rows (stable), as SQLite does not promise that its
-        aggregate keeps ``sql``'s ``ORDER BY``."""
-        names, rows = self.values_in_one_step(sql, params)
-        result = [dict(zip(names, row)) for row in rows]
-        if key is not None:
-            result.sort(key=key)
-        return result
-
-    def values_in_one_step(self, sql: str, params: tuple | dict = ()) -> tuple[list[str], list[list[Any]]]:
-        """(column names, rows as lists) of ``sql``. Python's sqlite3 lets go of the
+        (``score`` loads scipy and arch meanwhile). Python's sqlite3 lets go of the
         GIL only inside each step and takes it back for every row, so two busy
         threads take turns row by row; here SQLite gathers every row into one JSON
         array in a single step, outside the GIL, and ``json.loads`` (C) reads it.
 
         Values come back as ``query``'s do: text, integers and NULL exactly; a REAL
-        to 15 significant digits (SQLite's JSON text); BLOBs are not allowed. The
-        rows come in the order the aggregate read them (in practice ``sql``'s
-        ``ORDER BY``, which SQLite does not promise: sort them where order
-        matters). Needs SQLite's JSON functions: built in since 3.38, and in
-        the usual builds before it."""
+        to 15 significant digits (SQLite's JSON text); BLOBs are not allowed.
+        SQLite does not promise that its aggregate keeps ``sql``'s ``ORDER BY``:
+        ``key`` sorts the rows (stable). Needs SQLite's JSON functions: built in
+        since 3.38, and in the usual builds before it."""
         import json
 
         with self._guard():
             names = [c[0] for c in self.conn.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description or ()]
             columns = ", ".join(f'"{name}"' for name in names)
             text = self.conn.execute(f"SELECT json_group_array(json_array({columns})) FROM ({sql})", params).fetchone()[0]
-        return names, json.loads(text)
+        rows = [dict(zip(names, row)) for row in json.loads(text)]
+        if key is not None:
+            rows.sort(key=key)
+        return rows
 
     def run_to_completion(self, sql: str) -> None:
         """One statement stepped until it is done, as its own transaction (Python's
